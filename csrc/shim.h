@@ -1,0 +1,70 @@
+/* The plan interface between pyoci (Python) and the fork-safe executor (C).
+ * This header is also fed to cffi's cdef, so it holds only plain declarations. */
+
+enum pyoci_op {
+    PYOCI_OP_SYNC = 1,        /* n1: message type; n2: 1 = wait for the parent's go-ahead */
+    PYOCI_OP_SETNS = 2,       /* fd: namespace fd; n1: nstype */
+    PYOCI_OP_UNSHARE = 3,     /* flags: CLONE_NEW* */
+    PYOCI_OP_FORK = 4,        /* fork (CLONE_PARENT); the forking process reports the pid and exits */
+    PYOCI_OP_WRITE_FILE = 5,  /* s1: path; s2: data */
+    PYOCI_OP_SETSID = 6,
+    PYOCI_OP_MOUNT = 7,       /* s1 src, s2 dst (inside root unless n4 = 1), s3 fstype, s4 data, flags,
+                                 flags2 propagation, n1: 1 = create dst as file, n2/n3: attr set/clear */
+    PYOCI_OP_SET_ROOT = 8,    /* s1: rootfs path, opened as the root that destinations resolve in */
+    PYOCI_OP_MKNOD = 9,       /* s2: path inside root; n1: mode; n2: dev; n3: uid; n4: gid */
+    PYOCI_OP_SYMLINK = 10,    /* s1: target; s2: link path inside root; n1: 1 = replace */
+    PYOCI_OP_PIVOT = 11,      /* pivot_root into the root; n1: 1 = MS_MOVE + chroot instead */
+    PYOCI_OP_MASK = 12,       /* s1: path */
+    PYOCI_OP_READONLY = 13,   /* s1: path; n1: 1 = ENOENT is an error, 2 = remount in place */
+    PYOCI_OP_HOSTNAME = 14,   /* s1 */
+    PYOCI_OP_DOMAINNAME = 15, /* s1 */
+    PYOCI_OP_HOOK = 16,       /* s1 path, argv, envp, n1 timeout seconds (0: none), n2 state: 0 created, 1 running */
+    PYOCI_OP_CONSOLE = 17,    /* fd: console socket; n1 rows; n2 cols */
+    PYOCI_OP_RLIMIT = 18,     /* n1 resource; n2 soft; n3 hard */
+    PYOCI_OP_PERSONALITY = 19,/* n1 */
+    PYOCI_OP_DROP_BOUNDING = 20, /* n1: bounding set to keep */
+    PYOCI_OP_USER = 21,       /* n1 uid; n2 gid; n3: 1 = setgroups(list) */
+    PYOCI_OP_CAPS = 22,       /* list: effective, permitted, inheritable, ambient */
+    PYOCI_OP_NO_NEW_PRIVS = 23,
+    PYOCI_OP_CHDIR = 24,      /* s1 */
+    PYOCI_OP_UMASK = 25,      /* n1 */
+    PYOCI_OP_CLOSE_FROM = 26, /* n1: first fd that exec closes */
+    PYOCI_OP_FIND_EXEC = 27,  /* s1: args[0]; envp: for PATH */
+    PYOCI_OP_WAIT_FIFO = 28,  /* fd */
+    PYOCI_OP_EXEC = 29,       /* argv, envp */
+    PYOCI_OP_SET_ROOT_PROPAGATION = 30, /* flags: propagation for "/" */
+    PYOCI_OP_DUP2 = 31,       /* fd -> n1 */
+    PYOCI_OP_PDEATHSIG = 32   /* n1: signal sent when the spawning process dies (0: none) */
+};
+
+enum pyoci_msg_type {
+    PYOCI_MSG_START = 1,      /* the first process exists; parent joins cgroups */
+    PYOCI_MSG_USERNS = 2,     /* new user namespace made; parent writes the id maps */
+    PYOCI_MSG_PID = 3,        /* pid field: the container's init */
+    PYOCI_MSG_MOUNTED = 4,    /* mounts done, before pivot_root: prestart + createRuntime hooks */
+    PYOCI_MSG_READY = 5,      /* waiting for start */
+    PYOCI_MSG_ERROR = 6       /* step, err, detail */
+};
+
+struct pyoci_step {
+    int op;
+    int fd;
+    unsigned long flags;
+    unsigned long flags2;
+    long long n1, n2, n3, n4;
+    const char *s1, *s2, *s3, *s4;
+    char **argv;
+    char **envp;
+    const unsigned long long *list;
+    int nlist;
+};
+
+struct pyoci_msg {
+    int type;
+    int step;
+    int err;
+    int pid;
+    char detail[240];
+};
+
+int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd);

@@ -1,0 +1,219 @@
+"""cgroups: one interface over v1, hybrid and v2 hosts.
+
+`create` makes the container's directories (remembering which ones it made, so `delete` removes those and
+nothing else), applies `linux.resources`, and `join` moves the first container process in before it makes
+its cgroup namespace.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import PyociError
+from . import limits
+
+ROOT = "/sys/fs/cgroup"
+
+
+@dataclass
+class Hierarchy:
+    """One mounted hierarchy: v1 (named by its controllers) or the v2 unified one (name "")."""
+    name: str
+    mountpoint: str
+    controllers: list[str]
+    own: str  # the calling process's cgroup in this hierarchy
+
+    @property
+    def v2(self) -> bool:
+        return self.name == ""
+
+
+def hierarchies() -> list[Hierarchy]:
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            own[names] = path
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _, superopts = right.split(" ", 2)
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            mountpoint = left.split(" ")[4]
+            if fstype == "cgroup2":
+                found.append(Hierarchy("", mountpoint, [], own.get("", "/")))
+                continue
+            ctrls = [o for o in superopts.strip().split(",") if o in KNOWN_V1 or o.startswith("name=")]
+            key = ",".join(ctrls)
+            found.append(Hierarchy(key, mountpoint, ctrls, own.get(key, "/")))
+    return found
+
+
+KNOWN_V1 = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
+            "net_cls", "net_prio", "perf_event", "rdma", "misc"}
+
+
+def is_v2_host() -> bool:
+    return os.path.exists(os.path.join(ROOT, "cgroup.controllers"))
+
+
+def resolve(cgroups_path: str, container_id: str, h: Hierarchy) -> str:
+    """Where the container's cgroup lives in hierarchy h (absolute path on the host)."""
+    path = cgroups_path
+    if path.count(":") == 2:  # systemd's slice:prefix:name, mapped onto cgroupfs as runc does without systemd
+        slice_, prefix, name = path.split(":")
+        unit = f"{prefix}-{name}.scope" if prefix else name
+        path = "/" + (slice_ or "system.slice") + "/" + unit
+    if not path:
+        path = "/pyoci/" + container_id
+    if not path.startswith("/"):
+        path = os.path.join(h.own, path)
+    rel = os.path.normpath("/" + path).lstrip("/")
+    return os.path.join(h.mountpoint, rel)
+
+
+@dataclass
+class Cgroup:
+    paths: dict[str, str] = field(default_factory=dict)  # hierarchy name ("" for v2) → directory
+    made: list[str] = field(default_factory=list)  # directories create made, parents first
+
+    def to_json(self) -> dict[str, Any]:
+        return {"paths": self.paths, "made": self.made}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "Cgroup":
+        return cls(dict(raw.get("paths", {})), list(raw.get("made", [])))
+
+    def path(self, controller: str) -> str | None:
+        for name, p in self.paths.items():
+            if controller in name.split(",") or (name == "" and controller == "unified"):
+                return p
+        return None
+
+    @property
+    def v2_path(self) -> str | None:
+        return self.paths.get("")
+
+    def join(self, pid: int) -> None:
+        for p in self.paths.values():
+            _write(os.path.join(p, "cgroup.procs"), str(pid))
+
+    def pids(self) -> list[int]:
+        for p in self.paths.values():
+            try:
+                with open(os.path.join(p, "cgroup.procs")) as f:
+                    return [int(x) for x in f.read().split()]
+            except FileNotFoundError:
+                continue
+        return []
+
+    def signal_all(self, sig: int) -> None:
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def destroy(self) -> None:
+        """Removes what create made, killing leftovers first; parents shared with others stay."""
+        for attempt in range(50):
+            left = self.pids()
+            if not left:
+                break
+            self.signal_all(signal.SIGKILL)
+            time.sleep(0.01 * (attempt + 1))
+        for d in reversed(self.made):
+            for _ in range(20):
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno == errno.EBUSY and any(d == p for p in self.paths.values()):
+                        time.sleep(0.01)
+                        continue
+                    break  # not empty: another container's cgroup lives below this parent
+
+
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
+    """mkdir -p that records what it made; returns the new directories, parents first."""
+    new = []
+    parts = os.path.relpath(path, mountpoint).split("/")
+    cur = mountpoint
+    for part in parts:
+        if part in ("", "."):
+            continue
+        cur = os.path.join(cur, part)
+        try:
+            os.mkdir(cur, 0o755)
+            new.append(cur)
+        except FileExistsError:
+            pass
+    made.extend(new)
+    return new
+
+
+def _enable_v2_controllers(h: Hierarchy, path: str) -> None:
+    """Turns on, from the root down to the container's parent, every controller the container may use."""
+    try:
+        with open(os.path.join(h.mountpoint, "cgroup.controllers")) as f:
+            available = f.read().split()
+    except OSError:
+        return
+    rel = os.path.relpath(os.path.dirname(path), h.mountpoint)
+    cur = h.mountpoint
+    for part in [""] + ([p for p in rel.split("/") if p not in ("", ".")]):
+        cur = os.path.join(cur, part) if part else cur
+        for c in available:
+            try:
+                _write(os.path.join(cur, "cgroup.subtree_control"), "+" + c)
+            except OSError:
+                pass  # a controller the parent cannot delegate (e.g. threaded) is skipped
+
+
+def _init_cpuset(path: str, made: list[str]) -> None:
+    """A new v1 cpuset is empty and refuses tasks: copy cpus and mems down from its parent."""
+    for d in made:
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            f = os.path.join(d, name)
+            with open(f) as fh:
+                if fh.read().strip():
+                    continue
+            with open(os.path.join(os.path.dirname(d), name)) as fh:
+                _write(f, fh.read().strip())
+
+
+def create(cgroups_path: str, container_id: str, resources: dict[str, Any]) -> Cgroup:
+    cg = Cgroup()
+    try:
+        for h in hierarchies():
+            path = resolve(cgroups_path, container_id, h)
+            new = _mkdirs(path, h.mountpoint, cg.made)
+            cg.paths[h.name] = path
+            if h.v2 and new:
+                _enable_v2_controllers(h, path)
+            if "cpuset" in h.controllers:
+                _init_cpuset(path, new)
+        limits.apply(cg, resources, v2_only=is_v2_host())
+    except PyociError:
+        cg.destroy()
+        raise
+    except OSError as exc:
+        cg.destroy()
+        raise PyociError(f"cgroup {exc.filename or ''}".strip(), exc.errno) from None
+    return cg

@@ -1,0 +1,139 @@
+"""linux.resources → cgroup files, for v1 and v2 (with runc's v1→v2 conversions)."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import PyociError
+
+if TYPE_CHECKING:
+    from . import Cgroup
+
+# Devices every container needs; allowed after the config's own rules, as runc does.
+DEFAULT_DEVICE_RULES = [
+    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
+    "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+]
+
+
+def shares_to_weight(shares: int) -> int:
+    """runc's conversion of cpu.shares (2..262144) to cpu.weight (1..10000)."""
+    return 1 + ((shares - 2) * 9999) // 262142 if shares else 0
+
+
+def device_rule(rule: dict[str, Any]) -> str:
+    kind = rule.get("type", "a")
+    if kind == "a":
+        return "a"
+    major = rule.get("major", -1)
+    minor = rule.get("minor", -1)
+    num = lambda n: "*" if n is None or n < 0 else str(n)  # noqa: E731
+    return f"{kind} {num(major)}:{num(minor)} {rule.get('access', 'rwm')}"
+
+
+class Writer:
+    """Writes one value into a cgroup file, turning a failure into an error naming the resource."""
+
+    def __init__(self, cg: "Cgroup") -> None:
+        self.cg = cg
+
+    def __call__(self, controller: str, name: str, value: Any, where: str) -> None:
+        base = self.cg.path(controller)
+        if base is None:
+            raise PyociError(f"linux.resources.{where}: the {controller} controller is not available")
+        path = os.path.join(base, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise PyociError(f"linux.resources.{where}: write {value} to {path}", exc.errno) from None
+
+
+def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
+    mem = res.get("memory", {})
+    for key, name in (("limit", "memory.limit_in_bytes"), ("reservation", "memory.soft_limit_in_bytes"),
+                      ("swap", "memory.memsw.limit_in_bytes"), ("kernel", "memory.kmem.limit_in_bytes"),
+                      ("kernelTCP", "memory.kmem.tcp.limit_in_bytes"), ("swappiness", "memory.swappiness")):
+        if key in mem:
+            w("memory", name, mem[key], f"memory.{key}")
+    if mem.get("disableOOMKiller"):
+        w("memory", "memory.oom_control", 1, "memory.disableOOMKiller")
+    cpu = res.get("cpu", {})
+    for key, name in (("shares", "cpu.shares"), ("period", "cpu.cfs_period_us"), ("quota", "cpu.cfs_quota_us"),
+                      ("burst", "cpu.cfs_burst_us"), ("realtimePeriod", "cpu.rt_period_us"),
+                      ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle")):
+        if key in cpu:
+            w("cpu", name, cpu[key], f"cpu.{key}")
+    for key in ("cpus", "mems"):
+        if cpu.get(key):
+            w("cpuset", f"cpuset.{key}", cpu[key], f"cpu.{key}")
+    if "pids" in res and "limit" in res["pids"]:
+        limit = res["pids"]["limit"]
+        w("pids", "pids.max", "max" if limit <= 0 else limit, "pids.limit")
+    blkio = res.get("blockIO", {})
+    for key, name in (("weight", "blkio.weight"), ("leafWeight", "blkio.leaf_weight")):
+        if key in blkio:
+            w("blkio", name, blkio[key], f"blockIO.{key}")
+    for key, name in (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+                      ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+                      ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+                      ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device")):
+        for i, d in enumerate(blkio.get(key, [])):
+            w("blkio", name, f"{d['major']}:{d['minor']} {d['rate']}", f"blockIO.{key}[{i}]")
+    if cg.path("devices") is not None:
+        w("devices", "devices.deny", "a", "devices")
+        for i, rule in enumerate(res.get("devices", [])):
+            w("devices", "devices.allow" if rule.get("allow") else "devices.deny", device_rule(rule), f"devices[{i}]")
+        for rule in DEFAULT_DEVICE_RULES:
+            w("devices", "devices.allow", rule, "devices")
+
+
+def _v2(res: dict[str, Any], w: Callable[..., None]) -> None:
+    mem = res.get("memory", {})
+    if "limit" in mem:
+        w("unified", "memory.max", "max" if mem["limit"] < 0 else mem["limit"], "memory.limit")
+    if "reservation" in mem:
+        w("unified", "memory.low", max(mem["reservation"], 0), "memory.reservation")
+    if "swap" in mem:
+        swap = mem["swap"]
+        # v1's memsw is memory+swap; v2's swap.max is swap alone
+        value = "max" if swap < 0 else max(swap - mem.get("limit", 0), 0) if mem.get("limit", -1) >= 0 else swap
+        w("unified", "memory.swap.max", value, "memory.swap")
+    cpu = res.get("cpu", {})
+    if cpu.get("shares"):
+        w("unified", "cpu.weight", shares_to_weight(cpu["shares"]), "cpu.shares")
+    if "quota" in cpu or "period" in cpu:
+        quota = cpu.get("quota", -1)
+        w("unified", "cpu.max", f"{'max' if quota is None or quota < 0 else quota} {cpu.get('period') or 100000}",
+          "cpu.quota")
+    if "burst" in cpu:
+        w("unified", "cpu.max.burst", cpu["burst"], "cpu.burst")
+    if "idle" in cpu:
+        w("unified", "cpu.idle", cpu["idle"], "cpu.idle")
+    for key in ("cpus", "mems"):
+        if cpu.get(key):
+            w("unified", f"cpuset.{key}", cpu[key], f"cpu.{key}")
+    if "pids" in res and "limit" in res["pids"]:
+        limit = res["pids"]["limit"]
+        w("unified", "pids.max", "max" if limit <= 0 else limit, "pids.limit")
+    if "weight" in res.get("blockIO", {}):
+        w("unified", "io.weight", f"default {res['blockIO']['weight']}", "blockIO.weight")
+
+
+def _unified(res: dict[str, Any], w: Callable[..., None]) -> None:
+    for key, value in res.get("unified", {}).items():
+        if "/" in key or key.startswith("."):
+            raise PyociError(f"linux.resources.unified.{key}: not a cgroup file name")
+        w("unified", key, value, f"unified.{key}")
+
+
+def apply(cg: "Cgroup", res: dict[str, Any], v2_only: bool) -> None:
+    w = Writer(cg)
+    if v2_only:
+        _v2(res, w)
+    else:
+        _v1(res, w, cg)
+    _unified(res, w)

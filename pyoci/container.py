@@ -1,0 +1,357 @@
+"""The lifecycle in one place: create, start, kill, delete, and the guards on each status."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import OCI_VERSION, hooks, state
+from .errors import ConfigError, PyociError
+from .log import Logger
+from .state import FIFO, State, Store
+
+
+@dataclass
+class CreateOptions:
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    console_fd: int = -1  # `run` in the foreground receives the pty itself on this fd
+
+
+@dataclass
+class _Undo:
+    """What a failing create must take back, newest first."""
+    pids: list[int] = field(default_factory=list)
+    fds: list[int] = field(default_factory=list)
+    cgroup: Any = None
+    state_dir: str | None = None
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+    def run(self) -> None:
+        self.close_fds()
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        if self.cgroup is not None:
+            self.cgroup.destroy()
+        if self.state_dir:
+            _remove_dir(self.state_dir)
+
+
+def _remove_dir(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _hook_state(st: State, status: str) -> dict[str, Any]:
+    return {"ociVersion": OCI_VERSION, "id": st.id, "status": status, "pid": st.pid, "bundle": st.bundle,
+            "annotations": st.annotations}
+
+
+def _write_id_maps(pid: int, cfg) -> None:
+    for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
+        if name == "gid_map" and os.geteuid() != 0:
+            with open(f"/proc/{pid}/setgroups", "w") as f:
+                f.write("deny")
+        data = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(data)
+        except OSError as exc:
+            raise PyociError(f"linux.{'uidMappings' if name == 'uid_map' else 'gidMappings'}: write {name}",
+                             exc.errno) from None
+
+
+def _open_namespaces(cfg, undo: _Undo) -> dict[str, int]:
+    fds = {}
+    for i, ns in enumerate(cfg.namespaces):
+        if ns.path:
+            try:
+                fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise ConfigError(f"cannot open {ns.path}: {os.strerror(exc.errno)}",
+                                  path=f"linux.namespaces[{i}].path") from None
+            undo.fds.append(fds[ns.type])
+    return fds
+
+
+def _listen_fds() -> int:
+    """systemd socket activation: fds 3.. handed to us are handed on, as runc does."""
+    try:
+        return int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return 0
+
+
+def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) -> State:
+    from . import cgroups, plan, spec
+    from .linux import shim
+
+    state.validate_id(container_id)
+    bundle = os.path.abspath(opts.bundle)
+    cfg = spec.load(bundle)
+    rootfs = os.path.realpath(os.path.join(bundle, cfg.root_path))
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"not a directory: {rootfs}", path="root.path")
+    terminal = cfg.process is not None and cfg.process.terminal
+    if terminal and not opts.console_socket and opts.console_fd < 0:
+        raise PyociError("process.terminal is true: --console-socket is required")
+    if opts.console_socket and not terminal:
+        raise PyociError("--console-socket needs process.terminal to be true")
+
+    undo = _Undo(state_dir=store.claim(container_id))
+    try:
+        st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(),
+                   owner=_owner(), annotations=cfg.annotations, has_process=cfg.process is not None,
+                   hooks={k: hooks.to_json(cfg.hooks.get(k, [])) for k in ("poststart", "poststop")})
+        fifo = os.path.join(undo.state_dir, FIFO)
+        os.mkfifo(fifo, 0o600)
+        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+        undo.fds.append(fifo_fd)
+        console_fd = opts.console_fd if terminal else -1
+        if opts.console_socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(opts.console_socket)
+            except OSError as exc:
+                sock.close()
+                raise PyociError(f"--console-socket {opts.console_socket}: connect", exc.errno) from None
+            console_fd = sock.detach()
+            undo.fds.append(console_fd)
+        listen = _listen_fds()
+        options = plan.Options(rootfs=rootfs, bundle=bundle, fifo_fd=fifo_fd, console_fd=console_fd,
+                               keep_fds=opts.preserve_fds + listen, no_pivot=opts.no_pivot,
+                               ns_fds=_open_namespaces(cfg, undo),
+                               extra_env=[f"LISTEN_FDS={listen}"] if listen else [])
+        cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources)
+        undo.cgroup = cg
+        st.cgroup = cg.to_json()
+        steps = plan.build(cfg, options, cg)
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            try:
+                first = shim.spawn(steps, child.fileno())
+            finally:
+                child.close()
+            undo.pids.append(first)
+            undo.close_fds()  # the child holds its own copies of the fifo, console and namespace fds
+            _drive(parent, first, steps, cfg, st, store, undo)
+        finally:
+            parent.close()
+        os.waitpid(first, 0)
+        undo.pids.remove(first)
+        st.namespaces = _namespace_paths(cfg, st.pid)
+        store.save(st)
+        if opts.pid_file:
+            _write_pid_file(opts.pid_file, st.pid)
+    except BaseException:
+        undo.run()
+        raise
+    return st
+
+
+def _drive(sync: socket.socket, first: int, steps, cfg, st: State, store: Store, undo: _Undo) -> None:
+    """The parent's side of the sync protocol: cgroup join, id maps, runtime hooks, until READY."""
+    from .cgroups import Cgroup
+    from .linux import shim
+
+    while True:
+        data = sync.recv(4096)
+        if not data:
+            raise PyociError("container init exited before it was ready")
+        msg = shim.decode(data)
+        if msg.type == shim.MSG_START:
+            Cgroup.from_json(st.cgroup).join(first)
+            sync.send(b"\0")
+        elif msg.type == shim.MSG_USERNS:
+            _write_id_maps(first, cfg)
+            sync.send(b"\0")
+        elif msg.type == shim.MSG_PID:
+            st.pid = msg.pid
+            undo.pids.append(msg.pid)
+            st.start_time = state.proc_start_time(msg.pid) or 0
+        elif msg.type == shim.MSG_MOUNTED:
+            store.save(st)
+            created = _hook_state(st, "created")
+            for kind in ("prestart", "createRuntime"):
+                hooks.run(kind, cfg.hooks.get(kind, []), created)
+            sync.send(b"\0" + json.dumps(created).encode() + b"\0"
+                      + json.dumps(_hook_state(st, "running")).encode())
+        elif msg.type == shim.MSG_READY:
+            return
+        elif msg.type == shim.MSG_ERROR:
+            step = steps[msg.step] if 0 <= msg.step < len(steps) else None
+            what = step.what if step else "container init"
+            raise PyociError(f"{what}: {msg.detail}" if msg.detail else what, msg.err)
+
+
+def _namespace_paths(cfg, pid: int) -> dict[str, str]:
+    names = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "user": "user",
+             "cgroup": "cgroup", "time": "time"}
+    return {ns.type: ns.path or f"/proc/{pid}/ns/{names[ns.type]}" for ns in cfg.namespaces}
+
+
+def _owner() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def start(store: Store, container_id: str, log: Logger) -> State:
+    lock = store.lock(container_id)
+    try:
+        st = store.load(container_id)
+        status = state.status(store, st)
+        if status != "created":
+            raise PyociError(f"cannot start a container in the {status} state")
+        if not st.has_process:
+            raise ConfigError("required to start the container", path="process")
+        fifo = os.path.join(store.dir(container_id), FIFO)
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise PyociError("container init is not waiting", exc.errno) from None
+        try:
+            os.write(fd, b"0")
+            os.unlink(fifo)
+            # The init's end of the fifo closes on execve: then there is no reader and poll says POLLERR.
+            poller = select.poll()
+            poller.register(fd, 0)
+            poller.poll()
+        finally:
+            os.close(fd)
+        st.started = True
+        store.save(st)
+        post = hooks.from_json(st.hooks.get("poststart", []))
+        if post:
+            try:
+                hooks.run("poststart", post, _hook_state(st, "running"))
+            except PyociError:
+                _kill_and_wait(st)
+                raise
+        return st
+    finally:
+        os.close(lock)
+
+
+SIGNALS = {name: getattr(signal, name) for name in dir(signal) if name.startswith("SIG") and not name.startswith("SIG_")}
+
+
+def parse_signal(text: str) -> int:
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < signal.NSIG:
+            return num
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        if name in SIGNALS:
+            return int(SIGNALS[name])
+    raise PyociError(f"invalid signal {json.dumps(text)}")
+
+
+def kill(store: Store, container_id: str, sig: int, all_processes: bool = False) -> None:
+    from .cgroups import Cgroup
+
+    st = store.load(container_id)
+    status = state.status(store, st)
+    if status == "stopped":
+        raise PyociError("container is not running")
+    if all_processes:
+        Cgroup.from_json(st.cgroup).signal_all(sig)
+        return
+    try:
+        os.kill(st.pid, sig)
+    except ProcessLookupError:
+        raise PyociError("container is not running") from None
+
+
+def _kill_and_wait(st: State, timeout: float = 10.0) -> None:
+    from .cgroups import Cgroup
+
+    cg = Cgroup.from_json(st.cgroup)
+    _thaw(cg)
+    if state.alive(st):
+        try:
+            os.kill(st.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while state.alive(st) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if state.alive(st):
+        raise PyociError(f"container init {st.pid} did not die")
+
+
+def _thaw(cg) -> None:
+    for path, value in ((cg.path("freezer"), "THAWED"), (cg.v2_path, "0")):
+        name = "freezer.state" if value == "THAWED" else "cgroup.freeze"
+        if path and os.path.exists(os.path.join(path, name)):
+            try:
+                with open(os.path.join(path, name), "w") as f:
+                    f.write(value)
+            except OSError:
+                pass
+
+
+def delete(store: Store, container_id: str, force: bool, log: Logger) -> None:
+    from .cgroups import Cgroup
+
+    state.validate_id(container_id)
+    try:
+        lock = store.lock(container_id)
+    except PyociError:
+        if force:
+            return
+        raise
+    try:
+        try:
+            st = store.load(container_id)
+        except PyociError:
+            if not force:
+                raise
+            _remove_dir(store.dir(container_id))  # a create that died before it wrote its state
+            return
+        status = state.status(store, st)
+        if status != "stopped":
+            if not force:
+                raise PyociError(f"cannot delete a container that is not stopped: {status}")
+            _kill_and_wait(st)
+        Cgroup.from_json(st.cgroup).destroy()
+        for i, h in enumerate(hooks.from_json(st.hooks.get("poststop", []))):
+            try:
+                hooks.run("poststop", [h], _hook_state(st, "stopped"))
+            except PyociError as exc:
+                log.warning(f"delete {container_id}: {exc}".replace("hooks.poststop[0]", f"hooks.poststop[{i}]"))
+        _remove_dir(store.dir(container_id))
+    finally:
+        os.close(lock)

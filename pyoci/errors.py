@@ -1,0 +1,29 @@
+"""The one error type: a message, the errno behind it and the config path that caused it.
+
+Raised once where the fault is found, printed once by the command line.
+"""
+from __future__ import annotations
+
+import os
+
+
+class PyociError(Exception):
+    def __init__(self, msg: str, errno: int = 0, path: str = "") -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.errno = errno
+        self.path = path
+
+    def __str__(self) -> str:
+        text = self.msg
+        if self.errno and os.strerror(self.errno) not in text:
+            text = f"{text}: {os.strerror(self.errno)}"
+        return f"{self.path}: {text}" if self.path else text
+
+
+class ConfigError(PyociError):
+    """A config.json that the spec or the semantic rules refuse."""
+
+    def __str__(self) -> str:
+        where = f"config.json: {self.path}" if self.path else "config.json"
+        return f"{where}: {self.msg}"

@@ -1,0 +1,34 @@
+"""`pyoci features`: what this build and this host support, per the runtime-spec features document."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import OCI_VERSION
+from .linux.caps import CAPABILITIES
+from .linux.mountopts import FLAGS, PROPAGATION, RECURSIVE
+from .spec import HOOK_KINDS, NAMESPACE_TYPES
+
+
+def features() -> dict[str, Any]:
+    from .cgroups import is_v2_host
+
+    v2 = is_v2_host()
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(HOOK_KINDS),
+        "mountOptions": sorted(set(FLAGS) | set(PROPAGATION) | set(RECURSIVE)),
+        "linux": {
+            "namespaces": list(NAMESPACE_TYPES),
+            "capabilities": list(CAPABILITIES),
+            "cgroup": {"v1": not v2, "v2": v2 or os.path.isdir("/sys/fs/cgroup/unified"), "systemd": False,
+                       "systemdUser": False, "rdma": False},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"org.opencontainers.runtime-spec.features.version": OCI_VERSION},
+    }

@@ -1,0 +1,146 @@
+"""`run` in the foreground: the caller's terminal and signals go to the container, its exit status comes back.
+
+The container's init is our child (the executor forks it with CLONE_PARENT), so we wait for it directly.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+from typing import Callable
+
+from .container import CreateOptions, create, delete, start
+from .errors import PyociError
+from .log import Logger
+from .state import Store
+
+FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _forward_signals(pid: int) -> Callable[[], None]:
+    """Passes every catchable signal on to the container's init; returns the undo."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    old = {}
+    for s in FORWARDED:
+        try:
+            old[s] = signal.signal(s, forward)
+        except (OSError, ValueError):
+            pass
+    return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+
+def _relay(master: int, pid: int) -> int:
+    """Copies our stdin to the pty and the pty to our stdout until the container exits."""
+    import termios
+    import tty
+
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        try:
+            import fcntl
+            size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        except OSError:
+            pass
+    inputs = [master, 0]
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                _drain(master)
+                return _exit_code(status)
+            try:
+                ready, _, _ = select.select(inputs, [], [], 0.1)
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if data:
+                    os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    inputs.remove(0)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _drain(master: int) -> None:
+    while select.select([master], [], [], 0)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        os.write(1, data)
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return _exit_code(status)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0
+
+
+def run(store: Store, container_id: str, opts: CreateOptions, log: Logger, detach: bool, keep: bool) -> int:
+    ours = None
+    if not detach and not opts.console_socket:
+        # Offer a console; create uses it only if process.terminal is set.
+        ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        opts.console_fd = ours[1].fileno()
+    try:
+        st = create(store, container_id, opts, log)
+    finally:
+        if ours:
+            ours[1].close()
+    master = -1
+    if ours:
+        try:
+            # The executor sent the pty master before it reported ready, so it is here already if at all.
+            ours[0].setblocking(False)
+            _, fds, _, _ = socket.recv_fds(ours[0], 256, 1)
+            master = fds[0] if fds else -1
+        except BlockingIOError:
+            pass
+        ours[0].close()
+    if detach:
+        start(store, container_id, log)
+        return 0
+    restore = _forward_signals(st.pid)
+    try:
+        try:
+            start(store, container_id, log)
+        except PyociError:
+            delete(store, container_id, True, log)
+            raise
+        code = _relay(master, st.pid) if master >= 0 else _wait(st.pid)
+    finally:
+        restore()
+    if not keep:
+        delete(store, container_id, True, log)
+    return code

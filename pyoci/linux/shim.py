@@ -1,0 +1,85 @@
+"""The only door to the C executor: plan steps in, a child process and its messages out."""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+from .._shim import ffi, lib
+from ..errors import PyociError
+
+OP = {name[len("PYOCI_OP_"):].lower(): getattr(lib, name) for name in dir(lib) if name.startswith("PYOCI_OP_")}
+MSG_START, MSG_USERNS, MSG_PID = lib.PYOCI_MSG_START, lib.PYOCI_MSG_USERNS, lib.PYOCI_MSG_PID
+MSG_MOUNTED, MSG_READY, MSG_ERROR = lib.PYOCI_MSG_MOUNTED, lib.PYOCI_MSG_READY, lib.PYOCI_MSG_ERROR
+MESSAGE = struct.Struct("iiii240s")
+
+
+@dataclass
+class Step:
+    """One plan step; `what` names the config item it came from, for the error a failure turns into."""
+    op: str
+    what: str
+    fd: int = -1
+    flags: int = 0
+    flags2: int = 0
+    n1: int = 0
+    n2: int = 0
+    n3: int = 0
+    n4: int = 0
+    s1: str | None = None
+    s2: str | None = None
+    s3: str | None = None
+    s4: str | None = None
+    argv: list[str] | None = None
+    envp: list[str] | None = None
+    nums: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Message:
+    type: int
+    step: int
+    err: int
+    pid: int
+    detail: str
+
+
+def spawn(steps: list[Step], sync_fd: int) -> int:
+    """Starts a child that runs the steps in order and never returns to Python."""
+    keep: list[object] = []
+
+    def cstr(s: str | None):
+        if s is None:
+            return ffi.NULL
+        buf = ffi.new("char[]", os.fsencode(s))
+        keep.append(buf)
+        return buf
+
+    def cvec(items: list[str] | None):
+        if items is None:
+            return ffi.NULL
+        vec = ffi.new("char *[]", [cstr(x) for x in items] + [ffi.NULL])
+        keep.append(vec)
+        return vec
+
+    arr = ffi.new("struct pyoci_step[]", len(steps))
+    for c, s in zip(arr, steps):
+        c.op = OP[s.op]
+        c.fd = s.fd
+        c.flags, c.flags2 = s.flags, s.flags2
+        c.n1, c.n2, c.n3, c.n4 = s.n1, s.n2, s.n3, s.n4
+        c.s1, c.s2, c.s3, c.s4 = cstr(s.s1), cstr(s.s2), cstr(s.s3), cstr(s.s4)
+        c.argv, c.envp = cvec(s.argv), cvec(s.envp)
+        if s.nums:
+            nums = ffi.new("unsigned long long[]", s.nums)
+            keep.append(nums)
+            c.list, c.nlist = nums, len(s.nums)
+    pid = lib.pyoci_spawn(arr, len(steps), sync_fd)
+    if pid < 0:
+        raise PyociError("clone", -pid)
+    return pid
+
+
+def decode(data: bytes) -> Message:
+    t, step, err, pid, detail = MESSAGE.unpack(data[: MESSAGE.size])
+    return Message(t, step, err, pid, detail.split(b"\0", 1)[0].decode(errors="replace"))

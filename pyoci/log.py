@@ -1,0 +1,47 @@
+"""runc-compatible error reporting: one line on stderr, and the same line in the --log file.
+
+containerd's shim and podman read the last JSON line of the log file to show the user why a call failed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+class Logger:
+    def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.debug_enabled = debug
+
+    def _write(self, level: str, msg: str) -> None:
+        if not self.path:
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+        if self.fmt == "json":
+            line = json.dumps({"level": level, "msg": msg, "time": now})
+        else:
+            line = f'time="{now}" level={level} msg={json.dumps(msg)}'
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    def error(self, msg: str) -> None:
+        self._write("error", msg)
+        sys.stderr.write(msg + "\n")
+
+    def warning(self, msg: str) -> None:
+        self._write("warning", msg)
+        sys.stderr.write(msg + "\n")
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled:
+            self._write("debug", msg)
+            sys.stderr.write(msg + "\n")

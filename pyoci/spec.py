@@ -1,0 +1,291 @@
+"""config.json: load, validate (schema from specs/ + the rules a schema cannot state), parse into dataclasses.
+
+The schema check uses a validator generated from specs/config.schema.json at build time, so `create`
+never imports jsonschema; the test suite holds the generated code to jsonschema's verdicts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+from .linux.caps import CAPABILITIES
+from .linux.rlimits import RLIMITS
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable")
+SUPPORTED_VERSION = re.compile(r"^1\.[0-3]\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+
+
+@dataclass
+class Mount:
+    destination: str
+    type: str = ""
+    source: str = ""
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Namespace:
+    type: str
+    path: str = ""
+
+
+@dataclass
+class IDMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass
+class Device:
+    type: str
+    path: str
+    major: int = 0
+    minor: int = 0
+    file_mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+@dataclass
+class Hook:
+    path: str
+    args: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    timeout: int | None = None
+
+
+@dataclass
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Rlimit:
+    type: str
+    hard: int
+    soft: int
+
+
+@dataclass
+class Process:
+    args: list[str]
+    cwd: str = "/"
+    env: list[str] = field(default_factory=list)
+    terminal: bool = False
+    console_size: tuple[int, int] | None = None  # (height, width)
+    user: User = field(default_factory=User)
+    capabilities: dict[str, list[str]] | None = None
+    rlimits: list[Rlimit] = field(default_factory=list)
+    no_new_privileges: bool = False
+    oom_score_adj: int | None = None
+    apparmor_profile: str = ""
+    selinux_label: str = ""
+
+
+@dataclass
+class Config:
+    oci_version: str
+    root_path: str
+    root_readonly: bool = False
+    mounts: list[Mount] = field(default_factory=list)
+    process: Process | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    hooks: dict[str, list[Hook]] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    namespaces: list[Namespace] = field(default_factory=list)
+    uid_mappings: list[IDMapping] = field(default_factory=list)
+    gid_mappings: list[IDMapping] = field(default_factory=list)
+    time_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
+    devices: list[Device] = field(default_factory=list)
+    cgroups_path: str = ""
+    resources: dict[str, Any] = field(default_factory=dict)
+    rootfs_propagation: str = ""
+    sysctl: dict[str, str] = field(default_factory=dict)
+    masked_paths: list[str] = field(default_factory=list)
+    readonly_paths: list[str] = field(default_factory=list)
+    personality: dict[str, Any] | None = None
+    seccomp: dict[str, Any] | None = None
+
+    def namespace(self, kind: str) -> Namespace | None:
+        return next((ns for ns in self.namespaces if ns.type == kind), None)
+
+
+def schema_path_message(name: str, message: str) -> tuple[str, str]:
+    """fastjsonschema says 'data.mounts[3].destination must be string'; we say 'mounts[3].destination'."""
+    path = name[len("data"):].lstrip(".") if name.startswith("data") else name
+    text = message[len(name):].strip() if message.startswith(name) else message
+    return path, text
+
+
+def validate_schema(raw: Any) -> None:
+    from ._config_validator import JsonSchemaValueException, validate
+
+    try:
+        validate(raw)
+    except JsonSchemaValueException as exc:
+        path, text = schema_path_message(exc.name or "data", exc.message)
+        if exc.rule == "enum":
+            text = f"unknown value {json.dumps(exc.value)} ({text})"
+        raise ConfigError(text, path=path) from None
+
+
+def load(bundle: str) -> Config:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"not found in bundle {bundle}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot parse: {exc}") from None
+    validate_schema(raw)
+    return parse(raw)
+
+
+def _abs(value: str, where: str) -> str:
+    if not value.startswith("/"):
+        raise ConfigError(f"must be absolute: {json.dumps(value)}", path=where)
+    return value
+
+
+def _process(p: dict[str, Any]) -> Process:
+    args = p.get("args") or []
+    if not args:
+        raise ConfigError("must name the program to run", path="process.args")
+    caps = p.get("capabilities")
+    if caps is not None:
+        for kind in CAP_SETS:
+            for i, name in enumerate(caps.get(kind, [])):
+                if name not in CAPABILITIES:
+                    raise ConfigError(f"unknown capability {json.dumps(name)}", path=f"process.capabilities.{kind}[{i}]")
+        caps = {kind: list(caps.get(kind, [])) for kind in CAP_SETS}
+    rlimits, seen = [], set()
+    for i, r in enumerate(p.get("rlimits", [])):
+        where = f"process.rlimits[{i}].type"
+        if r["type"] not in RLIMITS:
+            raise ConfigError(f"unknown rlimit {json.dumps(r['type'])}", path=where)
+        if r["type"] in seen:
+            raise ConfigError(f"duplicate rlimit {json.dumps(r['type'])}", path=where)
+        if r["soft"] > r["hard"]:
+            raise ConfigError("soft limit is above the hard limit", path=f"process.rlimits[{i}]")
+        seen.add(r["type"])
+        rlimits.append(Rlimit(r["type"], r["hard"], r["soft"]))
+    u = p.get("user", {})
+    size = p.get("consoleSize")
+    return Process(
+        args=list(args),
+        cwd=_abs(p.get("cwd", "/"), "process.cwd"),
+        env=list(p.get("env", [])),
+        terminal=bool(p.get("terminal", False)),
+        console_size=(size["height"], size["width"]) if size else None,
+        user=User(u.get("uid", 0), u.get("gid", 0), u.get("umask"), list(u.get("additionalGids", []))),
+        capabilities=caps,
+        rlimits=rlimits,
+        no_new_privileges=bool(p.get("noNewPrivileges", False)),
+        oom_score_adj=p.get("oomScoreAdj"),
+        apparmor_profile=p.get("apparmorProfile", ""),
+        selinux_label=p.get("selinuxLabel", ""),
+    )
+
+
+def _hooks(raw: dict[str, Any]) -> dict[str, list[Hook]]:
+    hooks: dict[str, list[Hook]] = {}
+    for kind in HOOK_KINDS:
+        for i, h in enumerate(raw.get(kind, [])):
+            _abs(h["path"], f"hooks.{kind}[{i}].path")
+            hooks.setdefault(kind, []).append(Hook(h["path"], list(h.get("args", [])), list(h.get("env", [])), h.get("timeout")))
+    return hooks
+
+
+def _namespaces(linux: dict[str, Any]) -> list[Namespace]:
+    out, seen = [], set()
+    for i, ns in enumerate(linux.get("namespaces", [])):
+        if ns["type"] in seen:
+            raise ConfigError(f"duplicate namespace {json.dumps(ns['type'])}", path=f"linux.namespaces[{i}].type")
+        seen.add(ns["type"])
+        path = ns.get("path", "")
+        if path:
+            _abs(path, f"linux.namespaces[{i}].path")
+        out.append(Namespace(ns["type"], path))
+    return out
+
+
+def _mappings(linux: dict[str, Any], key: str) -> list[IDMapping]:
+    return [IDMapping(m["containerID"], m["hostID"], m["size"]) for m in linux.get(key, [])]
+
+
+SYSCTL_NAMESPACE = (("net.", "network"), ("kernel.msg", "ipc"), ("kernel.sem", "ipc"), ("kernel.shm", "ipc"),
+                    ("fs.mqueue.", "ipc"), ("kernel.hostname", "uts"), ("kernel.domainname", "uts"))
+
+
+def _check_linux(cfg: Config) -> None:
+    kinds = {ns.type: ns for ns in cfg.namespaces}
+    user = kinds.get("user")
+    if (cfg.uid_mappings or cfg.gid_mappings) and not user:
+        raise ConfigError("id mappings need a user namespace", path="linux.uidMappings")
+    if user and not user.path and not (cfg.uid_mappings and cfg.gid_mappings):
+        raise ConfigError("a new user namespace needs uidMappings and gidMappings", path="linux.namespaces")
+    if cfg.time_offsets and not (kinds.get("time") and not kinds["time"].path):
+        raise ConfigError("timeOffsets need a new time namespace", path="linux.timeOffsets")
+    for key, ns_kind in ((k, n) for k in cfg.sysctl for p, n in SYSCTL_NAMESPACE if k.startswith(p)):
+        if ns_kind not in kinds:
+            raise ConfigError(f"{key} needs a {ns_kind} namespace", path=f"linux.sysctl.{key}")
+    if cfg.hostname and "uts" not in kinds:
+        raise ConfigError("setting the hostname needs a uts namespace", path="hostname")
+    if cfg.rootfs_propagation and cfg.rootfs_propagation not in PROPAGATIONS:
+        raise ConfigError(f"unknown propagation {json.dumps(cfg.rootfs_propagation)}", path="linux.rootfsPropagation")
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(getattr(cfg, "masked_paths" if key == "maskedPaths" else "readonly_paths")):
+            _abs(p, f"linux.{key}[{i}]")
+    for i, d in enumerate(cfg.devices):
+        _abs(d.path, f"linux.devices[{i}].path")
+
+
+def parse(raw: dict[str, Any]) -> Config:
+    version = raw["ociVersion"]
+    if not SUPPORTED_VERSION.match(version):
+        raise ConfigError(f"unsupported version {json.dumps(version)} (1.0.0 through 1.3.x are)", path="ociVersion")
+    root = raw.get("root")
+    if not root:
+        raise ConfigError("required on Linux", path="root")
+    linux = raw.get("linux", {})
+    cfg = Config(
+        oci_version=version,
+        root_path=root["path"],
+        root_readonly=bool(root.get("readonly", False)),
+        mounts=[Mount(_abs(m["destination"], f"mounts[{i}].destination"), m.get("type", ""), m.get("source", ""),
+                      list(m.get("options", []))) for i, m in enumerate(raw.get("mounts", []))],
+        process=_process(raw["process"]) if "process" in raw else None,
+        hostname=raw.get("hostname"),
+        domainname=raw.get("domainname"),
+        hooks=_hooks(raw.get("hooks", {})),
+        annotations=dict(raw.get("annotations", {})),
+        namespaces=_namespaces(linux),
+        uid_mappings=_mappings(linux, "uidMappings"),
+        gid_mappings=_mappings(linux, "gidMappings"),
+        time_offsets={k: (v.get("secs", 0), v.get("nanosecs", 0)) for k, v in linux.get("timeOffsets", {}).items()},
+        devices=[Device(d["type"], d["path"], d.get("major", 0), d.get("minor", 0), d.get("fileMode"),
+                        d.get("uid"), d.get("gid")) for d in linux.get("devices", [])],
+        cgroups_path=linux.get("cgroupsPath", ""),
+        resources=dict(linux.get("resources", {})),
+        rootfs_propagation=linux.get("rootfsPropagation", ""),
+        sysctl=dict(linux.get("sysctl", {})),
+        masked_paths=list(linux.get("maskedPaths", [])),
+        readonly_paths=list(linux.get("readonlyPaths", [])),
+        personality=linux.get("personality"),
+        seccomp=linux.get("seccomp"),
+    )
+    _check_linux(cfg)
+    return cfg
