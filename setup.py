@@ -44,6 +44,7 @@ setup(
     packages=["pyoci", "pyoci.linux", "pyoci.cgroups"],
     python_requires=">=3.9",
     install_requires=["cffi>=1.15", "jsonschema>=4"],
+    extras_require={"test": ["pytest", "pytest-xdist", "hypothesis"]},
     setup_requires=["cffi>=1.15", "fastjsonschema>=2.16"],
     cffi_modules=["csrc/build_shim.py:ffibuilder"],
     cmdclass={"build_py": BuildWithValidator},

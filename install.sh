@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs pyoci on Debian 12 as root, then runs a real container from a busybox bundle built here.
+# What it installs: Debian's build tools, busybox-static, runc/crun (to compare against), podman, conmon,
+# containerd and umoci (for the end-to-end tests); pyoci itself into /opt/pyoci/venv, linked as
+# /usr/local/bin/pyoci.
+set -euo pipefail
+cd "$(dirname "$0")"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-config \
+    busybox-static runc crun podman conmon containerd umoci skopeo iproute2 strace >/dev/null
+/usr/bin/python3 -m venv /opt/pyoci/venv
+/opt/pyoci/venv/bin/pip install -q --disable-pip-version-check ".[test]"
+ln -sf /opt/pyoci/venv/bin/pyoci /usr/local/bin/pyoci
+
+demo=$(mktemp -d /tmp/pyoci-demo.XXXXXX)
+trap 'rm -rf "$demo"' EXIT
+scripts/busybox-bundle "$demo" sh -c 'echo "hello from pyoci: $(hostname), pid $$, $(id)"'
+cd "$demo"
+pyoci --root "$demo/state" run "demo-$$"

@@ -1,0 +1,122 @@
+"""Shared fixtures: the installed pyoci binary, busybox bundles under tmp dirs, per-test --root dirs and
+containers that are force-deleted after each test, pass or fail."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PYOCI = shutil.which("pyoci") or "/opt/pyoci/venv/bin/pyoci"
+
+
+def need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory) -> Path:
+    """One busybox root filesystem per test worker, shared read-only by its bundles."""
+    need_root()
+    base = tmp_path_factory.mktemp("busybox")
+    subprocess.run([str(REPO / "scripts" / "busybox-bundle"), str(base)], check=True,
+                   env={**os.environ, "PATH": f"{os.path.dirname(PYOCI)}:{os.environ['PATH']}"})
+    return base / "rootfs"
+
+
+class Runtime:
+    """pyoci (or another runtime) with its own --root; remembers ids so teardown can delete them."""
+
+    def __init__(self, root: Path, binary: str = PYOCI) -> None:
+        self.root = root
+        self.binary = binary
+        self.ids: list[str] = []
+
+    def new_id(self, prefix: str = "t") -> str:
+        cid = f"{prefix}{uuid.uuid4().hex[:12]}"
+        self.ids.append(cid)
+        return cid
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess:
+        """Runs one command; output goes through files, since a detached container keeps create's stdio open."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            code = subprocess.run([self.binary, "--root", str(self.root), *args], timeout=timeout, stdout=out,
+                                  stderr=err, **kw).returncode
+            out.seek(0)
+            err.seek(0)
+            proc = subprocess.CompletedProcess(args, code, out.read().decode(), err.read().decode())
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    def state(self, cid: str) -> dict[str, Any]:
+        return json.loads(self("state", cid).stdout)
+
+    def cleanup(self) -> None:
+        for cid in self.ids:
+            subprocess.run([self.binary, "--root", str(self.root), "delete", "--force", cid], capture_output=True,
+                           timeout=60)
+
+
+@pytest.fixture
+def pyoci(tmp_path) -> Runtime:
+    need_root()
+    rt = Runtime(tmp_path / "state")
+    yield rt
+    rt.cleanup()
+
+
+@pytest.fixture
+def runc(tmp_path) -> Runtime:
+    need_root()
+    binary = shutil.which("runc")
+    if not binary:
+        pytest.skip("runc is not installed")
+    rt = Runtime(tmp_path / "runc-state", binary)
+    yield rt
+    rt.cleanup()
+
+
+def default_config(args: list[str]) -> dict[str, Any]:
+    from pyoci.defaults import default_config as base
+
+    cfg = base()
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = args
+    return cfg
+
+
+@pytest.fixture
+def bundle(tmp_path, rootfs) -> Callable[..., Path]:
+    """bundle(args, edit=None): a bundle dir whose config runs args; edit(cfg) may change the config."""
+    count = [0]
+
+    def make(args: list[str], edit: Callable[[dict[str, Any]], None] | None = None) -> Path:
+        count[0] += 1
+        d = tmp_path / f"bundle{count[0]}"
+        d.mkdir()
+        cfg = default_config(args)
+        cfg["root"]["path"] = str(rootfs)
+        if edit:
+            edit(cfg)
+        (d / "config.json").write_text(json.dumps(cfg))
+        return d
+
+    return make
+
+
+def cgroup_dirs(name: str) -> list[str]:
+    """Every cgroup directory on the host whose name is name (to prove delete removed it)."""
+    found = []
+    for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+        if name in dirs:
+            found.append(os.path.join(top, name))
+    return found

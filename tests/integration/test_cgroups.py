@@ -1,0 +1,78 @@
+"""Basic cgroups: the container joins its cgroup, memory/pids/cpu limits apply, delete removes only what
+create made."""
+from __future__ import annotations
+
+import os
+import uuid
+
+from conftest import cgroup_dirs
+
+V1 = not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def read_inside(pyoci, bundle, files, edit):
+    script = "; ".join(f"cat {f}" for f in files)
+    b = bundle(["sh", "-c", script], edit)
+    proc = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_limits_are_applied_and_visible_inside(pyoci, bundle):
+    def edit(c):
+        c["linux"]["resources"] = {"memory": {"limit": 64 << 20, "reservation": 32 << 20},
+                                   "pids": {"limit": 42}, "cpu": {"shares": 512, "quota": 50000, "period": 100000}}
+    if V1:
+        files = ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes",
+                 "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"]
+        assert read_inside(pyoci, bundle, files, edit) == [str(64 << 20), str(32 << 20), "42", "512", "50000"]
+    else:
+        files = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/cpu.max"]
+        assert read_inside(pyoci, bundle, files, edit) == [str(64 << 20), "42", "50000", "100000"]
+
+
+def test_cgroups_path_absolute_and_relative_and_cleanup(pyoci, bundle):
+    name = f"pyoci-test-{uuid.uuid4().hex[:8]}"
+    b = bundle(["sleep", "1000"], lambda c: c["linux"].update(cgroupsPath=f"/{name}/inner"))
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(b), cid)
+    pid = pyoci.state(cid)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        assert f"/{name}/inner" in f.read()
+    assert cgroup_dirs("inner") and all(name in d for d in cgroup_dirs("inner"))
+    pyoci("delete", "--force", cid)
+    assert not cgroup_dirs(name)
+
+
+def test_delete_keeps_a_parent_it_did_not_make(pyoci, bundle):
+    parent = f"/sys/fs/cgroup/pids/pyoci-pre-{uuid.uuid4().hex[:8]}" if V1 else \
+        f"/sys/fs/cgroup/pyoci-pre-{uuid.uuid4().hex[:8]}"
+    os.mkdir(parent)
+    try:
+        rel = os.path.basename(parent)
+        b = bundle(["true"], lambda c: c["linux"].update(cgroupsPath=f"/{rel}/child"))
+        pyoci("run", "--bundle", str(b), pyoci.new_id())
+        assert os.path.isdir(parent) and not os.path.exists(os.path.join(parent, "child"))
+    finally:
+        os.rmdir(parent)
+    assert not cgroup_dirs(os.path.basename(parent))
+
+
+def test_memory_limit_kills_a_hog_and_small_limit_runs_true(pyoci, bundle):
+    def edit(c, limit):
+        c["linux"]["resources"] = {"memory": {"limit": limit, "swap": limit}}
+    b = bundle(["sh", "-c", "echo hi"], lambda c: edit(c, 2 << 20))
+    assert pyoci("run", "--bundle", str(b), pyoci.new_id()).stdout == "hi\n"
+    b = bundle(["sh", "-c", "x=$(head -c 50000000 /dev/zero | tr '\\0' a); echo survived"], lambda c: edit(c, 16 << 20))
+    proc = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False)
+    assert proc.returncode != 0 and "survived" not in proc.stdout
+
+
+def test_cgroup_mount_shows_own_cgroup(pyoci, bundle):
+    if not V1:
+        out = read_inside(pyoci, bundle, ["/sys/fs/cgroup/cgroup.procs"], None)
+        assert out == ["1"] or "1" in out
+        return
+    out = read_inside(pyoci, bundle, ["/sys/fs/cgroup/pids/cgroup.procs", "/proc/self/cgroup"], None)
+    assert "1" in out
+    assert any(line.endswith(":/") for line in out if "pids" in line)  # the cgroup namespace is rooted at its cgroup
