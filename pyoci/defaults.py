@@ -26,8 +26,8 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
     linux: dict[str, Any] = {
         "resources": {"devices": [{"allow": False, "access": "rwm"}]},
         "namespaces": namespaces,
-        "maskedPaths": MASKED,
-        "readonlyPaths": READONLY,
+        "maskedPaths": list(MASKED),
+        "readonlyPaths": list(READONLY),
     }
     if rootless:
         import os

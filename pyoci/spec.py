@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,8 @@ def validate_schema(raw: Any) -> None:
         path, text = schema_path_message(exc.name or "data", exc.message)
         if exc.rule == "enum":
             text = f"unknown value {json.dumps(exc.value)} ({text})"
+        elif exc.rule == "propertyNames":
+            text = f"invalid key in {json.dumps(sorted(exc.value))[:200]}: keys must be non-empty strings"
         raise ConfigError(text, path=path) from None
 
 
@@ -145,11 +148,14 @@ def load(bundle: str) -> Config:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            raw = json.load(f)
+            # No config field is a real number: a Decimal fails every integer check, as 1.0 does in runc.
+            raw = json.load(f, parse_float=Decimal)
     except FileNotFoundError:
         raise ConfigError(f"not found in bundle {bundle}") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot parse: {exc}") from None
+    except RecursionError:
+        raise ConfigError("cannot parse: nested too deeply") from None
     validate_schema(raw)
     return parse(raw)
 
@@ -226,24 +232,41 @@ def _mappings(linux: dict[str, Any], key: str) -> list[IDMapping]:
     return [IDMapping(m["containerID"], m["hostID"], m["size"]) for m in linux.get(key, [])]
 
 
-SYSCTL_NAMESPACE = (("net.", "network"), ("kernel.msg", "ipc"), ("kernel.sem", "ipc"), ("kernel.shm", "ipc"),
-                    ("fs.mqueue.", "ipc"), ("kernel.hostname", "uts"), ("kernel.domainname", "uts"))
+# The sysctls a namespace isolates (as runc allows them); any other would change the host.
+SYSCTL_NAMESPACE = (("net.", "network"), ("kernel.msgmax", "ipc"), ("kernel.msgmnb", "ipc"), ("kernel.msgmni", "ipc"),
+                    ("kernel.sem", "ipc"), ("kernel.shmall", "ipc"), ("kernel.shmmax", "ipc"), ("kernel.shmmni", "ipc"),
+                    ("kernel.shm_rmid_forced", "ipc"), ("fs.mqueue.", "ipc"), ("kernel.hostname", "uts"),
+                    ("kernel.domainname", "uts"))
+
+
+def sysctl_namespace(key: str) -> str | None:
+    """The namespace that isolates a sysctl (dotted or slash form), or None if none does."""
+    dotted = key.replace("/", ".")
+    return next((ns for prefix, ns in SYSCTL_NAMESPACE
+                 if dotted.startswith(prefix) if prefix.endswith(".") or dotted == prefix), None)
 
 
 def _check_linux(cfg: Config) -> None:
     kinds = {ns.type: ns for ns in cfg.namespaces}
     user = kinds.get("user")
     if (cfg.uid_mappings or cfg.gid_mappings) and not user:
-        raise ConfigError("id mappings need a user namespace", path="linux.uidMappings")
+        raise ConfigError("id mappings need a user namespace",
+                          path="linux.uidMappings" if cfg.uid_mappings else "linux.gidMappings")
     if user and not user.path and not (cfg.uid_mappings and cfg.gid_mappings):
         raise ConfigError("a new user namespace needs uidMappings and gidMappings", path="linux.namespaces")
     if cfg.time_offsets and not (kinds.get("time") and not kinds["time"].path):
         raise ConfigError("timeOffsets need a new time namespace", path="linux.timeOffsets")
-    for key, ns_kind in ((k, n) for k in cfg.sysctl for p, n in SYSCTL_NAMESPACE if k.startswith(p)):
+    for key in cfg.sysctl:
+        ns_kind = sysctl_namespace(key)
+        if ns_kind is None:
+            raise ConfigError("not isolated by any namespace: it would change the host", path=f"linux.sysctl.{key}")
         if ns_kind not in kinds:
-            raise ConfigError(f"{key} needs a {ns_kind} namespace", path=f"linux.sysctl.{key}")
+            article = "an" if ns_kind == "ipc" else "a"
+            raise ConfigError(f"needs {article} {ns_kind} namespace", path=f"linux.sysctl.{key}")
     if cfg.hostname and "uts" not in kinds:
         raise ConfigError("setting the hostname needs a uts namespace", path="hostname")
+    if cfg.domainname and "uts" not in kinds:
+        raise ConfigError("setting the domainname needs a uts namespace", path="domainname")
     if cfg.rootfs_propagation and cfg.rootfs_propagation not in PROPAGATIONS:
         raise ConfigError(f"unknown propagation {json.dumps(cfg.rootfs_propagation)}", path="linux.rootfsPropagation")
     for key in ("maskedPaths", "readonlyPaths"):
