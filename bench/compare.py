@@ -80,6 +80,7 @@ LAUNCHER_C = r"""
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -102,6 +103,7 @@ int main(int argc, char **argv) {
         return 125;
     if (pid == 0) {
         execv(argv[2], argv + 2);
+        dprintf(2, "launcher: execv %s: %s\n", argv[2], strerror(errno));
         _exit(127);
     }
     while (wait4(pid, &status, 0, &ru) < 0)

@@ -33,6 +33,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 
 #include "shim.h"
 
@@ -541,6 +542,11 @@ static void run_step(const struct pyoci_step *s)
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         break;
     }
+    case PYOCI_OP_KEYRING:
+        /* A kernel without keyrings (ENOSYS) has nothing to isolate. */
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, s->s1) < 0 && errno != ENOSYS)
+            fail(errno, "join session keyring");
+        break;
     case PYOCI_OP_PDEATHSIG:
         prctl(PR_SET_PDEATHSIG, (int)s->n1, 0, 0, 0);
         break;

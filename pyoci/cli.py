@@ -73,7 +73,7 @@ def _create_options(a: argparse.Namespace):
     if a.preserve_fds < 0:
         raise PyociError("--preserve-fds must not be negative")
     return CreateOptions(bundle=a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
-                         no_pivot=a.no_pivot, preserve_fds=a.preserve_fds)
+                         no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring, preserve_fds=a.preserve_fds)
 
 
 def do_create(a: argparse.Namespace, store: Store, log: Logger) -> int:

@@ -22,6 +22,7 @@ class CreateOptions:
     pid_file: str | None = None
     console_socket: str | None = None
     no_pivot: bool = False
+    no_new_keyring: bool = False
     preserve_fds: int = 0
     console_fd: int = -1  # `run` in the foreground receives the pty itself on this fd
 
@@ -140,6 +141,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
         listen = _listen_fds()
         options = plan.Options(rootfs=rootfs, bundle=bundle, fifo_fd=fifo_fd, console_fd=console_fd,
                                keep_fds=opts.preserve_fds + listen, no_pivot=opts.no_pivot,
+                               keyring=None if opts.no_new_keyring else f"_ses.{container_id}",
                                ns_fds=_open_namespaces(cfg, undo),
                                extra_env=[f"LISTEN_FDS={listen}"] if listen else [])
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources)

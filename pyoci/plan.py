@@ -41,6 +41,7 @@ class Options:
     console_fd: int = -1
     keep_fds: int = 0  # --preserve-fds and LISTEN_FDS: fds 3 .. 3+keep_fds-1 stay open
     no_pivot: bool = False
+    keyring: str | None = None  # name of the container's own session keyring (None: --no-new-keyring)
     ns_fds: dict[str, int] = field(default_factory=dict)  # namespace type → fd opened from its path
     extra_env: list[str] = field(default_factory=list)
 
@@ -246,6 +247,8 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
             steps.append(Step("readonly", f"linux.readonlyPaths[{i}] ({path})", s1=path))
         if cfg.root_readonly:
             steps.append(Step("readonly", "root.readonly", s1="/", n1=3))
+    if opts.keyring:
+        steps.append(Step("keyring", "session keyring", s1=opts.keyring))
     if cfg.hostname is not None:
         steps.append(Step("hostname", "hostname", s1=cfg.hostname))
     if cfg.domainname is not None:

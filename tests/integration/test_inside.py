@@ -9,6 +9,11 @@ import tempfile
 import pytest
 
 
+def as_fd3(fd):
+    """subprocess arguments that hand fd to the child as its fd 3 (the test process's own fd 3 is pytest's)."""
+    return {"pass_fds": (3,), "preexec_fn": lambda: os.dup2(fd, 3)}
+
+
 def run_in(pyoci, bundle, script, edit=None):
     b = bundle(["sh", "-c", script], edit)
     proc = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False)
@@ -160,12 +165,9 @@ def test_preserve_fds_passes_extra_fds(pyoci, bundle, tmp_path):
     b = bundle(["sh", "-c", "cat <&3; ls /proc/self/fd"])
     fd = os.open(f, os.O_RDONLY)
     try:
-        os.dup2(fd, 3, inheritable=True) if fd != 3 else os.set_inheritable(3, True)
-        proc = pyoci("run", "--preserve-fds", "1", "--bundle", str(b), pyoci.new_id(), pass_fds=(3,))
+        proc = pyoci("run", "--preserve-fds", "1", "--bundle", str(b), pyoci.new_id(), **as_fd3(fd))
     finally:
         os.close(fd)
-        if fd != 3:
-            os.close(3)
     assert proc.stdout.startswith("extra fd\n")
     assert sorted(int(x) for x in proc.stdout.split()[2:]) == [0, 1, 2, 3, 4]
 
@@ -194,3 +196,47 @@ def test_missing_executable_fails_create(pyoci, bundle):
     proc = pyoci("create", "--bundle", str(b), cid, check=False)
     assert 'exec: "nosuchcmd": executable file not found in $PATH' in proc.stderr
     assert not (pyoci.root / cid).exists()
+
+
+def test_session_keyring_is_new_unless_refused(pyoci, bundle):
+    for flags, expected in (([], "1"), (["--no-new-keyring"], "0")):
+        cid = pyoci.new_id()
+        b = bundle(["sh", "-c", f"grep -c ' _ses.{cid}:' /proc/keys || true"],
+                   lambda c: c["linux"].update(maskedPaths=[]))
+        assert pyoci("run", *flags, "--bundle", str(b), cid).stdout.strip() == expected
+
+
+def test_recursive_readonly_and_overlay_mounts(pyoci, bundle, tmp_path):
+    lower, upper, work = tmp_path / "lower", tmp_path / "upper", tmp_path / "work"
+    for d in (lower, upper, work):
+        d.mkdir()
+    (lower / "file").write_text("lower\n")
+
+    def edit(c):
+        c["mounts"] += [
+            {"destination": "/ov", "type": "overlay", "source": "overlay",
+             "options": [f"lowerdir={lower}", f"upperdir={upper}", f"workdir={work}"]},
+            {"destination": "/rro", "type": "bind", "source": "/sys/fs/cgroup", "options": ["rbind", "rro"]},
+        ]
+    b = bundle(["sh", "-c", "cat /ov/file; echo new > /ov/file; touch /rro/pids/x 2>/dev/null || echo sub-ro"], edit)
+    out = pyoci("run", "--bundle", str(b), pyoci.new_id()).stdout
+    assert out.split() == ["lower", "sub-ro"]
+    assert (upper / "file").read_text() == "new\n" and (lower / "file").read_text() == "lower\n"
+
+
+def test_personality_linux32(pyoci, bundle):
+    b = bundle(["uname", "-m"], lambda c: c["linux"].update(personality={"domain": "LINUX32"}))
+    assert pyoci("run", "--bundle", str(b), pyoci.new_id()).stdout.strip() == "i686"
+
+
+def test_listen_fds_are_handed_on(pyoci, bundle, tmp_path):
+    f = tmp_path / "sock"
+    f.write_text("activated\n")
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        b = bundle(["sh", "-c", "echo $LISTEN_FDS; cat <&3"])
+        proc = pyoci("run", "--bundle", str(b), pyoci.new_id(), **as_fd3(fd),
+                     env={**os.environ, "LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())})
+    finally:
+        os.close(fd)
+    assert proc.stdout.split("\n")[:2] == ["1", "activated"]
