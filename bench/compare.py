@@ -393,7 +393,7 @@ class Bench:
             else:
                 failed += 1
                 if failed <= 3:
-                    self.problem(rt, f"sequential run", res)
+                    self.problem(rt, "sequential run", res)
         wall = time.perf_counter() - t0
         if failed:
             self.problem(rt, f"{failed} of {n} sequential runs failed; sample dropped")

@@ -151,21 +151,27 @@ def _write(path: str, value: str) -> None:
 
 
 def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
-    """mkdir -p that records what it made; returns the new directories, parents first."""
-    new = []
-    parts = os.path.relpath(path, mountpoint).split("/")
-    cur = mountpoint
-    for part in parts:
-        if part in ("", "."):
-            continue
-        cur = os.path.join(cur, part)
+    """mkdir -p that records what it made; returns the new directories, parents first.
+
+    A parent may vanish under us (another container's delete removing the shared default parent): retry."""
+    for _ in range(10):
+        new = []
+        cur = mountpoint
         try:
-            os.mkdir(cur, 0o755)
-            new.append(cur)
-        except FileExistsError:
-            pass
-    made.extend(new)
-    return new
+            for part in os.path.relpath(path, mountpoint).split("/"):
+                if part in ("", "."):
+                    continue
+                cur = os.path.join(cur, part)
+                try:
+                    os.mkdir(cur, 0o755)
+                    new.append(cur)
+                except FileExistsError:
+                    pass
+        except FileNotFoundError:
+            continue
+        made.extend(new)
+        return new
+    raise PyociError(f"cgroup {path}: parent keeps disappearing")
 
 
 def _enable_v2_controllers(h: Hierarchy, path: str) -> None:
@@ -203,7 +209,11 @@ def create(cgroups_path: str, container_id: str, resources: dict[str, Any]) -> C
     try:
         for h in hierarchies():
             path = resolve(cgroups_path, container_id, h)
+            first = len(cg.made)
             new = _mkdirs(path, h.mountpoint, cg.made)
+            if not cgroups_path and os.path.dirname(path) not in new:
+                # pyoci's own parent of default cgroups: delete tries to remove it once it is empty.
+                cg.made.insert(first, os.path.dirname(path))
             cg.paths[h.name] = path
             if h.v2 and new:
                 _enable_v2_controllers(h, path)
