@@ -1,125 +1,172 @@
 """runc's command line: global flags, one function per command, imports only what each command needs.
 
-`state`, `kill`, `delete` and `start` stay cheap: none of them loads the config validator or jsonschema.
+`state`, `kill`, `delete` and `start` stay cheap: the parser is a table (argparse alone costs more than
+runc's whole `state`), and none of them loads the config validator or jsonschema.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
+from types import SimpleNamespace
 
-from . import __version__, OCI_VERSION
+from . import OCI_VERSION, __version__
 from .errors import PyociError
 from .log import Logger
 from .state import Store
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyoci", description="An OCI container runtime, runc-compatible.")
-    p.add_argument("--root", default="/run/pyoci", help="state directory (default /run/pyoci)")
-    p.add_argument("--log", default=None, help="also write errors to this file")
-    p.add_argument("--log-format", default="text", choices=("text", "json"))
-    p.add_argument("--debug", action="store_true", help="debug output, tracebacks on internal errors")
-    p.add_argument("--systemd-cgroup", action="store_true", help="use systemd for cgroups (needs systemd)")
-    p.add_argument("--rootless", default="auto", help="accepted for runc compatibility")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true", help="print the version")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+class Command:
+    """A command's flags: `values` take an argument, `bools` do not; `short` maps one letter to a name."""
 
-    def cmd(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_)
-
-    c = cmd("create", "create a container, parked before its process runs")
-    _create_flags(c)
-    r = cmd("run", "create and start a container; in the foreground, wait for it")
-    _create_flags(r)
-    r.add_argument("-d", "--detach", action="store_true")
-    r.add_argument("--keep", action="store_true", help="keep the container's state after it exits")
-    s = cmd("start", "run the process of a created container")
-    s.add_argument("id")
-    s = cmd("state", "print a container's state as JSON")
-    s.add_argument("id")
-    k = cmd("kill", "send a signal to a container's init (default TERM)")
-    k.add_argument("-a", "--all", action="store_true", help="signal every process of the container")
-    k.add_argument("id")
-    k.add_argument("signal", nargs="?", default="TERM")
-    d = cmd("delete", "delete a stopped container (with --force, any)")
-    d.add_argument("-f", "--force", action="store_true")
-    d.add_argument("id")
-    ls = cmd("list", "list containers")
-    ls.add_argument("-f", "--format", default="table", choices=("table", "json"))
-    ls.add_argument("-q", "--quiet", action="store_true")
-    sp = cmd("spec", "write a default config.json")
-    sp.add_argument("-b", "--bundle", default=".")
-    sp.add_argument("--rootless", action="store_true")
-    cmd("features", "print the features this runtime supports, as JSON")
-    return p
+    def __init__(self, run, summary: str, args: tuple[str, ...] = (), values: dict[str, str] | None = None,
+                 bools: tuple[str, ...] = (), short: dict[str, str] | None = None, optional: int = 0) -> None:
+        self.run, self.summary, self.args = run, summary, args
+        self.values = values or {}
+        self.bools = bools
+        self.short = short or {}
+        self.optional = optional  # how many trailing args may be left out
 
 
-def _create_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("-b", "--bundle", default=".")
-    c.add_argument("--pid-file", default=None)
-    c.add_argument("--console-socket", default=None)
-    c.add_argument("--no-pivot", action="store_true")
-    c.add_argument("--no-new-keyring", action="store_true")
-    c.add_argument("--preserve-fds", type=int, default=0)
-    c.add_argument("id")
+GLOBAL = Command(None, "", values={"root": "/run/pyoci", "log": "", "log-format": "text", "rootless": "auto",
+                                   "criu": ""},
+                 bools=("debug", "systemd-cgroup", "version", "help"), short={"v": "version", "h": "help"})
+CREATE_VALUES = {"bundle": ".", "pid-file": "", "console-socket": "", "preserve-fds": "0"}
+CREATE_BOOLS = ("no-pivot", "no-new-keyring")
 
 
-def _create_options(a: argparse.Namespace):
+def _parse_flags(cmd: Command, argv: list[str], out: SimpleNamespace, stop_at_word: bool) -> list[str]:
+    """Consumes cmd's flags from argv; returns the words left. Accepts --x v, --x=v, -x v and Go's -name."""
+    for name, default in cmd.values.items():
+        setattr(out, name.replace("-", "_"), default)
+    for name in cmd.bools:
+        setattr(out, name.replace("-", "_"), False)
+    words: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            words += argv[i:]
+            break
+        if not arg.startswith("-") or arg == "-":
+            words.append(arg)
+            if stop_at_word:
+                words += argv[i:]
+                break
+            continue
+        name, eq, value = arg.lstrip("-").partition("=")
+        name = cmd.short.get(name, name)
+        if name in cmd.bools and not eq:
+            setattr(out, name.replace("-", "_"), True)
+        elif name in cmd.values:
+            if not eq:
+                if i >= len(argv):
+                    raise PyociError(f"flag --{name} needs a value")
+                value = argv[i]
+                i += 1
+            setattr(out, name.replace("-", "_"), value)
+        else:
+            raise PyociError(f"unknown flag {arg}")
+    return words
+
+
+def parse_command(a: SimpleNamespace, rest: list[str]) -> None:
+    """Fills a with the command named first in rest, its flags and its arguments."""
+    if not rest:
+        return
+    a.command = rest[0]
+    cmd = COMMANDS.get(a.command)
+    if cmd is None:
+        raise PyociError(f"unknown command {json.dumps(a.command)} (see pyoci --help)")
+    words = _parse_flags(cmd, rest[1:], a, stop_at_word=False)
+    if a.help:
+        return
+    need = len(cmd.args) - cmd.optional
+    extra = cmd.args[-1].endswith("...") if cmd.args else False
+    if len(words) < need or (len(words) > len(cmd.args) and not extra):
+        raise PyociError(f"usage: pyoci {a.command} {_usage(cmd)}")
+    for i, name in enumerate(cmd.args):
+        setattr(a, name.rstrip(".").replace("-", "_"), words[i] if i < len(words) else None)
+
+
+def _usage(cmd: Command) -> str:
+    flags = [f"[--{n} {n.upper().replace('-', '_')}]" for n in cmd.values]
+    flags += [f"[--{n}]" for n in cmd.bools]
+    args = [a if i < len(cmd.args) - cmd.optional else f"[{a}]" for i, a in enumerate(cmd.args)]
+    return " ".join(flags + [a.upper() for a in args])
+
+
+def _help(command: str | None) -> str:
+    if command:
+        cmd = COMMANDS[command]
+        return f"{cmd.summary}\n\nusage: pyoci {command} {_usage(cmd)}\n"
+    lines = ["pyoci: an OCI container runtime, runc-compatible\n",
+             "usage: pyoci [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND\n",
+             "commands:"]
+    lines += [f"  {name:10s}{cmd.summary}" for name, cmd in COMMANDS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _create_options(a: SimpleNamespace):
     from .container import CreateOptions
 
-    if a.preserve_fds < 0:
-        raise PyociError("--preserve-fds must not be negative")
-    return CreateOptions(bundle=a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
-                         no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring, preserve_fds=a.preserve_fds)
+    try:
+        preserve = int(a.preserve_fds)
+    except ValueError:
+        preserve = -1
+    if preserve < 0:
+        raise PyociError("--preserve-fds must be a number of fds, 0 or more")
+    return CreateOptions(bundle=a.bundle, pid_file=a.pid_file or None, console_socket=a.console_socket or None,
+                         no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring, preserve_fds=preserve)
 
 
-def do_create(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_create(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .container import create
 
     create(store, a.id, _create_options(a), log)
     return 0
 
 
-def do_run(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .foreground import run
 
     return run(store, a.id, _create_options(a), log, detach=a.detach, keep=a.keep)
 
 
-def do_start(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_start(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .container import start
 
     start(store, a.id, log)
     return 0
 
 
-def do_state(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_state(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .state import oci_state
 
     print(json.dumps(oci_state(store, store.load(a.id)), indent=2))
     return 0
 
 
-def do_kill(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_kill(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .container import kill, parse_signal
 
-    kill(store, a.id, parse_signal(a.signal), a.all)
+    kill(store, a.id, parse_signal(a.signal or "TERM"), a.all)
     return 0
 
 
-def do_delete(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_delete(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .container import delete
 
     delete(store, a.id, a.force, log)
     return 0
 
 
-def do_list(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_list(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .state import oci_state
 
+    if a.format not in ("table", "json"):
+        raise PyociError(f"--format must be table or json, not {json.dumps(a.format)}")
     states = []
     for cid in store.ids():
         try:
@@ -139,7 +186,7 @@ def do_list(a: argparse.Namespace, store: Store, log: Logger) -> int:
     return 0
 
 
-def do_spec(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .defaults import default_config
 
     path = os.path.join(a.bundle, "config.json")
@@ -151,7 +198,7 @@ def do_spec(a: argparse.Namespace, store: Store, log: Logger) -> int:
     return 0
 
 
-def do_features(a: argparse.Namespace, store: Store, log: Logger) -> int:
+def do_features(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .features import features
 
     print(json.dumps(features(), indent=2))
@@ -159,32 +206,61 @@ def do_features(a: argparse.Namespace, store: Store, log: Logger) -> int:
 
 
 COMMANDS = {
-    "create": do_create, "run": do_run, "start": do_start, "state": do_state, "kill": do_kill,
-    "delete": do_delete, "list": do_list, "spec": do_spec, "features": do_features,
+    "create": Command(do_create, "create a container, parked before its process runs", ("id",),
+                      dict(CREATE_VALUES), CREATE_BOOLS, {"b": "bundle"}),
+    "start": Command(do_start, "run the process of a created container", ("id",)),
+    "run": Command(do_run, "create and start a container; in the foreground, wait for it", ("id",),
+                   dict(CREATE_VALUES), CREATE_BOOLS + ("detach", "keep"), {"b": "bundle", "d": "detach"}),
+    "state": Command(do_state, "print a container's state as JSON", ("id",)),
+    "kill": Command(do_kill, "send a signal (default TERM) to a container's init, or with --all to all its processes",
+                    ("id", "signal"), bools=("all",), short={"a": "all"}, optional=1),
+    "delete": Command(do_delete, "delete a stopped container (with --force, any)", ("id",), bools=("force",),
+                      short={"f": "force"}),
+    "list": Command(do_list, "list containers", values={"format": "table"}, bools=("quiet",),
+                    short={"f": "format", "q": "quiet"}),
+    "spec": Command(do_spec, "write a default config.json", values={"bundle": "."}, bools=("rootless",),
+                    short={"b": "bundle"}),
+    "features": Command(do_features, "print the features this runtime supports, as JSON"),
 }
+for _cmd in COMMANDS.values():
+    _cmd.bools += ("help",)
+    _cmd.short.setdefault("h", "help")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    log = Logger(args.log, args.log_format, args.debug)
-    if args.version:
+    argv = sys.argv[1:] if argv is None else argv
+    a = SimpleNamespace(command=None)
+    try:
+        rest = _parse_flags(GLOBAL, argv, a, stop_at_word=True)
+    except PyociError as exc:
+        Logger().error(f"pyoci: {exc}")
+        return 2
+    log = Logger(a.log or None, a.log_format, a.debug)
+    try:
+        parse_command(a, rest)
+    except PyociError as exc:
+        log.error(f"pyoci: {exc}")
+        return 1
+    if a.version:
         print(f"pyoci version {__version__}\nspec: {OCI_VERSION}")
         return 0
-    if not args.command:
-        _parser().print_help()
+    if a.help or not a.command:
+        sys.stdout.write(_help(a.command))
         return 0
-    where = args.command + (f" {args.id}" if getattr(args, "id", None) else "")
+    where = a.command + (f" {a.id}" if getattr(a, "id", None) else "")
     try:
-        if args.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
+        if a.log_format not in ("text", "json"):
+            raise PyociError(f"--log-format must be text or json, not {json.dumps(a.log_format)}")
+        if a.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
             raise PyociError("--systemd-cgroup: systemd is not running on this host; use cgroupfs (drop the flag)")
-        return COMMANDS[args.command](args, Store(args.root), log)
+        return COMMANDS[a.command].run(a, Store(a.root), log)
     except PyociError as exc:
         log.error(f"pyoci: {where}: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: say so in one line unless the user asked for the traceback
-        if args.debug:
+        if a.debug:
             raise
         log.error(f"pyoci: {where}: internal error: {exc!r} (run with --debug for details)")
         return 1

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
-import socket
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from . import OCI_VERSION, hooks, state
 from .errors import ConfigError, PyociError
@@ -16,24 +12,24 @@ from .log import Logger
 from .state import FIFO, State, Store
 
 
-@dataclass
 class CreateOptions:
-    bundle: str
-    pid_file: str | None = None
-    console_socket: str | None = None
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
-    console_fd: int = -1  # `run` in the foreground receives the pty itself on this fd
+    """What the command line adds to a create (a plain class: start, kill and delete import this module)."""
+
+    def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0) -> None:
+        self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
+        self.no_pivot, self.no_new_keyring, self.preserve_fds = no_pivot, no_new_keyring, preserve_fds
+        self.console_fd = -1  # `run` in the foreground receives the pty itself on this fd
 
 
-@dataclass
 class _Undo:
-    """What a failing create must take back, newest first."""
-    pids: list[int] = field(default_factory=list)
-    fds: list[int] = field(default_factory=list)
-    cgroup: Any = None
-    state_dir: str | None = None
+    """What a failing create must take back."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.pids: list[int] = []
+        self.fds: list[int] = []
+        self.cgroup = None
+        self.state_dir = state_dir
 
     def close_fds(self) -> None:
         for fd in self.fds:
@@ -63,7 +59,7 @@ def _remove_dir(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _hook_state(st: State, status: str) -> dict[str, Any]:
+def _hook_state(st: State, status: str) -> dict[str, object]:
     return {"ociVersion": OCI_VERSION, "id": st.id, "status": status, "pid": st.pid, "bundle": st.bundle,
             "annotations": st.annotations}
 
@@ -104,6 +100,8 @@ def _listen_fds() -> int:
 
 
 def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) -> State:
+    import socket
+
     from . import cgroups, plan, spec
     from .linux import shim
 
@@ -171,7 +169,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
     return st
 
 
-def _drive(sync: socket.socket, first: int, steps, cfg, st: State, store: Store, undo: _Undo) -> None:
+def _drive(sync, first: int, steps, cfg, st: State, store: Store, undo: _Undo) -> None:
     """The parent's side of the sync protocol: cgroup join, id maps, runtime hooks, until READY."""
     from .cgroups import Cgroup
     from .linux import shim
@@ -242,6 +240,8 @@ def start(store: Store, container_id: str, log: Logger) -> State:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise PyociError("container init is not waiting", exc.errno) from None
+        import select
+
         try:
             os.write(fd, b"0")
             os.unlink(fifo)

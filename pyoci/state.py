@@ -7,8 +7,6 @@ import json
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from . import OCI_VERSION
 from .errors import PyociError
@@ -23,22 +21,29 @@ def validate_id(container_id: str) -> None:
         raise PyociError(f"invalid container id {json.dumps(container_id)}: use 1-1024 of [A-Za-z0-9_+.-], no \"..\"")
 
 
-@dataclass
 class State:
-    id: str
-    bundle: str
-    rootfs: str
-    pid: int = 0
-    start_time: int = 0  # /proc/<pid>/stat field 22: tells our init from a recycled pid
-    created: str = ""
-    owner: str = ""
-    annotations: dict[str, str] = field(default_factory=dict)
-    cgroup: dict[str, Any] = field(default_factory=dict)
-    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # poststart/poststop for later calls
-    namespaces: dict[str, str] = field(default_factory=dict)  # type → path of the namespace to join
-    started: bool = False
-    has_process: bool = True  # a config without process can be created, never started
-    mounts: list[str] = field(default_factory=list)  # host mounts pyoci made for the container (overlay rootfs)
+    """What pyoci remembers of a container between calls (a plain class: `state` must not pay for
+    importing dataclasses)."""
+
+    FIELDS = {
+        "id": "", "bundle": "", "rootfs": "",
+        "pid": 0, "start_time": 0,  # /proc/<pid>/stat field 22: tells our init from a recycled pid
+        "created": "", "owner": "", "annotations": {},
+        "cgroup": {},
+        "hooks": {},  # poststart/poststop, run by later calls
+        "namespaces": {},  # type → path of the namespace to join
+        "started": False,
+        "has_process": True,  # a config without process can be created, never started
+    }
+
+    def __init__(self, **values: object) -> None:
+        for name, default in self.FIELDS.items():
+            setattr(self, name, values.pop(name, default if not isinstance(default, dict) else {}))
+        if values:
+            raise TypeError(f"unknown state fields {sorted(values)}")
+
+    def to_json(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.FIELDS}
 
 
 class Store:
@@ -75,7 +80,7 @@ class Store:
         path = os.path.join(self.dir(st.id), STATE_FILE)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(asdict(st), f)
+            json.dump(st.to_json(), f)
         os.rename(tmp, path)
 
     def ids(self) -> list[str]:
@@ -112,16 +117,13 @@ def alive(st: State) -> bool:
 
 
 def frozen(st: State) -> bool:
-    from .cgroups import Cgroup
-
-    cg = Cgroup.from_json(st.cgroup)
-    v1 = cg.path("freezer")
+    paths = st.cgroup.get("paths", {})
     try:
-        if v1:
-            with open(os.path.join(v1, "freezer.state")) as f:
+        if "freezer" in paths:
+            with open(os.path.join(paths["freezer"], "freezer.state")) as f:
                 return f.read().strip() != "THAWED"
-        if cg.v2_path:
-            with open(os.path.join(cg.v2_path, "cgroup.freeze")) as f:
+        if "" in paths:
+            with open(os.path.join(paths[""], "cgroup.freeze")) as f:
                 return f.read().strip() == "1"
     except OSError:
         pass
@@ -138,7 +140,7 @@ def status(store: Store, st: State) -> str:
     return "running"
 
 
-def oci_state(store: Store, st: State) -> dict[str, Any]:
+def oci_state(store: Store, st: State) -> dict[str, object]:
     """The runtime-spec State, plus runc's created/owner."""
     s = status(store, st)
     return {

@@ -10,22 +10,18 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import PyociError
-from . import limits
 
 ROOT = "/sys/fs/cgroup"
 
 
-@dataclass
 class Hierarchy:
     """One mounted hierarchy: v1 (named by its controllers) or the v2 unified one (name "")."""
-    name: str
-    mountpoint: str
-    controllers: list[str]
-    own: str  # the calling process's cgroup in this hierarchy
+
+    def __init__(self, name: str, mountpoint: str, controllers: list[str], own: str) -> None:
+        self.name, self.mountpoint, self.controllers = name, mountpoint, controllers
+        self.own = own  # the calling process's cgroup in this hierarchy
 
     @property
     def v2(self) -> bool:
@@ -78,16 +74,18 @@ def resolve(cgroups_path: str, container_id: str, h: Hierarchy) -> str:
     return os.path.join(h.mountpoint, rel)
 
 
-@dataclass
 class Cgroup:
-    paths: dict[str, str] = field(default_factory=dict)  # hierarchy name ("" for v2) → directory
-    made: list[str] = field(default_factory=list)  # directories create made, parents first
+    """The container's cgroup directories (a plain class: delete and kill import this module)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def __init__(self, paths: dict[str, str] | None = None, made: list[str] | None = None) -> None:
+        self.paths = paths or {}  # hierarchy name ("" for v2) → directory
+        self.made = made or []  # directories create made, parents first
+
+    def to_json(self) -> dict[str, object]:
         return {"paths": self.paths, "made": self.made}
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "Cgroup":
+    def from_json(cls, raw: dict[str, list]) -> "Cgroup":
         return cls(dict(raw.get("paths", {})), list(raw.get("made", [])))
 
     def path(self, controller: str) -> str | None:
@@ -204,7 +202,9 @@ def _init_cpuset(path: str, made: list[str]) -> None:
                 _write(f, fh.read().strip())
 
 
-def create(cgroups_path: str, container_id: str, resources: dict[str, Any]) -> Cgroup:
+def create(cgroups_path: str, container_id: str, resources: dict[str, object]) -> Cgroup:
+    from . import limits
+
     cg = Cgroup()
     try:
         for h in hierarchies():
