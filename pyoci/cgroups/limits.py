@@ -83,6 +83,12 @@ def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
                       ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device")):
         for i, d in enumerate(blkio.get(key, [])):
             w("blkio", name, f"{d['major']}:{d['minor']} {d['rate']}", f"blockIO.{key}[{i}]")
+    network = res.get("network", {})
+    if "classID" in network:
+        w("net_cls", "net_cls.classid", network["classID"], "network.classID")
+    for i, prio in enumerate(network.get("priorities", [])):
+        w("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}", f"network.priorities[{i}]")
+    _hugetlb(res, w, cg)
     if cg.path("devices") is not None:
         w("devices", "devices.deny", "a", "devices")
         for i, rule in enumerate(res.get("devices", [])):
@@ -91,7 +97,17 @@ def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
             w("devices", "devices.allow", rule, "devices")
 
 
-def _v2(res: dict[str, Any], w: Callable[..., None]) -> None:
+def _hugetlb(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
+    """v1 hugetlb where it is mounted; else the unified hierarchy's (hybrid hosts keep it there)."""
+    for i, h in enumerate(res.get("hugepageLimits", [])):
+        size = h["pageSize"].removesuffix("B")
+        if cg.path("hugetlb") is not None:
+            w("hugetlb", f"hugetlb.{size}B.limit_in_bytes", h["limit"], f"hugepageLimits[{i}]")
+        else:
+            w("unified", f"hugetlb.{size}B.max", h["limit"], f"hugepageLimits[{i}]")
+
+
+def _v2(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
     mem = res.get("memory", {})
     if "limit" in mem:
         w("unified", "memory.max", "max" if mem["limit"] < 0 else mem["limit"], "memory.limit")
@@ -121,6 +137,7 @@ def _v2(res: dict[str, Any], w: Callable[..., None]) -> None:
         w("unified", "pids.max", "max" if limit <= 0 else limit, "pids.limit")
     if "weight" in res.get("blockIO", {}):
         w("unified", "io.weight", f"default {res['blockIO']['weight']}", "blockIO.weight")
+    _hugetlb(res, w, cg)
 
 
 def _unified(res: dict[str, Any], w: Callable[..., None]) -> None:
@@ -133,7 +150,7 @@ def _unified(res: dict[str, Any], w: Callable[..., None]) -> None:
 def apply(cg: "Cgroup", res: dict[str, Any], v2_only: bool) -> None:
     w = Writer(cg)
     if v2_only:
-        _v2(res, w)
+        _v2(res, w, cg)
     else:
         _v1(res, w, cg)
     _unified(res, w)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 
+import pytest
+
 from conftest import cgroup_dirs
 
 V1 = not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
@@ -76,3 +78,22 @@ def test_cgroup_mount_shows_own_cgroup(pyoci, bundle):
     out = read_inside(pyoci, bundle, ["/sys/fs/cgroup/pids/cgroup.procs", "/proc/self/cgroup"], None)
     assert "1" in out
     assert any(line.endswith(":/") for line in out if "pids" in line)  # the cgroup namespace is rooted at its cgroup
+
+
+def test_hugetlb_limit_lands_where_the_controller_is(pyoci, bundle):
+    limit = 4 << 21
+    edit = lambda c: c["linux"].update(resources={"hugepageLimits": [{"pageSize": "2MB", "limit": limit}]})  # noqa
+    where = "/sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes" if os.path.isdir("/sys/fs/cgroup/hugetlb") else \
+        "/sys/fs/cgroup/unified/hugetlb.2MB.max" if V1 else "/sys/fs/cgroup/hugetlb.2MB.max"
+    assert read_inside(pyoci, bundle, [where], edit) == [str(limit)]
+
+
+def test_resource_without_its_controller_is_an_error(pyoci, bundle):
+    if os.path.isdir("/sys/fs/cgroup/net_cls") or not V1:
+        pytest.skip("net_cls is mounted here")
+    b = bundle(["true"], lambda c: c["linux"].update(resources={"network": {"classID": 1048577}}))
+    cid = pyoci.new_id()
+    proc = pyoci("create", "--bundle", str(b), cid, check=False)
+    assert proc.returncode == 1
+    assert "linux.resources.network.classID: the net_cls controller is not available" in proc.stderr
+    assert not cgroup_dirs(cid)
