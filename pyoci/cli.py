@@ -87,7 +87,10 @@ def parse_command(a: SimpleNamespace, rest: list[str]) -> None:
     if len(words) < need or (len(words) > len(cmd.args) and not extra):
         raise PyociError(f"usage: pyoci {a.command} {_usage(cmd)}")
     for i, name in enumerate(cmd.args):
-        setattr(a, name.rstrip(".").replace("-", "_"), words[i] if i < len(words) else None)
+        if name.endswith("..."):
+            setattr(a, name.rstrip(".").replace("-", "_"), words[i:])
+        else:
+            setattr(a, name.replace("-", "_"), words[i] if i < len(words) else None)
 
 
 def _usage(cmd: Command) -> str:
@@ -186,6 +189,42 @@ def do_list(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
+def do_pause(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .container import pause
+
+    pause(store, a.id, a.command == "pause")
+    return 0
+
+
+def do_ps(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    """runc's ps: the container's pids as JSON, or the host's `ps` rows of those pids."""
+    from .container import processes
+
+    if a.format not in ("table", "json"):
+        raise PyociError(f"--format must be table or json, not {json.dumps(a.format)}")
+    pids = processes(store, a.id)
+    if a.format == "json":
+        print(json.dumps(pids))
+        return 0
+    import subprocess
+
+    ps_args = a.ps_args or ["-ef"]
+    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise PyociError(f"ps {' '.join(ps_args)}: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    header = lines[0].split() if lines else []
+    if "PID" not in header:
+        raise PyociError("ps output has no PID column")
+    col = header.index("PID")
+    print(lines[0])
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
+            print(line)
+    return 0
+
+
 def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .defaults import default_config
 
@@ -218,6 +257,10 @@ COMMANDS = {
                       short={"f": "force"}),
     "list": Command(do_list, "list containers", values={"format": "table"}, bools=("quiet",),
                     short={"f": "format", "q": "quiet"}),
+    "pause": Command(do_pause, "freeze every process of a running container", ("id",)),
+    "resume": Command(do_pause, "thaw a paused container", ("id",)),
+    "ps": Command(do_ps, "list a container's processes (--format json: their pids); args after the id go to ps",
+                  ("id", "ps-args..."), values={"format": "table"}, short={"f": "format"}, optional=1),
     "spec": Command(do_spec, "write a default config.json", values={"bundle": "."}, bools=("rootless",),
                     short={"b": "bundle"}),
     "features": Command(do_features, "print the features this runtime supports, as JSON"),

@@ -300,8 +300,7 @@ def kill(store: Store, container_id: str, sig: int, all_processes: bool = False)
 def _kill_and_wait(st: State, timeout: float = 10.0) -> None:
     from .cgroups import Cgroup
 
-    cg = Cgroup.from_json(st.cgroup)
-    _thaw(cg)
+    Cgroup.from_json(st.cgroup).freeze(False)  # a frozen process cannot die
     if state.alive(st):
         try:
             os.kill(st.pid, signal.SIGKILL)
@@ -314,15 +313,21 @@ def _kill_and_wait(st: State, timeout: float = 10.0) -> None:
         raise PyociError(f"container init {st.pid} did not die")
 
 
-def _thaw(cg) -> None:
-    for path, value in ((cg.path("freezer"), "THAWED"), (cg.v2_path, "0")):
-        name = "freezer.state" if value == "THAWED" else "cgroup.freeze"
-        if path and os.path.exists(os.path.join(path, name)):
-            try:
-                with open(os.path.join(path, name), "w") as f:
-                    f.write(value)
-            except OSError:
-                pass
+def pause(store: Store, container_id: str, frozen: bool) -> None:
+    """pause (frozen=True) or resume; the freezer is v1's freezer.state or v2's cgroup.freeze."""
+    from .cgroups import Cgroup
+
+    st = store.load(container_id)
+    status = state.status(store, st)
+    if status != ("running" if frozen else "paused"):
+        raise PyociError(f"cannot {'pause' if frozen else 'resume'} a container in the {status} state")
+    Cgroup.from_json(st.cgroup).freeze(frozen)
+
+
+def processes(store: Store, container_id: str) -> list[int]:
+    from .cgroups import Cgroup
+
+    return Cgroup.from_json(store.load(container_id).cgroup).pids()
 
 
 def delete(store: Store, container_id: str, force: bool, log: Logger) -> None:

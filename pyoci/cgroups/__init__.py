@@ -118,6 +118,27 @@ class Cgroup:
             except ProcessLookupError:
                 pass
 
+    def freeze(self, frozen: bool) -> None:
+        """Freezes or thaws every process, and waits until the kernel says it is done."""
+        v1 = self.path("freezer")
+        if v1:
+            path, value, done = os.path.join(v1, "freezer.state"), ("FROZEN" if frozen else "THAWED"), None
+        elif self.v2_path:
+            path, value = os.path.join(self.v2_path, "cgroup.freeze"), "1" if frozen else "0"
+            done = os.path.join(self.v2_path, "cgroup.events")
+        else:
+            raise PyociError("no freezer: neither the v1 freezer nor cgroup v2 is mounted")
+        if not os.path.exists(path):
+            return  # the cgroup is gone: nothing to freeze or thaw
+        for _ in range(1000):
+            _write(path, value)
+            with open(done or path) as f:
+                text = f.read()
+            if (done and f"frozen {value}" in text) or (not done and text.strip() == value):
+                return
+            time.sleep(0.001)
+        raise PyociError(f"cgroup {path}: did not become {value}")
+
     def destroy(self) -> None:
         """Removes what create made, killing leftovers first; parents shared with others stay."""
         for attempt in range(50):

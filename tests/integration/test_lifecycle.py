@@ -189,3 +189,23 @@ def test_version_and_features(pyoci):
     assert "pyoci version" in pyoci("--version").stdout
     feats = json.loads(pyoci("features").stdout)
     assert feats["ociVersionMax"] == "1.3.0" and "pid" in feats["linux"]["namespaces"]
+
+
+def test_pause_resume_and_ps(pyoci, bundle):
+    b = bundle(["sh", "-c", "while true; do sleep 0.05; done"])
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(b), cid)
+    pid = pyoci.state(cid)["pid"]
+    assert pid in json.loads(pyoci("ps", "--format", "json", cid).stdout)
+    table = pyoci("ps", cid).stdout.splitlines()
+    assert "PID" in table[0] and any(str(pid) in row.split() for row in table[1:])
+    pyoci("pause", cid)
+    assert pyoci.state(cid)["status"] == "paused"
+    with open(f"/proc/{pid}/stat") as f:
+        assert f.read().split(") ")[1][0] in "DS"  # frozen tasks sleep in the freezer
+    assert "cannot pause a container in the paused state" in pyoci("pause", cid, check=False).stderr
+    pyoci("resume", cid)
+    assert pyoci.state(cid)["status"] == "running"
+    pyoci("pause", cid)
+    pyoci("delete", "--force", cid)  # a paused container is thawed to be killed
+    assert not (pyoci.root / cid).exists()
