@@ -22,7 +22,7 @@ class CreateOptions:
         self.console_fd = -1  # `run` in the foreground receives the pty itself on this fd
 
 
-class _Undo:
+class Undo:
     """What a failing create must take back."""
 
     def __init__(self, state_dir: str) -> None:
@@ -78,9 +78,9 @@ def _write_id_maps(pid: int, cfg) -> None:
                              exc.errno) from None
 
 
-def _open_namespaces(cfg, undo: _Undo) -> dict[str, int]:
+def open_namespaces(namespaces, undo: Undo) -> dict[str, int]:
     fds = {}
-    for i, ns in enumerate(cfg.namespaces):
+    for i, ns in enumerate(namespaces):
         if ns.path:
             try:
                 fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -89,6 +89,19 @@ def _open_namespaces(cfg, undo: _Undo) -> dict[str, int]:
                                   path=f"linux.namespaces[{i}].path") from None
             undo.fds.append(fds[ns.type])
     return fds
+
+
+def connect_console(path: str) -> int:
+    """Connects to the caller's --console-socket; the executor sends the pty master over it."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise PyociError(f"--console-socket {path}: connect", exc.errno) from None
+    return sock.detach()
 
 
 def _listen_fds() -> int:
@@ -100,10 +113,7 @@ def _listen_fds() -> int:
 
 
 def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) -> State:
-    import socket
-
     from . import cgroups, plan, spec
-    from .linux import shim
 
     state.validate_id(container_id)
     bundle = os.path.abspath(opts.bundle)
@@ -117,7 +127,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
     if opts.console_socket and not terminal:
         raise PyociError("--console-socket needs process.terminal to be true")
 
-    undo = _Undo(state_dir=store.claim(container_id))
+    undo = Undo(state_dir=store.claim(container_id))
     try:
         st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(),
                    owner=_owner(), annotations=cfg.annotations, has_process=cfg.process is not None,
@@ -128,37 +138,29 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
         undo.fds.append(fifo_fd)
         console_fd = opts.console_fd if terminal else -1
         if opts.console_socket:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(opts.console_socket)
-            except OSError as exc:
-                sock.close()
-                raise PyociError(f"--console-socket {opts.console_socket}: connect", exc.errno) from None
-            console_fd = sock.detach()
+            console_fd = connect_console(opts.console_socket)
             undo.fds.append(console_fd)
         listen = _listen_fds()
         options = plan.Options(rootfs=rootfs, bundle=bundle, fifo_fd=fifo_fd, console_fd=console_fd,
                                keep_fds=opts.preserve_fds + listen, no_pivot=opts.no_pivot,
                                keyring=None if opts.no_new_keyring else f"_ses.{container_id}",
-                               ns_fds=_open_namespaces(cfg, undo),
+                               ns_fds=open_namespaces(cfg.namespaces, undo),
                                extra_env=[f"LISTEN_FDS={listen}"] if listen else [])
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources)
         undo.cgroup = cg
         st.cgroup = cg.to_json()
         steps = plan.build(cfg, options, cg)
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            try:
-                first = shim.spawn(steps, child.fileno())
-            finally:
-                child.close()
-            undo.pids.append(first)
-            undo.close_fds()  # the child holds its own copies of the fifo, console and namespace fds
-            _drive(parent, first, steps, cfg, st, store, undo)
-        finally:
-            parent.close()
-        os.waitpid(first, 0)
-        undo.pids.remove(first)
+
+        def mounted(pid: int) -> bytes:
+            """Before pivot_root: record the init, run prestart and createRuntime hooks."""
+            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+            store.save(st)
+            created = _hook_state(st, "created")
+            for kind in ("prestart", "createRuntime"):
+                hooks.run(kind, cfg.hooks.get(kind, []), created)
+            return json.dumps(created).encode() + b"\0" + json.dumps(_hook_state(st, "running")).encode()
+
+        run_plan(steps, st.cgroup, undo, lambda pid: _write_id_maps(pid, cfg), mounted)
         st.namespaces = _namespace_paths(cfg, st.pid)
         store.save(st)
         if opts.pid_file:
@@ -169,35 +171,53 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
     return st
 
 
-def _drive(sync, first: int, steps, cfg, st: State, store: Store, undo: _Undo) -> None:
-    """The parent's side of the sync protocol: cgroup join, id maps, runtime hooks, until READY."""
+def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None) -> int:
+    """Starts the executor on the plan and drives it until READY; returns the pid that will execve."""
+    import socket
+
+    from .linux import shim
+
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        try:
+            first = shim.spawn(steps, child.fileno())
+        finally:
+            child.close()
+        undo.pids.append(first)
+        undo.close_fds()  # the child holds its own copies of the fifo, console and namespace fds
+        pid = _drive(parent, first, steps, cgroup, undo, on_userns, on_mounted)
+    finally:
+        parent.close()
+    os.waitpid(first, 0)
+    undo.pids.remove(first)
+    return pid
+
+
+def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_mounted) -> int:
+    """The parent's side of the sync protocol: joins the first child to the cgroup, writes id maps and
+    runs the runtime's hooks when asked."""
     from .cgroups import Cgroup
     from .linux import shim
 
+    pid = 0
     while True:
         data = sync.recv(4096)
         if not data:
-            raise PyociError("container init exited before it was ready")
+            raise PyociError("the container process exited before it was ready")
         msg = shim.decode(data)
         if msg.type == shim.MSG_START:
-            Cgroup.from_json(st.cgroup).join(first)
+            Cgroup.from_json(cgroup).join(first)
             sync.send(b"\0")
         elif msg.type == shim.MSG_USERNS:
-            _write_id_maps(first, cfg)
+            on_userns(first)
             sync.send(b"\0")
         elif msg.type == shim.MSG_PID:
-            st.pid = msg.pid
-            undo.pids.append(msg.pid)
-            st.start_time = state.proc_start_time(msg.pid) or 0
+            pid = msg.pid
+            undo.pids.append(pid)
         elif msg.type == shim.MSG_MOUNTED:
-            store.save(st)
-            created = _hook_state(st, "created")
-            for kind in ("prestart", "createRuntime"):
-                hooks.run(kind, cfg.hooks.get(kind, []), created)
-            sync.send(b"\0" + json.dumps(created).encode() + b"\0"
-                      + json.dumps(_hook_state(st, "running")).encode())
+            sync.send(b"\0" + on_mounted(pid))
         elif msg.type == shim.MSG_READY:
-            return
+            return pid
         elif msg.type == shim.MSG_ERROR:
             step = steps[msg.step] if 0 <= msg.step < len(steps) else None
             what = step.what if step else "container init"

@@ -16,7 +16,7 @@ from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE
 from .linux.mountopts import MS_SLAVE, PROPAGATION
 from .linux.rlimits import RLIMITS
 from .linux.shim import MSG_MOUNTED, MSG_READY, MSG_START, MSG_USERNS, Step
-from .spec import Config, Hook, Mount
+from .spec import Config, Hook, Mount, Namespace, Process
 
 CLONE_FLAGS = {
     "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
@@ -37,7 +37,7 @@ class Options:
     """What the command line adds to the config."""
     rootfs: str
     bundle: str
-    fifo_fd: int
+    fifo_fd: int = -1  # the exec fifo create's init waits on (exec has none)
     console_fd: int = -1
     keep_fds: int = 0  # --preserve-fds and LISTEN_FDS: fds 3 .. 3+keep_fds-1 stay open
     no_pivot: bool = False
@@ -57,9 +57,11 @@ def mountpoint_of(path: str) -> str:
     return best
 
 
-def _namespace_steps(cfg: Config, opts: Options) -> list[Step]:
+def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[int, int]],
+                     opts: Options) -> list[Step]:
+    by_type = {ns.type: ns for ns in namespaces}
     steps = [Step("sync", "start", n1=MSG_START, n2=1)]
-    user = cfg.namespace("user")
+    user = by_type.get("user")
     if user and user.path:
         steps.append(Step("setns", f"linux.namespaces (user {user.path})", fd=opts.ns_fds["user"],
                           n1=CLONE_FLAGS["user"]))
@@ -68,18 +70,18 @@ def _namespace_steps(cfg: Config, opts: Options) -> list[Step]:
                   Step("sync", "user namespace", n1=MSG_USERNS, n2=1),
                   Step("user", "user namespace root", n1=0, n2=0)]
     for kind in JOIN_ORDER[1:]:
-        ns = cfg.namespace(kind)
+        ns = by_type.get(kind)
         if ns and ns.path:
             steps.append(Step("setns", f"linux.namespaces ({kind} {ns.path})", fd=opts.ns_fds[kind],
                               n1=CLONE_FLAGS[kind]))
     new = 0
-    for ns in cfg.namespaces:
+    for ns in namespaces:
         if not ns.path and ns.type != "user":
             new |= CLONE_FLAGS[ns.type]
     if new:
         steps.append(Step("unshare", "linux.namespaces", flags=new))
-    if cfg.time_offsets:
-        data = "".join(f"{clock} {s} {ns}\n" for clock, (s, ns) in cfg.time_offsets.items())
+    if time_offsets:
+        data = "".join(f"{clock} {s} {ns}\n" for clock, (s, ns) in time_offsets.items())
         steps.append(Step("write_file", "linux.timeOffsets", s1="/proc/self/timens_offsets", s2=data))
     # The container's init is a fresh child: it lands in the new pid and time namespaces.
     steps += [Step("fork", "fork container init"), Step("setsid", "setsid")]
@@ -174,9 +176,7 @@ def _sysctl_path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
 
-def _process_steps(cfg: Config, opts: Options) -> list[Step]:
-    p = cfg.process
-    assert p is not None
+def _process_steps(p: Process, opts: Options) -> list[Step]:
     steps = []
     if opts.console_fd >= 0:
         rows, cols = p.console_size or (0, 0)
@@ -198,9 +198,7 @@ def _process_steps(cfg: Config, opts: Options) -> list[Step]:
     return steps
 
 
-def environment(cfg: Config, opts: Options) -> list[str]:
-    p = cfg.process
-    assert p is not None
+def environment(p: Process, opts: Options) -> list[str]:
     env = list(p.env) + opts.extra_env
     if not any(e.startswith("HOME=") for e in env):
         env.append("HOME=" + _home(opts.rootfs, p.user.uid))
@@ -225,7 +223,7 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
     mount_ns = cfg.namespace("mount")
     if mount_ns is None:
         raise ConfigError("pyoci needs a mount namespace to set up the root filesystem", path="linux.namespaces")
-    steps = _namespace_steps(cfg, opts)
+    steps = _namespace_steps(cfg.namespaces, cfg.time_offsets, opts)
     if not mount_ns.path:
         steps += _mount_steps(cfg, opts, cgroup)
     if cfg.process and cfg.process.oom_score_adj is not None:
@@ -260,8 +258,8 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
         # Nothing to run: park until start (which refuses) or delete, as the spec allows.
         return steps + [Step("close_from", "close fds", n1=3), Step("sync", "ready", n1=MSG_READY),
                         Step("pdeathsig", "outlive create", n1=0), Step("wait_fifo", "wait", fd=opts.fifo_fd)]
-    steps += _process_steps(cfg, opts)
-    env = environment(cfg, opts)
+    steps += _process_steps(cfg.process, opts)
+    env = environment(cfg.process, opts)
     args = cfg.process.args
     steps += [
         Step("find_exec", "process.args", s1=args[0], envp=env),
@@ -274,3 +272,20 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
         steps.append(_hook_step("startContainer", i, h, 1))
     steps.append(Step("exec", "process.args", argv=args, envp=env))
     return steps
+
+
+def build_exec(namespaces: list[Namespace], process: Process, opts: Options) -> list[Step]:
+    """The plan of `exec`: join every namespace of the container (user first), then the process setup."""
+    steps = _namespace_steps(namespaces, {}, opts)
+    if process.oom_score_adj is not None:
+        steps.append(Step("write_file", "process.oomScoreAdj", s1="/proc/self/oom_score_adj",
+                          s2=str(process.oom_score_adj)))
+    steps += _process_steps(process, opts)
+    env = environment(process, opts)
+    return steps + [
+        Step("find_exec", "process.args", s1=process.args[0], envp=env),
+        Step("close_from", "close fds", n1=3 + opts.keep_fds),
+        Step("sync", "ready", n1=MSG_READY, n2=0),
+        Step("pdeathsig", "outlive exec", n1=0),
+        Step("exec", "process.args", argv=process.args, envp=env),
+    ]
