@@ -20,9 +20,11 @@ class Command:
     """A command's flags: `values` take an argument, `bools` do not; `short` maps one letter to a name."""
 
     def __init__(self, run, summary: str, args: tuple[str, ...] = (), values: dict[str, str] | None = None,
-                 bools: tuple[str, ...] = (), short: dict[str, str] | None = None, optional: int = 0) -> None:
+                 bools: tuple[str, ...] = (), short: dict[str, str] | None = None, optional: int = 0,
+                 multi: tuple[str, ...] = ()) -> None:
         self.run, self.summary, self.args = run, summary, args
         self.values = values or {}
+        self.multi = multi  # flags that may repeat, collected into a list
         self.bools = bools
         self.short = short or {}
         self.optional = optional  # how many trailing args may be left out
@@ -41,6 +43,8 @@ def _parse_flags(cmd: Command, argv: list[str], out: SimpleNamespace, stop_at_wo
         setattr(out, name.replace("-", "_"), default)
     for name in cmd.bools:
         setattr(out, name.replace("-", "_"), False)
+    for name in cmd.multi:
+        setattr(out, name.replace("-", "_"), [])
     words: list[str] = []
     i = 0
     while i < len(argv):
@@ -59,13 +63,16 @@ def _parse_flags(cmd: Command, argv: list[str], out: SimpleNamespace, stop_at_wo
         name = cmd.short.get(name, name)
         if name in cmd.bools and not eq:
             setattr(out, name.replace("-", "_"), True)
-        elif name in cmd.values:
+        elif name in cmd.values or name in cmd.multi:
             if not eq:
                 if i >= len(argv):
                     raise PyociError(f"flag --{name} needs a value")
                 value = argv[i]
                 i += 1
-            setattr(out, name.replace("-", "_"), value)
+            if name in cmd.multi:
+                getattr(out, name.replace("-", "_")).append(value)
+            else:
+                setattr(out, name.replace("-", "_"), value)
         else:
             raise PyociError(f"unknown flag {arg}")
     return words
@@ -79,12 +86,16 @@ def parse_command(a: SimpleNamespace, rest: list[str]) -> None:
     cmd = COMMANDS.get(a.command)
     if cmd is None:
         raise PyociError(f"unknown command {json.dumps(a.command)} (see pyoci --help)")
-    words = _parse_flags(cmd, rest[1:], a, stop_at_word=False)
+    # A command that takes a command line (exec, ps) reads its own flags only before the first word, as
+    # Go's flag package does; the others accept flags anywhere.
+    trailing = bool(cmd.args) and cmd.args[-1].endswith("...")
+    words = _parse_flags(cmd, rest[1:], a, stop_at_word=trailing)
+    if trailing and a.command == "exec" and len(words) > 1 and words[1] == "--":
+        del words[1]
     if a.help:
         return
     need = len(cmd.args) - cmd.optional
-    extra = cmd.args[-1].endswith("...") if cmd.args else False
-    if len(words) < need or (len(words) > len(cmd.args) and not extra):
+    if len(words) < need or (len(words) > len(cmd.args) and not trailing):
         raise PyociError(f"usage: pyoci {a.command} {_usage(cmd)}")
     for i, name in enumerate(cmd.args):
         if name.endswith("..."):
@@ -95,6 +106,7 @@ def parse_command(a: SimpleNamespace, rest: list[str]) -> None:
 
 def _usage(cmd: Command) -> str:
     flags = [f"[--{n} {n.upper().replace('-', '_')}]" for n in cmd.values]
+    flags += [f"[--{n} {n.upper().replace('-', '_')}]..." for n in cmd.multi]
     flags += [f"[--{n}]" for n in cmd.bools]
     args = [a if i < len(cmd.args) - cmd.optional else f"[{a}]" for i, a in enumerate(cmd.args)]
     return " ".join(flags + [a.upper() for a in args])
@@ -135,6 +147,23 @@ def do_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .foreground import run
 
     return run(store, a.id, _create_options(a), log, detach=a.detach, keep=a.keep)
+
+
+def do_exec(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .execute import ExecOptions, exec_process
+
+    try:
+        preserve = int(a.preserve_fds)
+    except ValueError:
+        preserve = -1
+    if preserve < 0:
+        raise PyociError("--preserve-fds must be a number of fds, 0 or more")
+    opts = ExecOptions(a.command_args, process_file=a.process or None, tty=a.tty,
+                       console_socket=a.console_socket or None, detach=a.detach, pid_file=a.pid_file or None,
+                       preserve_fds=preserve, env=a.env, cwd=a.cwd or None, user=a.user or None,
+                       additional_gids=[g for v in a.additional_gids for g in v.split(",") if g],
+                       caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup or None)
+    return exec_process(store, a.id, opts, log)
 
 
 def do_start(a: SimpleNamespace, store: Store, log: Logger) -> int:
@@ -247,6 +276,13 @@ def do_features(a: SimpleNamespace, store: Store, log: Logger) -> int:
 COMMANDS = {
     "create": Command(do_create, "create a container, parked before its process runs", ("id",),
                       dict(CREATE_VALUES), CREATE_BOOLS, {"b": "bundle"}),
+    "exec": Command(do_exec, "run a new process in a running container", ("id", "command-args..."),
+                    values={"process": "", "console-socket": "", "pid-file": "", "preserve-fds": "0", "cwd": "",
+                            "user": "", "process-label": "", "apparmor": "", "cgroup": ""},
+                    bools=("tty", "detach", "no-new-privs", "no-subreaper"),
+                    short={"p": "process", "t": "tty", "d": "detach", "e": "env", "u": "user", "c": "cap",
+                           "g": "additional-gids"},
+                    multi=("env", "cap", "additional-gids"), optional=1),
     "start": Command(do_start, "run the process of a created container", ("id",)),
     "run": Command(do_run, "create and start a container; in the foreground, wait for it", ("id",),
                    dict(CREATE_VALUES), CREATE_BOOLS + ("detach", "keep"), {"b": "bundle", "d": "detach"}),

@@ -164,7 +164,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
         st.namespaces = _namespace_paths(cfg, st.pid)
         store.save(st)
         if opts.pid_file:
-            _write_pid_file(opts.pid_file, st.pid)
+            write_pid_file(opts.pid_file, st.pid)
     except BaseException:
         undo.run()
         raise
@@ -239,7 +239,7 @@ def _owner() -> str:
         return str(os.geteuid())
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(str(pid))

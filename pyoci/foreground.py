@@ -133,14 +133,21 @@ def run(store: Store, container_id: str, opts: CreateOptions, log: Logger, detac
         return 0
     restore = _forward_signals(st.pid)
     try:
-        try:
-            start(store, container_id, log)
-        except PyociError:
-            delete(store, container_id, True, log)
-            raise
-        code = _relay(master, st.pid) if master >= 0 else _wait(st.pid)
-    finally:
+        start(store, container_id, log)
+    except PyociError:
         restore()
+        delete(store, container_id, True, log)
+        raise
+    code = supervise(st.pid, master, restore)
     if not keep:
         delete(store, container_id, True, log)
     return code
+
+
+def supervise(pid: int, master: int = -1, restore: Callable[[], None] | None = None) -> int:
+    """Waits for our child pid (relaying its pty if master >= 0), forwarding signals; its exit status."""
+    restore = restore or _forward_signals(pid)
+    try:
+        return _relay(master, pid) if master >= 0 else _wait(pid)
+    finally:
+        restore()

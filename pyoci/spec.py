@@ -166,7 +166,7 @@ def _abs(value: str, where: str) -> str:
     return value
 
 
-def _process(p: dict[str, Any]) -> Process:
+def parse_process(p: dict[str, Any]) -> Process:
     args = p.get("args") or []
     if not args:
         raise ConfigError("must name the program to run", path="process.args")
@@ -290,7 +290,7 @@ def parse(raw: dict[str, Any]) -> Config:
         root_readonly=bool(root.get("readonly", False)),
         mounts=[Mount(_abs(m["destination"], f"mounts[{i}].destination"), m.get("type", ""), m.get("source", ""),
                       list(m.get("options", []))) for i, m in enumerate(raw.get("mounts", []))],
-        process=_process(raw["process"]) if "process" in raw else None,
+        process=parse_process(raw["process"]) if "process" in raw else None,
         hostname=raw.get("hostname"),
         domainname=raw.get("domainname"),
         hooks=_hooks(raw.get("hooks", {})),

@@ -1,0 +1,134 @@
+"""`exec`: a new process in a running container — every namespace joined (user first), its cgroup, and
+the container's process settings unless the caller overrides them."""
+from __future__ import annotations
+
+import json
+import os
+
+from . import state
+from .container import Undo, connect_console, open_namespaces, run_plan, write_pid_file
+from .errors import ConfigError, PyociError
+from .log import Logger
+from .spec import Namespace, Process, User
+from .state import Store
+
+
+class ExecOptions:
+    """What the exec command line says; None means "as the container's config has it"."""
+
+    def __init__(self, args: list[str], process_file: str | None = None, tty: bool = False,
+                 console_socket: str | None = None, detach: bool = False, pid_file: str | None = None,
+                 preserve_fds: int = 0, env: list[str] | None = None, cwd: str | None = None,
+                 user: str | None = None, additional_gids: list[str] | None = None, caps: list[str] | None = None,
+                 no_new_privs: bool = False, cgroup: str | None = None) -> None:
+        self.args, self.process_file, self.tty, self.console_socket = args, process_file, tty, console_socket
+        self.detach, self.pid_file, self.preserve_fds = detach, pid_file, preserve_fds
+        self.env, self.cwd, self.user = env or [], cwd, user
+        self.additional_gids, self.caps, self.no_new_privs = additional_gids or [], caps or [], no_new_privs
+        self.cgroup = cgroup
+
+
+def _from_file(path: str) -> Process:
+    from . import spec
+
+    try:
+        with open(path, "rb") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise PyociError(f"--process {path}: cannot read: {exc}") from None
+    spec.validate_schema({"ociVersion": "1.0.0", "process": raw})
+    return spec.parse_process(raw)
+
+
+def _merge_env(base: list[str], extra: list[str]) -> list[str]:
+    env = {e.split("=", 1)[0]: e for e in base}
+    for e in extra:
+        env[e.split("=", 1)[0]] = e
+    return list(env.values())
+
+
+def _from_flags(opts: ExecOptions, base: Process) -> Process:
+    from .linux.caps import CAPABILITIES
+
+    if not opts.args:
+        raise PyociError("exec needs a command (or --process FILE)")
+    user = User(base.user.uid, base.user.gid, base.user.umask, list(base.user.additional_gids))
+    if opts.user:
+        uid, _, gid = opts.user.partition(":")
+        try:
+            user.uid, user.gid = int(uid), int(gid) if gid else user.gid
+        except ValueError:
+            raise PyociError(f"--user {opts.user}: use UID[:GID] numbers") from None
+    try:
+        if opts.additional_gids:
+            user.additional_gids = [int(g) for g in opts.additional_gids]
+    except ValueError:
+        raise PyociError("--additional-gids takes numbers") from None
+    caps = {k: list(v) for k, v in (base.capabilities or {}).items()} if base.capabilities is not None else None
+    for name in opts.caps:
+        if name not in CAPABILITIES:
+            raise PyociError(f"--cap {name}: unknown capability")
+        if caps is not None:
+            for kind in ("bounding", "effective", "permitted"):
+                if name not in caps[kind]:
+                    caps[kind].append(name)
+    cwd = opts.cwd or base.cwd
+    if not cwd.startswith("/"):
+        raise PyociError(f"--cwd {cwd}: must be absolute")
+    return Process(args=opts.args, cwd=cwd, env=_merge_env(base.env, opts.env), terminal=opts.tty, user=user,
+                   capabilities=caps, rlimits=base.rlimits, no_new_privileges=base.no_new_privileges or opts.no_new_privs,
+                   oom_score_adj=None)
+
+
+def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger) -> int:
+    import socket
+
+    from . import plan, spec
+    from .foreground import supervise
+
+    st = store.load(container_id)
+    status = state.status(store, st)
+    if status != "running":
+        raise PyociError(f"cannot exec in a {status} container")
+    if opts.cgroup:
+        raise PyociError("--cgroup: sub-cgroups for exec are not supported")
+    if opts.process_file:
+        process = _from_file(opts.process_file)
+    else:
+        base = spec.load(st.bundle).process
+        if base is None:
+            raise ConfigError("required to exec with the container's settings", path="process")
+        process = _from_flags(opts, base)
+    if process.terminal and not opts.console_socket and opts.detach:
+        raise PyociError("--tty with --detach needs --console-socket")
+    undo = Undo(state_dir=None)
+    ours = None
+    try:
+        console_fd = -1
+        if process.terminal:
+            if opts.console_socket:
+                console_fd = connect_console(opts.console_socket)
+            else:
+                ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                console_fd = ours[1].detach()
+            undo.fds.append(console_fd)
+        namespaces = [Namespace(kind, path) for kind, path in st.namespaces.items()]
+        options = plan.Options(rootfs=st.rootfs, bundle=st.bundle, console_fd=console_fd,
+                               keep_fds=opts.preserve_fds, ns_fds=open_namespaces(namespaces, undo))
+        pid = run_plan(plan.build_exec(namespaces, process, options), st.cgroup, undo)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, pid)
+        undo.pids.clear()
+    except BaseException:
+        undo.run()
+        if ours:
+            ours[0].close()
+        raise
+    master = -1
+    if ours:
+        _, fds, _, _ = socket.recv_fds(ours[0], 256, 1)
+        ours[0].close()
+        master = fds[0] if fds else -1
+    if opts.detach:
+        return 0
+    return supervise(pid, master)
