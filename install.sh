@@ -11,6 +11,7 @@ apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-config \
     busybox-static runc crun podman conmon containerd umoci skopeo iproute2 strace >/dev/null
 /usr/bin/python3 -m venv /opt/pyoci/venv
+rm -rf build  # a stale cffi build would hide changes to csrc/
 /opt/pyoci/venv/bin/pip install -q --disable-pip-version-check ".[test]"
 ln -sf /opt/pyoci/venv/bin/pyoci /usr/local/bin/pyoci
 

@@ -257,7 +257,11 @@ static void do_pivot(int no_pivot)
 {
     if (fchdir(root_fd) < 0)
         fail(errno, "chdir rootfs");
-    if (no_pivot) {
+    if (no_pivot == 2) {
+        /* the runtime's own mount namespace: chroot only, the host's mount table keeps its root */
+        if (chroot(".") < 0)
+            fail(errno, "chroot");
+    } else if (no_pivot) {
         if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
             fail(errno, "move rootfs");
         if (chroot(".") < 0)
@@ -689,4 +693,10 @@ int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd)
     for (cur_step = 0; cur_step < nsteps; cur_step++)
         run_step(&steps[cur_step]);
     _exit(0);
+}
+
+/* For the mounts a container without its own mount namespace left on the host. */
+int pyoci_umount_lazy(const char *target)
+{
+    return umount2(target, MNT_DETACH) < 0 ? -errno : 0;
 }

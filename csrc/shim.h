@@ -13,7 +13,7 @@ enum pyoci_op {
     PYOCI_OP_SET_ROOT = 8,    /* s1: rootfs path, opened as the root that destinations resolve in */
     PYOCI_OP_MKNOD = 9,       /* s2: path inside root; n1: mode; n2: dev; n3: uid; n4: gid */
     PYOCI_OP_SYMLINK = 10,    /* s1: target; s2: link path inside root; n1: 1 = replace */
-    PYOCI_OP_PIVOT = 11,      /* pivot_root into the root; n1: 1 = MS_MOVE + chroot instead */
+    PYOCI_OP_PIVOT = 11,      /* pivot_root into the root; n1: 1 = MS_MOVE + chroot, 2 = chroot only */
     PYOCI_OP_MASK = 12,       /* s1: path */
     PYOCI_OP_READONLY = 13,   /* s1: path; n1: 1 = ENOENT is an error, 2 = remount in place */
     PYOCI_OP_HOSTNAME = 14,   /* s1 */
@@ -69,3 +69,4 @@ struct pyoci_msg {
 };
 
 int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd);
+int pyoci_umount_lazy(const char *target);

@@ -30,6 +30,7 @@ class Undo:
         self.fds: list[int] = []
         self.cgroup = None
         self.state_dir = state_dir
+        self.host_mounts: dict[str, int] = {}
 
     def close_fds(self) -> None:
         for fd in self.fds:
@@ -47,10 +48,32 @@ class Undo:
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+        try:
+            _unmount_host(self.host_mounts)
+        except PyociError:
+            pass  # the rest of the undo still runs; nothing better to do with a mount that will not go
         if self.cgroup is not None:
             self.cgroup.destroy()
         if self.state_dir:
             _remove_dir(self.state_dir)
+
+
+def _mounts_at(path: str) -> int:
+    from .linux.mountinfo import mount_points
+
+    return mount_points().count(path)
+
+
+def _unmount_host(host_mounts: dict[str, int]) -> None:
+    """A container without a mount namespace of its own made its mounts on the host: take them down (the
+    rootfs bind, detached lazily with everything mounted under it), leaving mounts that were there before."""
+    if not host_mounts:
+        return
+    from .linux.shim import umount_lazy
+
+    for path, before in host_mounts.items():
+        while _mounts_at(path) > before:
+            umount_lazy(path)
 
 
 def _remove_dir(path: str) -> None:
@@ -150,6 +173,8 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
         undo.cgroup = cg
         st.cgroup = cg.to_json()
         steps = plan.build(cfg, options, cg)
+        if cfg.namespace("mount") is None:
+            st.host_mounts = undo.host_mounts = {rootfs: _mounts_at(rootfs)}
 
         def mounted(pid: int) -> bytes:
             """Before pivot_root: record the init, run prestart and createRuntime hooks."""
@@ -374,6 +399,7 @@ def delete(store: Store, container_id: str, force: bool, log: Logger) -> None:
                 raise PyociError(f"cannot delete a container that is not stopped: {status}")
             _kill_and_wait(st)
         Cgroup.from_json(st.cgroup).destroy()
+        _unmount_host(st.host_mounts)
         for i, h in enumerate(hooks.from_json(st.hooks.get("poststop", []))):
             try:
                 hooks.run("poststop", [h], _hook_state(st, "stopped"))

@@ -10,8 +10,8 @@ import stat
 from dataclasses import dataclass, field
 
 from .cgroups import Cgroup
-from .errors import ConfigError
 from .linux import caps, mountopts
+from .linux.mountinfo import mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, PROPAGATION
 from .linux.rlimits import RLIMITS
@@ -44,17 +44,6 @@ class Options:
     keyring: str | None = None  # name of the container's own session keyring (None: --no-new-keyring)
     ns_fds: dict[str, int] = field(default_factory=dict)  # namespace type → fd opened from its path
     extra_env: list[str] = field(default_factory=list)
-
-
-def mountpoint_of(path: str) -> str:
-    """The mount point that holds path (longest prefix in mountinfo)."""
-    best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split(" ")[4].encode().decode("unicode_escape")
-            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
-                best = mp
-    return best
 
 
 def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[int, int]],
@@ -114,12 +103,15 @@ def _hierarchy_dir(path: str) -> str:
     return rel.split("/", 1)[0]
 
 
-def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
-    prop = PROPAGATION.get(cfg.rootfs_propagation, MS_SLAVE | MS_REC)
-    steps = [
-        Step("set_root_propagation", "linux.rootfsPropagation", flags=prop),
-        Step("mount", "rootfs parent mount", s2=mountpoint_of(os.path.dirname(opts.rootfs)), n4=1,
-             flags2=MS_PRIVATE),
+def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> list[Step]:
+    steps = []
+    if not host_ns:
+        # Propagation is changed only in a mount namespace the container has (new or joined), never the host's.
+        prop = PROPAGATION.get(cfg.rootfs_propagation, MS_SLAVE | MS_REC)
+        steps += [Step("set_root_propagation", "linux.rootfsPropagation", flags=prop),
+                  Step("mount", "rootfs parent mount", s2=mountpoint_of(os.path.dirname(opts.rootfs)), n4=1,
+                       flags2=MS_PRIVATE)]
+    steps += [
         Step("mount", "root.path", s1=opts.rootfs, s2=opts.rootfs, flags=MS_BIND | MS_REC, n4=1),
         Step("set_root", "root.path", s1=opts.rootfs),
     ]
@@ -220,31 +212,33 @@ def _home(rootfs: str, uid: int) -> str:
 
 def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
     """The whole plan of `create`: namespaces, rootfs, process, then wait for `start` and execve."""
-    mount_ns = cfg.namespace("mount")
-    if mount_ns is None:
-        raise ConfigError("pyoci needs a mount namespace to set up the root filesystem", path="linux.namespaces")
+    # root.path and the mounts are set up in whatever mount namespace the container ends up in: a new one,
+    # one joined by path, or (no "mount" entry: inherit the runtime's) the host's, where `delete` takes them
+    # down again.
+    host_ns = cfg.namespace("mount") is None
     steps = _namespace_steps(cfg.namespaces, cfg.time_offsets, opts)
-    if not mount_ns.path:
-        steps += _mount_steps(cfg, opts, cgroup)
+    steps += _mount_steps(cfg, opts, cgroup, host_ns)
     if cfg.process and cfg.process.oom_score_adj is not None:
         steps.append(Step("write_file", "process.oomScoreAdj", s1="/proc/self/oom_score_adj",
                           s2=str(cfg.process.oom_score_adj)))
     steps.append(Step("sync", "prestart and createRuntime hooks", n1=MSG_MOUNTED, n2=1))
     for i, h in enumerate(cfg.hooks.get("createContainer", [])):
         steps.append(_hook_step("createContainer", i, h, 0))
-    if not mount_ns.path:
+    if host_ns:
+        steps.append(Step("pivot", "chroot", n1=2))  # plain chroot: nothing may be moved onto the host's "/"
+    else:
         steps.append(Step("pivot", "pivot_root" if not opts.no_pivot else "chroot", n1=int(opts.no_pivot)))
-        if cfg.rootfs_propagation:
-            steps.append(Step("set_root_propagation", "linux.rootfsPropagation",
-                              flags=PROPAGATION[cfg.rootfs_propagation]))
-        for key, value in cfg.sysctl.items():
-            steps.append(Step("write_file", f"linux.sysctl ({key})", s1=_sysctl_path(key), s2=value))
-        for i, path in enumerate(cfg.masked_paths):
-            steps.append(Step("mask", f"linux.maskedPaths[{i}] ({path})", s1=path))
-        for i, path in enumerate(cfg.readonly_paths):
-            steps.append(Step("readonly", f"linux.readonlyPaths[{i}] ({path})", s1=path))
-        if cfg.root_readonly:
-            steps.append(Step("readonly", "root.readonly", s1="/", n1=3))
+    if cfg.rootfs_propagation and not host_ns:
+        steps.append(Step("set_root_propagation", "linux.rootfsPropagation",
+                          flags=PROPAGATION[cfg.rootfs_propagation]))
+    for key, value in cfg.sysctl.items():
+        steps.append(Step("write_file", f"linux.sysctl ({key})", s1=_sysctl_path(key), s2=value))
+    for i, path in enumerate(cfg.masked_paths):
+        steps.append(Step("mask", f"linux.maskedPaths[{i}] ({path})", s1=path))
+    for i, path in enumerate(cfg.readonly_paths):
+        steps.append(Step("readonly", f"linux.readonlyPaths[{i}] ({path})", s1=path))
+    if cfg.root_readonly:
+        steps.append(Step("readonly", "root.readonly", s1="/", n1=3))
     if opts.keyring:
         steps.append(Step("keyring", "session keyring", s1=opts.keyring))
     if cfg.hostname is not None:
@@ -256,16 +250,17 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
         steps.append(Step("personality", "linux.personality", n1=domain))
     if cfg.process is None:
         # Nothing to run: park until start (which refuses) or delete, as the spec allows.
-        return steps + [Step("close_from", "close fds", n1=3), Step("sync", "ready", n1=MSG_READY),
-                        Step("pdeathsig", "outlive create", n1=0), Step("wait_fifo", "wait", fd=opts.fifo_fd)]
+        return steps + [Step("close_from", "close fds", n1=3), Step("pdeathsig", "outlive create", n1=0),
+                        Step("sync", "ready", n1=MSG_READY), Step("wait_fifo", "wait", fd=opts.fifo_fd)]
     steps += _process_steps(cfg.process, opts)
     env = environment(cfg.process, opts)
     args = cfg.process.args
     steps += [
         Step("find_exec", "process.args", s1=args[0], envp=env),
         Step("close_from", "close fds", n1=3 + opts.keep_fds),
-        Step("sync", "ready", n1=MSG_READY, n2=0),
+        # The death signal goes before READY: once told, the parent may exit at once.
         Step("pdeathsig", "outlive create", n1=0),
+        Step("sync", "ready", n1=MSG_READY, n2=0),
         Step("wait_fifo", "wait for start", fd=opts.fifo_fd),
     ]
     for i, h in enumerate(cfg.hooks.get("startContainer", [])):
@@ -277,6 +272,9 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
 def build_exec(namespaces: list[Namespace], process: Process, opts: Options) -> list[Step]:
     """The plan of `exec`: join every namespace of the container (user first), then the process setup."""
     steps = _namespace_steps(namespaces, {}, opts)
+    if not any(ns.type == "mount" for ns in namespaces):
+        # The container lives in the host's mount namespace: its root is a chroot, so is the new process's.
+        steps += [Step("set_root", "root.path", s1=opts.rootfs), Step("pivot", "chroot", n1=2)]
     if process.oom_score_adj is not None:
         steps.append(Step("write_file", "process.oomScoreAdj", s1="/proc/self/oom_score_adj",
                           s2=str(process.oom_score_adj)))
@@ -285,7 +283,7 @@ def build_exec(namespaces: list[Namespace], process: Process, opts: Options) -> 
     return steps + [
         Step("find_exec", "process.args", s1=process.args[0], envp=env),
         Step("close_from", "close fds", n1=3 + opts.keep_fds),
-        Step("sync", "ready", n1=MSG_READY, n2=0),
         Step("pdeathsig", "outlive exec", n1=0),
+        Step("sync", "ready", n1=MSG_READY, n2=0),
         Step("exec", "process.args", argv=process.args, envp=env),
     ]

@@ -34,6 +34,7 @@ class State:
         "namespaces": {},  # type → path of the namespace to join
         "started": False,
         "has_process": True,  # a config without process can be created, never started
+        "host_mounts": {},  # no mount namespace: rootfs path → mounts stacked on it before create (not ours)
     }
 
     def __init__(self, **values: object) -> None:

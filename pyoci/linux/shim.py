@@ -83,3 +83,9 @@ def spawn(steps: list[Step], sync_fd: int) -> int:
 def decode(data: bytes) -> Message:
     t, step, err, pid, detail = MESSAGE.unpack(data[: MESSAGE.size])
     return Message(t, step, err, pid, detail.split(b"\0", 1)[0].decode(errors="replace"))
+
+
+def umount_lazy(path: str) -> None:
+    err = lib.pyoci_umount_lazy(os.fsencode(path))
+    if err < 0:
+        raise PyociError(f"unmount {path}", -err)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -240,3 +242,36 @@ def test_listen_fds_are_handed_on(pyoci, bundle, tmp_path):
     finally:
         os.close(fd)
     assert proc.stdout.split("\n")[:2] == ["1", "activated"]
+
+
+def test_without_mount_namespace_the_host_gets_its_mounts_back(pyoci, bundle):
+    def edit(c):
+        c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "mount"]
+    b = bundle(["sh", "-c", "ls /bin/busybox && cat /proc/self/mountinfo | wc -l"], edit)
+    before = open("/proc/self/mountinfo").read()
+    cid = pyoci.new_id()
+    out = pyoci("run", "--bundle", str(b), cid).stdout
+    assert out.startswith("/bin/busybox\n")
+    assert open("/proc/self/mountinfo").read() == before
+    pyoci("create", "--bundle", str(b), cid)
+    assert open("/proc/self/mountinfo").read() != before  # its mounts are on the host while it lives
+    pyoci("delete", "--force", cid)
+    assert open("/proc/self/mountinfo").read() == before
+
+
+def test_joining_a_mount_namespace_by_path_still_sets_up_the_root(pyoci, bundle):
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "1000"])
+    try:
+        path = f"/proc/{holder.pid}/ns/mnt"
+        deadline = time.monotonic() + 5
+        while os.readlink(path) == os.readlink("/proc/self/ns/mnt") and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        def edit(c):
+            c["linux"]["namespaces"] = [ns if ns["type"] != "mount" else {"type": "mount", "path": path}
+                                        for ns in c["linux"]["namespaces"]]
+        out = run_in(pyoci, bundle, "readlink /proc/self/ns/mnt; ls /bin/busybox", edit)
+        assert out.split() == [os.readlink(path), "/bin/busybox"]
+    finally:
+        holder.kill()
+        holder.wait()

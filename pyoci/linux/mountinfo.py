@@ -1,0 +1,17 @@
+"""The mount points of this process's mount namespace, from /proc/self/mountinfo."""
+from __future__ import annotations
+
+
+def mount_points() -> list[str]:
+    """Every mount point, in mount order, octal escapes (\\040 for a space) decoded."""
+    with open("/proc/self/mountinfo", "rb") as f:
+        return [line.split(b" ")[4].decode("unicode_escape") for line in f]
+
+
+def mountpoint_of(path: str) -> str:
+    """The mount point that holds path (longest prefix)."""
+    best = "/"
+    for mp in mount_points():
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+            best = mp
+    return best
