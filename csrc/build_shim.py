@@ -15,6 +15,7 @@ ffibuilder.set_source(
     "pyoci._shim",
     '#include "shim.c"',
     include_dirs=[str(HERE)],
+    libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
 )
 

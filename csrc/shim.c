@@ -34,6 +34,9 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/keyctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
 
 #include "shim.h"
 
@@ -551,6 +554,13 @@ static void run_step(const struct pyoci_step *s)
         if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, s->s1) < 0 && errno != ENOSYS)
             fail(errno, "join session keyring");
         break;
+    case PYOCI_OP_SECCOMP: {
+        /* struct sock_filter is 8 bytes: the plan carries one per 64-bit list entry. */
+        struct sock_fprog prog = { .len = (unsigned short)s->nlist, .filter = (struct sock_filter *)s->list };
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)s->n1, &prog) < 0)
+            fail(errno, "load seccomp filter");
+        break;
+    }
     case PYOCI_OP_PDEATHSIG:
         prctl(PR_SET_PDEATHSIG, (int)s->n1, 0, 0, 0);
         break;
@@ -699,4 +709,46 @@ int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd)
 int pyoci_umount_lazy(const char *target)
 {
     return umount2(target, MNT_DETACH) < 0 ? -errno : 0;
+}
+
+int pyoci_seccomp_compile(unsigned int default_action, const char **arches, int narches,
+                          const struct pyoci_scmp_rule *rules, int nrules, int out_fd, int *failed)
+{
+    int r = 0;
+    *failed = -1;
+    scmp_filter_ctx ctx = seccomp_init(default_action);
+    if (!ctx)
+        return -EINVAL;
+    for (int i = 0; i < narches; i++) {
+        uint32_t arch = seccomp_arch_resolve_name(arches[i]);
+        if (arch == 0) {
+            r = -EINVAL;
+            goto out;
+        }
+        r = seccomp_arch_add(ctx, arch);
+        if (r < 0 && r != -EEXIST)
+            goto out;
+        r = 0;
+    }
+    for (int i = 0; i < nrules; i++) {
+        int nr = seccomp_syscall_resolve_name(rules[i].name);
+        if (nr == __NR_SCMP_ERROR)
+            continue;
+        struct scmp_arg_cmp cmp[6];
+        for (int a = 0; a < rules[i].nargs; a++) {
+            cmp[a].arg = rules[i].args[a].index;
+            cmp[a].op = (enum scmp_compare)rules[i].args[a].op;
+            cmp[a].datum_a = rules[i].args[a].value;
+            cmp[a].datum_b = rules[i].args[a].value_two;
+        }
+        r = seccomp_rule_add_array(ctx, rules[i].action, nr, (unsigned int)rules[i].nargs, cmp);
+        if (r < 0) {
+            *failed = i;
+            goto out;
+        }
+    }
+    r = seccomp_export_bpf(ctx, out_fd);
+out:
+    seccomp_release(ctx);
+    return r;
 }

@@ -35,7 +35,8 @@ enum pyoci_op {
     PYOCI_OP_SET_ROOT_PROPAGATION = 30, /* flags: propagation for "/" */
     PYOCI_OP_DUP2 = 31,       /* fd -> n1 */
     PYOCI_OP_PDEATHSIG = 32,  /* n1: signal sent when the spawning process dies (0: none) */
-    PYOCI_OP_KEYRING = 33     /* s1: name of a new session keyring to join */
+    PYOCI_OP_KEYRING = 33,    /* s1: name of a new session keyring to join */
+    PYOCI_OP_SECCOMP = 34     /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_* */
 };
 
 enum pyoci_msg_type {
@@ -70,3 +71,22 @@ struct pyoci_msg {
 
 int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd);
 int pyoci_umount_lazy(const char *target);
+
+/* linux.seccomp, compiled by libseccomp in the runtime (never in the container). */
+struct pyoci_scmp_arg {
+    unsigned int index;
+    int op;                  /* SCMP_CMP_* */
+    unsigned long long value;
+    unsigned long long value_two;
+};
+
+struct pyoci_scmp_rule {
+    const char *name;        /* syscall name; unknown to this libseccomp/kernel: skipped, as runc does */
+    unsigned int action;     /* SCMP_ACT_* value */
+    int nargs;
+    struct pyoci_scmp_arg args[6];
+};
+
+/* Writes the BPF program to out_fd. Returns 0 or -errno; *failed names the rule (-1: the arches). */
+int pyoci_seccomp_compile(unsigned int default_action, const char **arches, int narches,
+                          const struct pyoci_scmp_rule *rules, int nrules, int out_fd, int *failed);

@@ -169,6 +169,10 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
                                keyring=None if opts.no_new_keyring else f"_ses.{container_id}",
                                ns_fds=open_namespaces(cfg.namespaces, undo),
                                extra_env=[f"LISTEN_FDS={listen}"] if listen else [])
+        if cfg.seccomp and cfg.process:
+            from .linux.seccomp import compile_filter
+
+            options.seccomp = compile_filter(cfg.seccomp)
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources)
         undo.cgroup = cg
         st.cgroup = cg.to_json()

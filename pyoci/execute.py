@@ -92,10 +92,11 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
         raise PyociError(f"cannot exec in a {status} container")
     if opts.cgroup:
         raise PyociError("--cgroup: sub-cgroups for exec are not supported")
+    cfg = spec.load(st.bundle)
     if opts.process_file:
         process = _from_file(opts.process_file)
     else:
-        base = spec.load(st.bundle).process
+        base = cfg.process
         if base is None:
             raise ConfigError("required to exec with the container's settings", path="process")
         process = _from_flags(opts, base)
@@ -115,6 +116,10 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
         namespaces = [Namespace(kind, path) for kind, path in st.namespaces.items()]
         options = plan.Options(rootfs=st.rootfs, bundle=st.bundle, console_fd=console_fd,
                                keep_fds=opts.preserve_fds, ns_fds=open_namespaces(namespaces, undo))
+        if cfg.seccomp:
+            from .linux.seccomp import compile_filter
+
+            options.seccomp = compile_filter(cfg.seccomp)
         pid = run_plan(plan.build_exec(namespaces, process, options), st.cgroup, undo)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)

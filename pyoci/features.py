@@ -6,7 +6,8 @@ from typing import Any
 
 from . import OCI_VERSION
 from .linux.caps import CAPABILITIES
-from .linux.mountopts import FLAGS, PROPAGATION, RECURSIVE
+from .linux.mountopts import FLAGS as MOUNT_FLAGS, PROPAGATION, RECURSIVE
+from .linux.seccomp import ACTIONS, FLAGS, OPS
 from .spec import HOOK_KINDS, NAMESPACE_TYPES
 
 
@@ -18,13 +19,14 @@ def features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOK_KINDS),
-        "mountOptions": sorted(set(FLAGS) | set(PROPAGATION) | set(RECURSIVE)),
+        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | set(RECURSIVE)),
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITIES),
             "cgroup": {"v1": not v2, "v2": v2 or os.path.isdir("/sys/fs/cgroup/unified"), "systemd": False,
                        "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": {"enabled": True, "actions": sorted(set(ACTIONS) - {"SCMP_ACT_NOTIFY"}),
+                        "operators": sorted(OPS), "knownFlags": sorted(FLAGS), "supportedFlags": sorted(FLAGS)},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},

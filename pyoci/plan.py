@@ -42,6 +42,7 @@ class Options:
     keep_fds: int = 0  # --preserve-fds and LISTEN_FDS: fds 3 .. 3+keep_fds-1 stay open
     no_pivot: bool = False
     keyring: str | None = None  # name of the container's own session keyring (None: --no-new-keyring)
+    seccomp: tuple[list[int], int] | None = None  # compiled linux.seccomp: BPF program, seccomp(2) flags
     ns_fds: dict[str, int] = field(default_factory=dict)  # namespace type → fd opened from its path
     extra_env: list[str] = field(default_factory=list)
 
@@ -178,6 +179,9 @@ def _process_steps(p: Process, opts: Options) -> list[Step]:
     if p.capabilities is not None:
         steps.append(Step("drop_bounding", "process.capabilities.bounding",
                           n1=caps.mask(p.capabilities["bounding"])))
+    if opts.seccomp and not p.no_new_privileges:
+        # Without no_new_privs only CAP_SYS_ADMIN may load a filter: load it while we still have it.
+        steps.append(_seccomp_step(opts.seccomp))
     steps.append(Step("user", "process.user", n1=p.user.uid, n2=p.user.gid, n3=1, nums=p.user.additional_gids))
     if p.capabilities is not None:
         c = p.capabilities
@@ -188,6 +192,15 @@ def _process_steps(p: Process, opts: Options) -> list[Step]:
     steps.append(Step("umask", "process.user.umask", n1=0o022 if p.user.umask is None else p.user.umask))
     steps.append(Step("chdir", f"process.cwd ({p.cwd})", s1=p.cwd))
     return steps
+
+
+def _seccomp_step(seccomp: tuple[list[int], int]) -> Step:
+    return Step("seccomp", "linux.seccomp", nums=seccomp[0], n1=seccomp[1])
+
+
+def _late_seccomp(p: Process, opts: Options) -> list[Step]:
+    """With no_new_privs the filter goes last before execve, so none of our own steps runs under it."""
+    return [_seccomp_step(opts.seccomp)] if opts.seccomp and p.no_new_privileges else []
 
 
 def environment(p: Process, opts: Options) -> list[str]:
@@ -265,6 +278,7 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
     ]
     for i, h in enumerate(cfg.hooks.get("startContainer", [])):
         steps.append(_hook_step("startContainer", i, h, 1))
+    steps += _late_seccomp(cfg.process, opts)
     steps.append(Step("exec", "process.args", argv=args, envp=env))
     return steps
 
@@ -285,5 +299,6 @@ def build_exec(namespaces: list[Namespace], process: Process, opts: Options) -> 
         Step("close_from", "close fds", n1=3 + opts.keep_fds),
         Step("pdeathsig", "outlive exec", n1=0),
         Step("sync", "ready", n1=MSG_READY, n2=0),
+        *_late_seccomp(process, opts),
         Step("exec", "process.args", argv=process.args, envp=env),
     ]

@@ -1,0 +1,78 @@
+"""linux.seccomp → a BPF program, compiled by libseccomp in the runtime; the executor only loads it."""
+from __future__ import annotations
+
+import os
+import struct
+
+from ..errors import ConfigError
+
+ACT_ERRNO, ACT_TRACE = 0x00050000, 0x7FF00000
+ACTIONS = {
+    "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
+    "SCMP_ACT_TRAP": 0x00030000, "SCMP_ACT_ERRNO": ACT_ERRNO, "SCMP_ACT_TRACE": ACT_TRACE,
+    "SCMP_ACT_LOG": 0x7FFC0000, "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_NOTIFY": 0x7FC00000,
+}
+OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
+       "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+         "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+EPERM = 1
+
+
+def _action(name: str, errno_ret: int | None, where: str) -> int:
+    if name == "SCMP_ACT_NOTIFY":
+        raise ConfigError("SCMP_ACT_NOTIFY is not supported yet", path=where)
+    value = ACTIONS[name]
+    if value in (ACT_ERRNO, ACT_TRACE):
+        value |= (EPERM if errno_ret is None else errno_ret) & 0xFFFF
+    return value
+
+
+def compile_filter(seccomp: dict) -> tuple[list[int], int]:
+    """The program (one sock_filter per 64-bit entry) and the flags for seccomp(2)."""
+    from .._shim import ffi, lib
+
+    default = _action(seccomp["defaultAction"], seccomp.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
+    arches = [a.removeprefix("SCMP_ARCH_").lower() for a in seccomp.get("architectures", [])]
+    flags = 0
+    for name in seccomp.get("flags", []):
+        flags |= FLAGS[name]
+    rules = []
+    where = []
+    for i, sc in enumerate(seccomp.get("syscalls", [])):
+        action = _action(sc["action"], sc.get("errnoRet"), f"linux.seccomp.syscalls[{i}].action")
+        if action == default:
+            continue  # libseccomp refuses a rule that says what the default says; runc skips it too
+        args = sc.get("args", [])
+        # One rule ANDs its comparisons, but only one per argument: several on one argument become
+        # separate rules (an OR), as runc does.
+        groups = [args] if len({a["index"] for a in args}) == len(args) else [[a] for a in args]
+        for name in sc["names"]:
+            for group in groups:
+                rules.append((name, action, group))
+                where.append(f"linux.seccomp.syscalls[{i}] ({name})")
+    c_rules = ffi.new("struct pyoci_scmp_rule[]", max(len(rules), 1))
+    keep = []
+    for c, (name, action, group) in zip(c_rules, rules):
+        cname = ffi.new("char[]", name.encode())
+        keep.append(cname)
+        c.name, c.action, c.nargs = cname, action, len(group)
+        for j, a in enumerate(group):
+            c.args[j].index, c.args[j].op = a["index"], OPS[a["op"]]
+            c.args[j].value, c.args[j].value_two = a["value"], a.get("valueTwo", 0)
+    c_arches = [ffi.new("char[]", a.encode()) for a in arches]
+    arch_vec = ffi.new("const char *[]", c_arches + [ffi.NULL])
+    failed = ffi.new("int *")
+    fd = os.memfd_create("pyoci-seccomp", os.MFD_CLOEXEC)
+    try:
+        err = lib.pyoci_seccomp_compile(default, arch_vec, len(arches), c_rules, len(rules), fd, failed)
+        if err < 0:
+            path = where[failed[0]] if failed[0] >= 0 else "linux.seccomp.architectures"
+            raise ConfigError(f"libseccomp refused it: {os.strerror(-err)}", path=path)
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    finally:
+        os.close(fd)
+    return list(struct.unpack(f"={len(data) // 8}Q", data)), flags
