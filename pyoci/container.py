@@ -77,9 +77,13 @@ def _unmount_host(host_mounts: dict[str, int]) -> None:
 
 
 def _remove_dir(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+    """A container's state directory holds only files pyoci wrote (state, fifo)."""
+    try:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def _hook_state(st: State, status: str) -> dict[str, object]:

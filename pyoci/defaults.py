@@ -1,7 +1,9 @@
 """The config `pyoci spec` writes: runc's defaults, so bundles move between the two unchanged."""
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import OCI_VERSION
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import OCI_VERSION
 from .linux.caps import CAPABILITIES

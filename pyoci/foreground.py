@@ -8,7 +8,9 @@ import os
 import select
 import signal
 import socket
-from typing import Callable
+TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Callable
 
 from .container import CreateOptions, create, delete, start
 from .errors import PyociError

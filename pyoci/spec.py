@@ -10,7 +10,9 @@ import os
 import re
 from decimal import Decimal
 from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 from .errors import ConfigError
 from .linux.caps import CAPABILITIES

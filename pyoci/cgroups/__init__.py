@@ -34,21 +34,23 @@ def hierarchies() -> list[Hierarchy]:
         for line in f:
             _, names, path = line.rstrip("\n").split(":", 2)
             own[names] = path
-    found = []
+    found: dict[str, Hierarchy] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
             fstype, _, superopts = right.split(" ", 2)
-            if fstype not in ("cgroup", "cgroup2"):
+            fields = left.split(" ")
+            # Only a hierarchy's first, whole mount: binds of a subtree (root != "/") and later copies
+            # (say, a container's /sys/fs/cgroup made on the host) are not where cgroups are made.
+            if fstype not in ("cgroup", "cgroup2") or fields[3] != "/":
                 continue
-            mountpoint = left.split(" ")[4]
             if fstype == "cgroup2":
-                found.append(Hierarchy("", mountpoint, [], own.get("", "/")))
+                found.setdefault("", Hierarchy("", fields[4], [], own.get("", "/")))
                 continue
             ctrls = [o for o in superopts.strip().split(",") if o in KNOWN_V1 or o.startswith("name=")]
             key = ",".join(ctrls)
-            found.append(Hierarchy(key, mountpoint, ctrls, own.get(key, "/")))
-    return found
+            found.setdefault(key, Hierarchy(key, fields[4], ctrls, own.get(key, "/")))
+    return list(found.values())
 
 
 KNOWN_V1 = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
@@ -100,7 +102,10 @@ class Cgroup:
 
     def join(self, pid: int) -> None:
         for p in self.paths.values():
-            _write(os.path.join(p, "cgroup.procs"), str(pid))
+            try:
+                _write(os.path.join(p, "cgroup.procs"), str(pid))
+            except OSError as exc:
+                raise PyociError(f"join cgroup {p}", exc.errno) from None
 
     def pids(self) -> list[int]:
         for p in self.paths.values():
@@ -211,16 +216,20 @@ def _enable_v2_controllers(h: Hierarchy, path: str) -> None:
                 pass  # a controller the parent cannot delegate (e.g. threaded) is skipped
 
 
-def _init_cpuset(path: str, made: list[str]) -> None:
-    """A new v1 cpuset is empty and refuses tasks: copy cpus and mems down from its parent."""
-    for d in made:
+def _init_cpuset(path: str, mountpoint: str) -> None:
+    """A new v1 cpuset is empty and refuses tasks: fill every empty level from its parent, top down.
+
+    Every level, not only the ones this create made: a concurrent create may have made a parent and not
+    filled it yet."""
+    cur = mountpoint
+    for part in [p for p in os.path.relpath(path, mountpoint).split("/") if p not in ("", ".")]:
+        parent, cur = cur, os.path.join(cur, part)
         for name in ("cpuset.cpus", "cpuset.mems"):
-            f = os.path.join(d, name)
-            with open(f) as fh:
+            with open(os.path.join(cur, name)) as fh:
                 if fh.read().strip():
                     continue
-            with open(os.path.join(os.path.dirname(d), name)) as fh:
-                _write(f, fh.read().strip())
+            with open(os.path.join(parent, name)) as fh:
+                _write(os.path.join(cur, name), fh.read().strip())
 
 
 def create(cgroups_path: str, container_id: str, resources: dict[str, object]) -> Cgroup:
@@ -239,7 +248,7 @@ def create(cgroups_path: str, container_id: str, resources: dict[str, object]) -
             if h.v2 and new:
                 _enable_v2_controllers(h, path)
             if "cpuset" in h.controllers:
-                _init_cpuset(path, new)
+                _init_cpuset(path, h.mountpoint)
         limits.apply(cg, resources, v2_only=is_v2_host())
     except PyociError:
         cg.destroy()

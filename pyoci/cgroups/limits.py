@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable
+TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 
 from ..errors import PyociError
 
 if TYPE_CHECKING:
+    from typing import Any, Callable
+
     from . import Cgroup
 
 # Devices every container needs; allowed after the config's own rules, as runc does.
