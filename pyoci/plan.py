@@ -170,7 +170,9 @@ def _sysctl_path(key: str) -> str:
 
 
 def _process_steps(p: Process, opts: Options) -> list[Step]:
-    steps = []
+    # Mark every fd past the kept ones close-on-exec first: a seccomp filter loaded below may forbid
+    # close_range (Docker's default profile does).
+    steps = [Step("close_from", "close fds", n1=3 + opts.keep_fds)]
     if opts.console_fd >= 0:
         rows, cols = p.console_size or (0, 0)
         steps.append(Step("console", "process.terminal", fd=opts.console_fd, n1=rows, n2=cols))
@@ -270,7 +272,6 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
     args = cfg.process.args
     steps += [
         Step("find_exec", "process.args", s1=args[0], envp=env),
-        Step("close_from", "close fds", n1=3 + opts.keep_fds),
         # The death signal goes before READY: once told, the parent may exit at once.
         Step("pdeathsig", "outlive create", n1=0),
         Step("sync", "ready", n1=MSG_READY, n2=0),
@@ -296,7 +297,6 @@ def build_exec(namespaces: list[Namespace], process: Process, opts: Options) -> 
     env = environment(process, opts)
     return steps + [
         Step("find_exec", "process.args", s1=process.args[0], envp=env),
-        Step("close_from", "close fds", n1=3 + opts.keep_fds),
         Step("pdeathsig", "outlive exec", n1=0),
         Step("sync", "ready", n1=MSG_READY, n2=0),
         *_late_seccomp(process, opts),

@@ -67,3 +67,12 @@ def test_exec_gets_the_container_filter(pyoci, bundle):
     pyoci("run", "-d", "--bundle", str(b), cid)
     out = pyoci("exec", cid, "sh", "-c", "mkdir /dev/shm/y 2>&1; true").stdout
     assert "Operation not permitted" in out
+
+
+def test_filter_loaded_early_does_not_break_our_last_steps(pyoci, bundle):
+    # Without no_new_privs the filter is loaded before the user switch; Docker-style profiles deny
+    # close_range, so the runtime must not need it (nor getcwd) after that point.
+    edit = with_seccomp([{"names": ["close_range", "getcwd"], "action": "SCMP_ACT_ERRNO"}], nnp=False,
+                        user={"uid": 1000, "gid": 1000})
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", "echo ran; ls /proc/self/fd"], edit)), pyoci.new_id())
+    assert out.stdout.split() == ["ran", "0", "1", "2", "3"]
