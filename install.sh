@@ -13,7 +13,10 @@ apt-get install -y -q --no-install-recommends \
 /usr/bin/python3 -m venv /opt/pyoci/venv
 rm -rf build  # a stale cffi build would hide changes to csrc/
 /opt/pyoci/venv/bin/pip install -q --disable-pip-version-check ".[test]"
-ln -sf /opt/pyoci/venv/bin/pyoci /usr/local/bin/pyoci
+# The command on PATH runs the venv's python with -I -S: no site machinery, a few ms less on every call.
+sed '1s|.*|#!/opt/pyoci/venv/bin/python3 -IS|' bin/pyoci > /usr/local/bin/pyoci.new
+chmod 755 /usr/local/bin/pyoci.new
+mv -f /usr/local/bin/pyoci.new /usr/local/bin/pyoci
 
 demo=$(mktemp -d /tmp/pyoci-demo.XXXXXX)
 trap 'rm -rf "$demo"' EXIT

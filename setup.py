@@ -48,5 +48,5 @@ setup(
     setup_requires=["cffi>=1.15", "fastjsonschema>=2.16"],
     cffi_modules=["csrc/build_shim.py:ffibuilder"],
     cmdclass={"build_py": BuildWithValidator},
-    entry_points={"console_scripts": ["pyoci = pyoci.cli:main"]},
+    scripts=["bin/pyoci"],
 )
