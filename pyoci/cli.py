@@ -254,6 +254,62 @@ def do_ps(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
+# runc update's flags → where they go in linux.resources; sizes take k/m/g suffixes like runc's.
+UPDATE_FLAGS = {
+    "memory": ("memory", "limit", True), "memory-swap": ("memory", "swap", True),
+    "memory-reservation": ("memory", "reservation", True), "kernel-memory": ("memory", "kernel", True),
+    "kernel-memory-tcp": ("memory", "kernelTCP", True), "cpu-share": ("cpu", "shares", False),
+    "cpu-shares": ("cpu", "shares", False), "cpu-period": ("cpu", "period", False),
+    "cpu-quota": ("cpu", "quota", False), "cpu-burst": ("cpu", "burst", False),
+    "cpu-rt-period": ("cpu", "realtimePeriod", False), "cpu-rt-runtime": ("cpu", "realtimeRuntime", False),
+    "cpuset-cpus": ("cpu", "cpus", None), "cpuset-mems": ("cpu", "mems", None),
+    "pids-limit": ("pids", "limit", False), "blkio-weight": ("blockIO", "weight", False),
+}
+
+
+UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
+         "t": 1 << 40, "tb": 1 << 40}
+
+
+def parse_size(flag: str, text: str, with_units: bool | None) -> int | str:
+    """A flag value: kept as text (None), a number, or a size with a k/m/g/t suffix; -1 is unlimited."""
+    if with_units is None:
+        return text
+    t = text.strip().lower()
+    if t == "-1":
+        return -1
+    digits = t.rstrip("kmgtb")
+    suffix = t[len(digits):]
+    scale = UNITS.get(suffix) if with_units else (1 if not suffix else None)
+    if scale is None or not digits.isdigit():
+        raise PyociError(f"--{flag} {text}: not a {'size' if with_units else 'number'}")
+    return int(digits) * scale
+
+
+def do_update(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .container import update
+
+    if a.resources:
+        try:
+            if a.resources == "-":
+                res = json.load(sys.stdin)
+            else:
+                with open(a.resources) as f:
+                    res = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise PyociError(f"--resources {a.resources}: {exc}") from None
+        if not isinstance(res, dict):
+            raise PyociError(f"--resources {a.resources}: not a linux.resources object")
+    else:
+        res = {}
+    for flag, (section, key, with_units) in UPDATE_FLAGS.items():
+        value = getattr(a, flag.replace("-", "_"))
+        if value:
+            res.setdefault(section, {})[key] = parse_size(flag, value, with_units)
+    update(store, a.id, res)
+    return 0
+
+
 def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .defaults import default_config
 
@@ -297,6 +353,8 @@ COMMANDS = {
     "resume": Command(do_pause, "thaw a paused container", ("id",)),
     "ps": Command(do_ps, "list a container's processes (--format json: their pids); args after the id go to ps",
                   ("id", "ps-args..."), values={"format": "table"}, short={"f": "format"}, optional=1),
+    "update": Command(do_update, "change the resource limits of a live container", ("id",),
+                      values={"resources": "", **{flag: "" for flag in UPDATE_FLAGS}}, short={"r": "resources"}),
     "spec": Command(do_spec, "write a default config.json", values={"bundle": "."}, bools=("rootless",),
                     short={"b": "bundle"}),
     "features": Command(do_features, "print the features this runtime supports, as JSON"),

@@ -377,6 +377,17 @@ def pause(store: Store, container_id: str, frozen: bool) -> None:
     Cgroup.from_json(st.cgroup).freeze(frozen)
 
 
+def update(store: Store, container_id: str, resources: dict) -> None:
+    """Applies new linux.resources to a live container (device rules stay as create set them)."""
+    from .cgroups import Cgroup, is_v2_host, limits
+
+    st = store.load(container_id)
+    status = state.status(store, st)
+    if status == "stopped":
+        raise PyociError("cannot update a stopped container")
+    limits.apply(Cgroup.from_json(st.cgroup), resources, v2_only=is_v2_host(), devices=False)
+
+
 def processes(store: Store, container_id: str) -> list[int]:
     from .cgroups import Cgroup
 

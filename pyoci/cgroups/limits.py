@@ -54,13 +54,30 @@ class Writer:
             raise PyociError(f"linux.resources.{where}: write {value} to {path}", exc.errno) from None
 
 
-def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
-    mem = res.get("memory", {})
-    for key, name in (("limit", "memory.limit_in_bytes"), ("reservation", "memory.soft_limit_in_bytes"),
-                      ("swap", "memory.memsw.limit_in_bytes"), ("kernel", "memory.kmem.limit_in_bytes"),
+def _v1_memory(mem: dict[str, Any], w: Callable[..., None]) -> None:
+    """memsw (memory+swap) may never be below the memory limit: when raising both, memsw goes first."""
+    limit = ("memory", "memory.limit_in_bytes", mem.get("limit"), "memory.limit")
+    swap = ("memory", "memory.memsw.limit_in_bytes", mem.get("swap"), "memory.swap")
+    if "limit" in mem and "swap" in mem:
+        try:
+            w(*limit)
+            w(*swap)
+        except PyociError:
+            w(*swap)
+            w(*limit)
+    elif "limit" in mem:
+        w(*limit)
+    elif "swap" in mem:
+        w(*swap)
+    for key, name in (("reservation", "memory.soft_limit_in_bytes"), ("kernel", "memory.kmem.limit_in_bytes"),
                       ("kernelTCP", "memory.kmem.tcp.limit_in_bytes"), ("swappiness", "memory.swappiness")):
         if key in mem:
             w("memory", name, mem[key], f"memory.{key}")
+
+
+def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup", devices: bool) -> None:
+    mem = res.get("memory", {})
+    _v1_memory(mem, w)
     if mem.get("disableOOMKiller"):
         w("memory", "memory.oom_control", 1, "memory.disableOOMKiller")
     cpu = res.get("cpu", {})
@@ -91,7 +108,7 @@ def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
     for i, prio in enumerate(network.get("priorities", [])):
         w("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}", f"network.priorities[{i}]")
     _hugetlb(res, w, cg)
-    if cg.path("devices") is not None:
+    if devices and cg.path("devices") is not None:
         w("devices", "devices.deny", "a", "devices")
         for i, rule in enumerate(res.get("devices", [])):
             w("devices", "devices.allow" if rule.get("allow") else "devices.deny", device_rule(rule), f"devices[{i}]")
@@ -149,10 +166,11 @@ def _unified(res: dict[str, Any], w: Callable[..., None]) -> None:
         w("unified", key, value, f"unified.{key}")
 
 
-def apply(cg: "Cgroup", res: dict[str, Any], v2_only: bool) -> None:
+def apply(cg: "Cgroup", res: dict[str, Any], v2_only: bool, devices: bool = True) -> None:
+    """Writes res; `devices` (create) sets the device rules, which `update` leaves as they are."""
     w = Writer(cg)
     if v2_only:
         _v2(res, w, cg)
     else:
-        _v1(res, w, cg)
+        _v1(res, w, cg, devices)
     _unified(res, w)

@@ -97,3 +97,26 @@ def test_resource_without_its_controller_is_an_error(pyoci, bundle):
     assert proc.returncode == 1
     assert "linux.resources.network.classID: the net_cls controller is not available" in proc.stderr
     assert not cgroup_dirs(cid)
+
+
+def test_update_flags_and_resources_file(pyoci, bundle, tmp_path):
+    if not V1:
+        pytest.skip("v1 file names below")
+    b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources={"memory": {"limit": 32 << 20, "swap": 32 << 20},
+                                                                         "pids": {"limit": 10}}))
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(b), cid)
+    # raising memory above the current memory+swap needs memsw written first
+    pyoci("update", "--memory", "128m", "--memory-swap", "256m", "--pids-limit", "99", "--cpu-share", "256", cid)
+    path = f"/proc/{pyoci.state(cid)['pid']}/root/sys/fs/cgroup"
+    read = lambda f: open(f"{path}/{f}").read().strip()  # noqa: E731
+    assert (read("memory/memory.limit_in_bytes"), read("memory/memory.memsw.limit_in_bytes")) == (
+        str(128 << 20), str(256 << 20))
+    assert read("pids/pids.max") == "99" and read("cpu/cpu.shares") == "256"
+    (tmp_path / "res.json").write_text('{"pids": {"limit": 7}}')
+    pyoci("update", "--resources", str(tmp_path / "res.json"), cid)
+    assert read("pids/pids.max") == "7"
+    proc = pyoci("update", "--resources", "-", cid, input=b'{"memory": {"limit": 67108864}}')
+    assert proc.returncode == 0 and read("memory/memory.limit_in_bytes") == str(64 << 20)
+    assert "c 1:3 rwm" in read("devices/devices.list")  # device rules are left as create set them
+    pyoci("kill", cid, "KILL")

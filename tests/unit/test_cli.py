@@ -64,3 +64,19 @@ def test_help_and_version(capsys):
     assert "--console-socket" in capsys.readouterr().out
     assert main(["--version"]) == 0
     assert "spec: 1.3.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, units, value", [("64m", True, 64 << 20), ("1g", True, 1 << 30), ("512", True, 512),
+                                                ("-1", True, -1), ("100", False, 100), ("0-1", None, "0-1")])
+def test_update_sizes(text, units, value):
+    from pyoci.cli import parse_size
+
+    assert parse_size("memory", text, units) == value
+
+
+@pytest.mark.parametrize("text, units", [("lots", True), ("10m", False), ("1x", True)])
+def test_bad_update_sizes(text, units):
+    from pyoci.cli import parse_size
+
+    with pytest.raises(PyociError, match="not a"):
+        parse_size("memory", text, units)
