@@ -11,7 +11,8 @@ apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-config \
     busybox-static procps runc crun podman conmon containerd umoci skopeo iproute2 strace >/dev/null
 # A venv made by another python (say a pyenv one) cannot be upgraded in place: make it anew.
-grep -qx 'home = /usr/bin' /opt/pyoci/venv/pyvenv.cfg 2>/dev/null || rm -rf /opt/pyoci/venv
+/opt/pyoci/venv/bin/python3 -c 'import subprocess, sys; assert sys.base_prefix == "/usr"' 2>/dev/null ||
+    rm -rf /opt/pyoci/venv
 /usr/bin/python3 -m venv /opt/pyoci/venv
 rm -rf build  # a stale cffi build would hide changes to csrc/
 /opt/pyoci/venv/bin/pip install -q --disable-pip-version-check ".[test]"
