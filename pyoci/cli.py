@@ -310,6 +310,27 @@ def do_update(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
+def parse_duration(text: str) -> float:
+    """Go's durations as runc takes them: 5s, 100ms, 1m, 1h."""
+    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if text.endswith(suffix):
+            try:
+                value = float(text[: -len(suffix)]) * scale
+            except ValueError:
+                break
+            if value > 0:
+                return value
+            break
+    raise PyociError(f"--interval {text}: not a duration like 5s or 500ms")
+
+
+def do_events(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .container import events
+
+    events(store, a.id, a.stats, parse_duration(a.interval))
+    return 0
+
+
 def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .defaults import default_config
 
@@ -355,6 +376,8 @@ COMMANDS = {
                   ("id", "ps-args..."), values={"format": "table"}, short={"f": "format"}, optional=1),
     "update": Command(do_update, "change the resource limits of a live container", ("id",),
                       values={"resources": "", **{flag: "" for flag in UPDATE_FLAGS}}, short={"r": "resources"}),
+    "events": Command(do_events, "stats and OOM events of a container as JSON lines (--stats: one stats object)",
+                      ("id",), values={"interval": "5s"}, bools=("stats",)),
     "spec": Command(do_spec, "write a default config.json", values={"bundle": "."}, bools=("rootless",),
                     short={"b": "bundle"}),
     "features": Command(do_features, "print the features this runtime supports, as JSON"),

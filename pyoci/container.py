@@ -388,6 +388,39 @@ def update(store: Store, container_id: str, resources: dict) -> None:
     limits.apply(Cgroup.from_json(st.cgroup), resources, v2_only=is_v2_host(), devices=False)
 
 
+def events(store: Store, container_id: str, once: bool, interval: float) -> None:
+    """runc's events: a stats object (once, with --stats), or stats every interval and an "oom" event
+    whenever the OOM killer strikes, until the container stops."""
+    from .cgroups import Cgroup, is_v2_host
+    from .cgroups.stats import oom_kills, stats
+
+    st = store.load(container_id)
+    if state.status(store, st) == "stopped":
+        raise PyociError("container is not running")
+    cg, v2 = Cgroup.from_json(st.cgroup), is_v2_host()
+
+    def emit(kind: str, data: dict | None = None) -> None:
+        event = {"type": kind, "id": container_id, **({"data": data} if data is not None else {})}
+        print(json.dumps(event), flush=True)
+
+    if once:
+        emit("stats", stats(cg, v2))
+        return
+    seen, due = oom_kills(cg, v2), 0.0
+    while True:
+        running = state.alive(st)
+        if running and time.monotonic() >= due:
+            emit("stats", stats(cg, v2))
+            due = time.monotonic() + interval
+        kills = oom_kills(cg, v2)
+        if kills > seen:
+            emit("oom")  # also when it was the init that the OOM killer took
+            seen = kills
+        if not running:
+            return
+        time.sleep(min(0.1, interval))
+
+
 def processes(store: Store, container_id: str) -> list[int]:
     from .cgroups import Cgroup
 

@@ -120,3 +120,36 @@ def test_update_flags_and_resources_file(pyoci, bundle, tmp_path):
     assert proc.returncode == 0 and read("memory/memory.limit_in_bytes") == str(64 << 20)
     assert "c 1:3 rwm" in read("devices/devices.list")  # device rules are left as create set them
     pyoci("kill", cid, "KILL")
+
+
+def test_events_stats_and_oom(pyoci, bundle):
+    import json
+    import subprocess
+
+    hog = "until [ -e /dev/shm/go ]; do sleep 0.05; done; x=$(head -c 50000000 /dev/zero | tr '\\0' a); sleep 1000"
+    b = bundle(["sh", "-c", hog],
+               lambda c: c["linux"].update(resources={"memory": {"limit": 16 << 20, "swap": 16 << 20}, "pids": {"limit": 50}}))
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(b), cid)
+    data = json.loads(pyoci("events", "--stats", cid).stdout)
+    assert data["type"] == "stats" and data["id"] == cid
+    stats = data["data"]
+    assert stats["memory"]["usage"]["limit"] == 16 << 20 and stats["pids"]["limit"] == 50
+    assert stats["pids"]["current"] >= 1 and stats["cpu"]["usage"]["total"] > 0
+    watcher = subprocess.Popen(["pyoci", "--root", str(pyoci.root), "events", "--interval", "100ms", cid],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        kinds = {json.loads(watcher.stdout.readline())["type"]}  # watching: now let the hog go
+        pyoci("exec", cid, "touch", "/dev/shm/go")
+        for _ in range(200):
+            line = watcher.stdout.readline()
+            if not line:
+                break
+            kinds.add(json.loads(line)["type"])
+            if "oom" in kinds:
+                break
+        assert kinds == {"stats", "oom"}
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert "not a duration" in pyoci("events", "--interval", "soon", cid, check=False).stderr
