@@ -171,6 +171,19 @@ static int open_in_root(const char *path, int create, int as_file)
     }
 }
 
+/* The directory that will hold path's last component (made if missing), resolved inside the root. */
+static int open_parent_in_root(const char *path, const char **name)
+{
+    const char *slash = strrchr(path, '/');
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
+    int pfd = open_in_root(parent[0] ? parent : "/", 1, 0);
+    if (pfd < 0)
+        fail(errno, "open parent");
+    *name = slash + 1;
+    return pfd;
+}
+
 static void fd_path(char *out, size_t size, int fd)
 {
     snprintf(out, size, "/proc/self/fd/%d", fd);
@@ -578,31 +591,23 @@ static void run_step(const struct pyoci_step *s)
         set_root(s->s1);
         break;
     case PYOCI_OP_MKNOD: {
-        char *slash = strrchr(s->s2, '/');
-        char parent[4096];
-        snprintf(parent, sizeof parent, "%.*s", (int)(slash - s->s2), s->s2);
-        int pfd = open_in_root(parent[0] ? parent : "/", 1, 0);
-        if (pfd < 0)
-            fail(errno, "open parent");
-        if (mknodat(pfd, slash + 1, (mode_t)s->n1, (dev_t)s->n2) < 0 && errno != EEXIST)
+        const char *name;
+        int pfd = open_parent_in_root(s->s2, &name);
+        if (mknodat(pfd, name, (mode_t)s->n1, (dev_t)s->n2) < 0 && errno != EEXIST)
             fail(errno, "mknod");
-        if (fchownat(pfd, slash + 1, (uid_t)s->n3, (gid_t)s->n4, AT_SYMLINK_NOFOLLOW) < 0)
+        if (fchownat(pfd, name, (uid_t)s->n3, (gid_t)s->n4, AT_SYMLINK_NOFOLLOW) < 0)
             fail(errno, "chown");
-        if (fchmodat(pfd, slash + 1, (mode_t)s->n1 & 07777, 0) < 0)
+        if (fchmodat(pfd, name, (mode_t)s->n1 & 07777, 0) < 0)
             fail(errno, "chmod");
         close(pfd);
         break;
     }
     case PYOCI_OP_SYMLINK: {
-        char *slash = strrchr(s->s2, '/');
-        char parent[4096];
-        snprintf(parent, sizeof parent, "%.*s", (int)(slash - s->s2), s->s2);
-        int pfd = open_in_root(parent[0] ? parent : "/", 1, 0);
-        if (pfd < 0)
-            fail(errno, "open parent");
-        if (s->n1 && unlinkat(pfd, slash + 1, 0) < 0 && errno != ENOENT)
+        const char *name;
+        int pfd = open_parent_in_root(s->s2, &name);
+        if (s->n1 && unlinkat(pfd, name, 0) < 0 && errno != ENOENT)
             fail(errno, "remove");
-        if (symlinkat(s->s1, pfd, slash + 1) < 0 && errno != EEXIST)
+        if (symlinkat(s->s1, pfd, name) < 0 && errno != EEXIST)
             fail(errno, "symlink");
         close(pfd);
         break;

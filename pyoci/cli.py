@@ -123,15 +123,20 @@ def _help(command: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _create_options(a: SimpleNamespace):
-    from .container import CreateOptions
-
+def _preserve_fds(a: SimpleNamespace) -> int:
     try:
         preserve = int(a.preserve_fds)
     except ValueError:
         preserve = -1
     if preserve < 0:
         raise PyociError("--preserve-fds must be a number of fds, 0 or more")
+    return preserve
+
+
+def _create_options(a: SimpleNamespace):
+    from .container import CreateOptions
+
+    preserve = _preserve_fds(a)
     return CreateOptions(bundle=a.bundle, pid_file=a.pid_file or None, console_socket=a.console_socket or None,
                          no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring, preserve_fds=preserve)
 
@@ -152,12 +157,7 @@ def do_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
 def do_exec(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .execute import ExecOptions, exec_process
 
-    try:
-        preserve = int(a.preserve_fds)
-    except ValueError:
-        preserve = -1
-    if preserve < 0:
-        raise PyociError("--preserve-fds must be a number of fds, 0 or more")
+    preserve = _preserve_fds(a)
     opts = ExecOptions(a.command_args, process_file=a.process or None, tty=a.tty,
                        console_socket=a.console_socket or None, detach=a.detach, pid_file=a.pid_file or None,
                        preserve_fds=preserve, env=a.env, cwd=a.cwd or None, user=a.user or None,

@@ -54,6 +54,17 @@ class Writer:
             raise PyociError(f"linux.resources.{where}: write {value} to {path}", exc.errno) from None
 
 
+def _cpuset_and_pids(res: dict[str, Any], w: Callable[..., None], cpuset: str, pids: str) -> None:
+    """The files are named alike on v1 and v2; only the hierarchy they live in differs."""
+    cpu = res.get("cpu", {})
+    for key in ("cpus", "mems"):
+        if cpu.get(key):
+            w(cpuset, f"cpuset.{key}", cpu[key], f"cpu.{key}")
+    if "pids" in res and "limit" in res["pids"]:
+        limit = res["pids"]["limit"]
+        w(pids, "pids.max", "max" if limit <= 0 else limit, "pids.limit")
+
+
 def _v1_memory(mem: dict[str, Any], w: Callable[..., None]) -> None:
     """memsw (memory+swap) may never be below the memory limit: when raising both, memsw goes first."""
     limit = ("memory", "memory.limit_in_bytes", mem.get("limit"), "memory.limit")
@@ -86,12 +97,7 @@ def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup", devices: bool
                       ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle")):
         if key in cpu:
             w("cpu", name, cpu[key], f"cpu.{key}")
-    for key in ("cpus", "mems"):
-        if cpu.get(key):
-            w("cpuset", f"cpuset.{key}", cpu[key], f"cpu.{key}")
-    if "pids" in res and "limit" in res["pids"]:
-        limit = res["pids"]["limit"]
-        w("pids", "pids.max", "max" if limit <= 0 else limit, "pids.limit")
+    _cpuset_and_pids(res, w, "cpuset", "pids")
     blkio = res.get("blockIO", {})
     for key, name in (("weight", "blkio.weight"), ("leafWeight", "blkio.leaf_weight")):
         if key in blkio:
@@ -148,12 +154,7 @@ def _v2(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
         w("unified", "cpu.max.burst", cpu["burst"], "cpu.burst")
     if "idle" in cpu:
         w("unified", "cpu.idle", cpu["idle"], "cpu.idle")
-    for key in ("cpus", "mems"):
-        if cpu.get(key):
-            w("unified", f"cpuset.{key}", cpu[key], f"cpu.{key}")
-    if "pids" in res and "limit" in res["pids"]:
-        limit = res["pids"]["limit"]
-        w("unified", "pids.max", "max" if limit <= 0 else limit, "pids.limit")
+    _cpuset_and_pids(res, w, "unified", "unified")
     if "weight" in res.get("blockIO", {}):
         w("unified", "io.weight", f"default {res['blockIO']['weight']}", "blockIO.weight")
     _hugetlb(res, w, cg)
