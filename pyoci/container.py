@@ -232,8 +232,10 @@ def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_moun
     from .cgroups import Cgroup
     from .linux import shim
 
-    pid = 0
-    while True:
+    # The init's pid comes from the forking process, the init's own messages from the init: the two race, so
+    # MOUNTED waits for the pid and READY counts only once the pid is known.
+    pid, mounted, ready = 0, False, False
+    while not (ready and pid):
         data = sync.recv(4096)
         if not data:
             raise PyociError("the container process exited before it was ready")
@@ -248,13 +250,17 @@ def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_moun
             pid = msg.pid
             undo.pids.append(pid)
         elif msg.type == shim.MSG_MOUNTED:
-            sync.send(b"\0" + on_mounted(pid))
+            mounted = True
         elif msg.type == shim.MSG_READY:
-            return pid
+            ready = True
         elif msg.type == shim.MSG_ERROR:
             step = steps[msg.step] if 0 <= msg.step < len(steps) else None
             what = step.what if step else "container init"
             raise PyociError(f"{what}: {msg.detail}" if msg.detail else what, msg.err)
+        if mounted and pid:
+            sync.send(b"\0" + on_mounted(pid))
+            mounted = False
+    return pid
 
 
 def _namespace_paths(cfg, pid: int) -> dict[str, str]:

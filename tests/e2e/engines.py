@@ -250,7 +250,7 @@ runroot = {q(self.short / "run")}
         return sh(argv, check=check, timeout=timeout, env=self.env)
 
     def teardown(self) -> list[str]:
-        leaks = []
+        leaks = [f"container {n}" for n in self("ps", "-a", "--format", "{{.Names}}", check=False).stdout.split()]
         self("rm", "-af", "-t", "0", check=False)
         if self("ps", "-aq", check=False).stdout.strip():
             leaks.append("podman rm -af left containers")
