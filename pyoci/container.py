@@ -238,6 +238,12 @@ def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_moun
     while not (ready and pid):
         data = sync.recv(4096)
         if not data:
+            from .cgroups import is_v2_host
+            from .cgroups.stats import oom_kills
+
+            if oom_kills(Cgroup.from_json(cgroup), is_v2_host()):
+                raise PyociError("the OOM killer took the container process before it was ready: "
+                                 "linux.resources.memory.limit is too small")
             raise PyociError("the container process exited before it was ready")
         msg = shim.decode(data)
         if msg.type == shim.MSG_START:

@@ -153,3 +153,11 @@ def test_events_stats_and_oom(pyoci, bundle):
         watcher.kill()
         watcher.wait()
     assert "not a duration" in pyoci("events", "--interval", "soon", cid, check=False).stderr
+
+
+def test_a_limit_too_small_to_start_says_so(pyoci, bundle):
+    b = bundle(["true"], lambda c: c["linux"].update(resources={"memory": {"limit": 64 << 10, "swap": 64 << 10}}))
+    cid = pyoci.new_id()
+    proc = pyoci("create", "--bundle", str(b), cid, check=False)
+    assert proc.returncode == 1 and "OOM killer" in proc.stderr and "memory.limit is too small" in proc.stderr
+    assert not cgroup_dirs(cid)
