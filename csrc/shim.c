@@ -682,10 +682,6 @@ static void run_step(const struct pyoci_step *s)
         if (mount(NULL, "/", NULL, s->flags, NULL) < 0)
             fail(errno, "set propagation of /");
         break;
-    case PYOCI_OP_DUP2:
-        if (dup2(s->fd, (int)s->n1) < 0)
-            fail(errno, "dup2");
-        break;
     default:
         fail(EINVAL, "unknown step %d", s->op);
     }

@@ -33,7 +33,6 @@ enum pyoci_op {
     PYOCI_OP_WAIT_FIFO = 28,  /* fd */
     PYOCI_OP_EXEC = 29,       /* argv, envp */
     PYOCI_OP_SET_ROOT_PROPAGATION = 30, /* flags: propagation for "/" */
-    PYOCI_OP_DUP2 = 31,       /* fd -> n1 */
     PYOCI_OP_PDEATHSIG = 32,  /* n1: signal sent when the spawning process dies (0: none) */
     PYOCI_OP_KEYRING = 33,    /* s1: name of a new session keyring to join */
     PYOCI_OP_SECCOMP = 34     /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_* */

@@ -229,7 +229,7 @@ def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None) -
 def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_mounted) -> int:
     """The parent's side of the sync protocol: joins the first child to the cgroup, writes id maps and
     runs the runtime's hooks when asked."""
-    from .cgroups import Cgroup
+    from .cgroups import Cgroup, is_v2_host
     from .linux import shim
 
     # The init's pid comes from the forking process, the init's own messages from the init: the two race, so
@@ -238,7 +238,6 @@ def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_moun
     while not (ready and pid):
         data = sync.recv(4096)
         if not data:
-            from .cgroups import is_v2_host
             from .cgroups.stats import oom_kills
 
             if oom_kills(Cgroup.from_json(cgroup), is_v2_host()):
@@ -316,8 +315,6 @@ def start(store: Store, container_id: str, log: Logger) -> State:
             poller.poll()
         finally:
             os.close(fd)
-        st.started = True
-        store.save(st)
         post = hooks.from_json(st.hooks.get("poststart", []))
         if post:
             try:

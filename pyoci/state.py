@@ -32,7 +32,6 @@ class State:
         "cgroup": {},
         "hooks": {},  # poststart/poststop, run by later calls
         "namespaces": {},  # type → path of the namespace to join
-        "started": False,
         "has_process": True,  # a config without process can be created, never started
         "host_mounts": {},  # no mount namespace: rootfs path → mounts stacked on it before create (not ours)
     }
