@@ -6,6 +6,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -710,6 +711,26 @@ int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd)
 int pyoci_umount_lazy(const char *target)
 {
     return umount2(target, MNT_DETACH) < 0 ? -errno : 0;
+}
+
+int pyoci_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)
+{
+    return mount(source, target, fstype, flags, data) < 0 ? -errno : 0;
+}
+
+/* 1 if every entry of dir has a d_type, 0 if one is DT_UNKNOWN (overlay cannot work there), or -errno. */
+int pyoci_supports_dtype(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    int ok = 1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_type == DT_UNKNOWN)
+            ok = 0;
+    closedir(d);
+    return ok;
 }
 
 int pyoci_seccomp_compile(unsigned int default_action, const char **arches, int narches,

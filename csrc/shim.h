@@ -71,6 +71,11 @@ struct pyoci_msg {
 int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd);
 int pyoci_umount_lazy(const char *target);
 
+/* The layer store: an overlay mount made by the runtime itself (its lowerdir names short links relative to
+   the cwd, so 128 layers fit one page of mount data), and whether a directory's entries carry d_type. */
+int pyoci_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data);
+int pyoci_supports_dtype(const char *dir);
+
 /* linux.seccomp, compiled by libseccomp in the runtime (never in the container). */
 struct pyoci_scmp_arg {
     unsigned int index;

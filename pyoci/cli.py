@@ -31,7 +31,7 @@ class Command:
 
 
 GLOBAL = Command(None, "", values={"root": "/run/pyoci", "log": "", "log-format": "text", "rootless": "auto",
-                                   "criu": ""},
+                                   "criu": "", "store": "/var/lib/pyoci"},
                  bools=("debug", "systemd-cgroup", "version", "help"), short={"v": "version", "h": "help"})
 CREATE_VALUES = {"bundle": ".", "pid-file": "", "console-socket": "", "preserve-fds": "0"}
 CREATE_BOOLS = ("no-pivot", "no-new-keyring")
@@ -83,9 +83,19 @@ def parse_command(a: SimpleNamespace, rest: list[str]) -> None:
     if not rest:
         return
     a.command = rest[0]
-    cmd = COMMANDS.get(a.command)
+    table = COMMANDS
+    if a.command in GROUPS:
+        from .store.commands import COMMANDS as table  # the layer store's commands: `image ...`, `bundle ...`
+
+        if len(rest) < 2 or rest[1].startswith("-"):
+            a.help = True
+            return
+        a.command = f"{rest[0]} {rest[1]}"
+        rest = rest[1:]
+    cmd = table.get(a.command)
     if cmd is None:
         raise PyociError(f"unknown command {json.dumps(a.command)} (see pyoci --help)")
+    a.cmd = cmd
     # A command that takes a command line (exec, ps) reads its own flags only before the first word, as
     # Go's flag package does; the others accept flags anywhere.
     trailing = bool(cmd.args) and cmd.args[-1].endswith("...")
@@ -112,14 +122,20 @@ def _usage(cmd: Command) -> str:
     return " ".join(flags + [a.upper() for a in args])
 
 
-def _help(command: str | None) -> str:
-    if command:
-        cmd = COMMANDS[command]
+def _help(command: str | None, cmd: Command | None) -> str:
+    if command in GROUPS:
+        from .store.commands import COMMANDS as table
+
+        lines = [f"{GROUPS[command]}\n", f"usage: pyoci [--store DIR] {command} COMMAND\n", "commands:"]
+        lines += [f"  {name.split()[1]:10s}{c.summary}" for name, c in table.items() if name.startswith(command + " ")]
+        return "\n".join(lines) + "\n"
+    if cmd:
         return f"{cmd.summary}\n\nusage: pyoci {command} {_usage(cmd)}\n"
     lines = ["pyoci: an OCI container runtime, runc-compatible\n",
              "usage: pyoci [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND\n",
              "commands:"]
     lines += [f"  {name:10s}{cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += [f"  {name:10s}{summary} (pyoci {name} --help)" for name, summary in GROUPS.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -197,8 +213,7 @@ def do_delete(a: SimpleNamespace, store: Store, log: Logger) -> int:
 def do_list(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .state import oci_state
 
-    if a.format not in ("table", "json"):
-        raise PyociError(f"--format must be table or json, not {json.dumps(a.format)}")
+    check_format(a.format)
     states = []
     for cid in store.ids():
         try:
@@ -210,12 +225,20 @@ def do_list(a: SimpleNamespace, store: Store, log: Logger) -> int:
     elif a.format == "json":
         print(json.dumps(states))
     else:
-        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
-        widths = [max(len(r[i]) for r in rows) for i in range(6)]
-        for r in rows:
-            print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        print_table([("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")] +
+                    [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states])
     return 0
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        raise PyociError(f"--format must be table or json, not {json.dumps(fmt)}")
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
 def do_pause(a: SimpleNamespace, store: Store, log: Logger) -> int:
@@ -350,6 +373,25 @@ def do_features(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
+def do_info(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    """The runtime and its layer store, in `docker info`'s terms."""
+    from .cgroups import is_v2_host
+    from .store.info import store_info
+    from .store.layout import Layout
+
+    check_format(a.format)
+    data = {"Runtime": f"pyoci {__version__}", "OCI Runtime Spec": OCI_VERSION, "Root": os.path.abspath(a.root),
+            "Cgroup Version": "2" if is_v2_host() else "1 (hybrid)" if os.path.isdir("/sys/fs/cgroup/unified") else "1",
+            **store_info(Layout(a.store))}
+    if a.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        for key, value in data.items():
+            shown = str(value).lower() if isinstance(value, bool) else value
+            print(f"{key}: {shown if key != 'Disk Used' else f'{value / 1048576:.1f} MiB'}")
+    return 0
+
+
 COMMANDS = {
     "create": Command(do_create, "create a container, parked before its process runs", ("id",),
                       dict(CREATE_VALUES), CREATE_BOOLS, {"b": "bundle"}),
@@ -381,10 +423,20 @@ COMMANDS = {
     "spec": Command(do_spec, "write a default config.json", values={"bundle": "."}, bools=("rootless",),
                     short={"b": "bundle"}),
     "features": Command(do_features, "print the features this runtime supports, as JSON"),
+    "info": Command(do_info, "the runtime, the cgroup version and the layer store (driver, backing filesystem, "
+                    "d_type, images, layers, disk)", values={"format": "table"}, short={"f": "format"}),
 }
-for _cmd in COMMANDS.values():
-    _cmd.bools += ("help",)
-    _cmd.short.setdefault("h", "help")
+GROUPS = {"image": "images in the overlay layer store (--store, default /var/lib/pyoci)",
+          "bundle": "bundles made from stored images: a container layer over the image's layers"}
+
+
+def add_help(table: dict[str, Command]) -> None:
+    for cmd in table.values():
+        cmd.bools += ("help",)
+        cmd.short.setdefault("h", "help")
+
+
+add_help(COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pyoci version {__version__}\nspec: {OCI_VERSION}")
         return 0
     if a.help or not a.command:
-        sys.stdout.write(_help(a.command))
+        sys.stdout.write(_help(a.command, getattr(a, "cmd", None)))
         return 0
     where = a.command + (f" {a.id}" if getattr(a, "id", None) else "")
     try:
@@ -413,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             raise PyociError(f"--log-format must be text or json, not {json.dumps(a.log_format)}")
         if a.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
             raise PyociError("--systemd-cgroup: systemd is not running on this host; use cgroupfs (drop the flag)")
-        return COMMANDS[a.command].run(a, Store(a.root), log)
+        return a.cmd.run(a, Store(a.root), log)
     except PyociError as exc:
         log.error(f"pyoci: {where}: {exc}")
         return 1

@@ -10,6 +10,7 @@ from . import OCI_VERSION, hooks, state
 from .errors import ConfigError, PyociError
 from .log import Logger
 from .state import FIFO, State, Store
+from .store import ROOTFS_ANNOTATION
 
 
 class CreateOptions:
@@ -177,12 +178,15 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
             from .linux.seccomp import compile_filter
 
             options.seccomp = compile_filter(cfg.seccomp)
+        layer = cfg.annotations.get(ROOTFS_ANNOTATION)
+        if layer or cfg.namespace("mount") is None:
+            st.host_mounts = undo.host_mounts = {rootfs: _mounts_at(rootfs)}
+        if layer:
+            _mount_layer(layer, rootfs, st.host_mounts[rootfs])
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources)
         undo.cgroup = cg
         st.cgroup = cg.to_json()
         steps = plan.build(cfg, options, cg)
-        if cfg.namespace("mount") is None:
-            st.host_mounts = undo.host_mounts = {rootfs: _mounts_at(rootfs)}
 
         def mounted(pid: int) -> bytes:
             """Before pivot_root: record the init, run prestart and createRuntime hooks."""
@@ -202,6 +206,19 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
         undo.run()
         raise
     return st
+
+
+def _mount_layer(layer: str, rootfs: str, mounted: int) -> None:
+    """A bundle made from a stored image: its overlay goes on at create (delete takes it down)."""
+    from .store.bundles import mount
+
+    where = f"annotations[{ROOTFS_ANNOTATION}]"
+    if os.path.realpath(os.path.join(layer, "merged")) != rootfs:
+        raise ConfigError(f"root.path must be the layer's merged directory {os.path.join(layer, 'merged')}",
+                          path=where)
+    if mounted:
+        raise PyociError(f"{rootfs} is mounted already: a container of this bundle exists")
+    mount(layer)
 
 
 def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None) -> int:

@@ -3,7 +3,6 @@ the container's process settings unless the caller overrides them."""
 from __future__ import annotations
 
 import json
-import os
 
 from . import state
 from .container import Undo, connect_console, open_namespaces, run_plan, write_pid_file

@@ -1,6 +1,8 @@
 """The mount points of this process's mount namespace, from /proc/self/mountinfo."""
 from __future__ import annotations
 
+import os
+
 
 def mount_points() -> list[str]:
     """Every mount point, in mount order, octal escapes (\\040 for a space) decoded."""
@@ -15,3 +17,15 @@ def mountpoint_of(path: str) -> str:
         if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
             best = mp
     return best
+
+
+def filesystem_of(path: str) -> str:
+    """The filesystem type of the mount that holds path."""
+    mp = mountpoint_of(os.path.realpath(path))
+    fstype = ""
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            left, _, right = line.partition(b" - ")
+            if left.split(b" ")[4].decode("unicode_escape") == mp:
+                fstype = right.split(b" ")[0].decode()
+    return fstype

@@ -89,3 +89,17 @@ def umount_lazy(path: str) -> None:
     err = lib.pyoci_umount_lazy(os.fsencode(path))
     if err < 0:
         raise PyociError(f"unmount {path}", -err)
+
+
+def mount(source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
+    err = lib.pyoci_mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype), flags, os.fsencode(data))
+    if err < 0:
+        raise PyociError(f"mount {fstype} on {target}", -err)
+
+
+def supports_dtype(directory: str) -> bool:
+    """Whether readdir fills d_type there: overlay needs it to tell whiteouts from files."""
+    ret = lib.pyoci_supports_dtype(os.fsencode(directory))
+    if ret < 0:
+        raise PyociError(f"read directory {directory}", -ret)
+    return ret == 1

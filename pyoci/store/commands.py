@@ -1,0 +1,195 @@
+"""The layer store's command line: `pyoci image ...` and `pyoci bundle ...`, in the table cli.py parses."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from types import SimpleNamespace
+
+from ..cli import Command, add_help, check_format, print_table
+from ..errors import PyociError
+from ..log import Logger
+from ..state import Store
+from .layout import Layout
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f}MB"
+
+
+def do_import(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .images import import_image
+    from .progress import Progress
+
+    print(import_image(Layout(a.store), a.source, a.ref or None, a.tag, Progress()))
+    return 0
+
+
+def do_images(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    check_format(a.format)
+    rec = Layout(a.store).load()
+    rows = [{"id": i, "tags": img.get("tags", []), "created": img.get("created", ""), "size": img.get("size", 0)}
+            for i, img in sorted(rec["images"].items(), key=lambda kv: kv[1].get("imported", ""))]
+    if a.quiet:
+        print("\n".join(r["id"] for r in rows))
+    elif a.format == "json":
+        print(json.dumps(rows))
+    else:
+        table = [("IMAGE ID", "TAG", "CREATED", "SIZE")]
+        for r in rows:
+            for t in r["tags"] or ["<none>"]:
+                table.append((r["id"][7:19], t, r["created"][:19], _mib(r["size"])))
+        print_table(table)
+    return 0
+
+
+def do_inspect(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .images import inspect
+
+    print(json.dumps(inspect(Layout(a.store), a.image), indent=2))
+    return 0
+
+
+def do_tag(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .images import tag
+
+    tag(Layout(a.store), a.image, a.name)
+    return 0
+
+
+def do_rmi(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .images import remove
+
+    for line in remove(Layout(a.store), a.images, a.force):
+        print(line)
+    return 0
+
+
+def do_prune(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .images import prune
+
+    for line in prune(Layout(a.store)):
+        print(line)
+    return 0
+
+
+def _show(fmt: str, rows: list[dict], header: tuple[str, ...], row) -> None:
+    """rows as JSON, or as a table of header and row(r) for each."""
+    if fmt == "json":
+        print(json.dumps(rows))
+    else:
+        print_table([header] + [row(r) for r in rows])
+
+
+def do_layers(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .images import layers
+
+    check_format(a.format)
+    _show(a.format, layers(Layout(a.store)), ("LAYER", "KIND", "PARENT", "SIZE", "USED BY"),
+          lambda r: (r["id"][:12], r["kind"], r["parent"][:12], _mib(r["size"]), ",".join(r["usedBy"])))
+    return 0
+
+
+def do_export(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .images import export
+
+    export(Layout(a.store), a.image, a.destination)
+    return 0
+
+
+def do_image_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    """Image to running container in one line: a bundle under the store, `run` in the foreground, and with
+    --rm the container layer and bundle removed after."""
+    from ..container import CreateOptions
+    from ..foreground import run
+    from ..state import validate_id
+    from . import bundles
+
+    if a.rm and a.detach:
+        raise PyociError("--rm and --detach cannot be used together")
+    layout = Layout(a.store)
+    name = a.name or f"pyoci-{secrets.token_hex(6)}"
+    validate_id(name)
+    if os.path.exists(store.dir(name)):
+        raise PyociError(f"container {name} exists")
+    bundle = os.path.join(layout.root, "bundles", name)
+    lid = bundles.create(layout, a.image, bundle, a.command_args, a.tty, hostname=name)
+    try:
+        return run(store, name, CreateOptions(bundle=bundle), log, detach=a.detach, keep=False)
+    finally:
+        if a.rm:
+            bundles.remove(layout, lid, layout.load()["bundles"][lid])
+
+
+def do_bundle_create(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from . import bundles
+
+    print(bundles.create(Layout(a.store), a.image, a.bundle, a.command_args, a.tty, a.hostname))
+    return 0
+
+
+def do_diff(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from . import bundles
+
+    layout = Layout(a.store)
+    lid, record = bundles.find(layout, a.bundle, store)
+    for kind, path in bundles.changes(layout, lid, record):
+        print(kind, path)
+    return 0
+
+
+def do_commit(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from . import bundles
+
+    layout = Layout(a.store)
+    lid, record = bundles.find(layout, a.bundle, store)
+    print(bundles.commit(layout, lid, record, a.tag, a.message))
+    return 0
+
+
+def do_bundle_rm(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from . import bundles
+
+    layout = Layout(a.store)
+    lid, record = bundles.find(layout, a.bundle, store)
+    bundles.remove(layout, lid, record)
+    return 0
+
+
+def do_bundles(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .bundles import listing
+
+    check_format(a.format)
+    _show(a.format, listing(Layout(a.store)), ("LAYER", "IMAGE", "CREATED", "BUNDLE"),
+          lambda r: (r["layer"][:12], r["image"], r["created"][:19], r["bundle"]))
+    return 0
+
+
+COMMANDS = {
+    "image import": Command(do_import, "import an OCI layout dir, OCI archive or docker save archive",
+                            ("source",), values={"ref": ""}, multi=("tag",), short={"t": "tag"}),
+    "image list": Command(do_images, "list stored images", values={"format": "table"}, bools=("quiet",),
+                          short={"f": "format", "q": "quiet"}),
+    "image inspect": Command(do_inspect, "print an image's record, layers and config as JSON", ("image",)),
+    "image tag": Command(do_tag, "give an image another name", ("image", "name")),
+    "image rm": Command(do_rmi, "untag or remove images, then collect layers nothing uses", ("images...",),
+                        bools=("force",), short={"f": "force"}),
+    "image prune": Command(do_prune, "remove layers and blobs no image or bundle uses"),
+    "image layers": Command(do_layers, "list layer directories, their users and sizes", values={"format": "table"},
+                            short={"f": "format"}),
+    "image export": Command(do_export, "write an image as oci:DIR[:REF] or oci-archive:FILE[:REF]",
+                            ("image", "destination")),
+    "image run": Command(do_image_run, "run a container from an image in the foreground (a bundle under the store)",
+                         ("image", "command-args..."), values={"name": ""}, bools=("rm", "tty", "detach"),
+                         short={"t": "tty", "d": "detach"}, optional=1),
+    "bundle create": Command(do_bundle_create, "make a bundle from an image: config.json and a container layer",
+                             ("image", "bundle", "command-args..."), values={"hostname": "pyoci"}, bools=("tty",),
+                             short={"t": "tty"}, optional=1),
+    "bundle diff": Command(do_diff, "list a bundle's changes: A added, C changed, D deleted", ("bundle",)),
+    "bundle commit": Command(do_commit, "store a bundle's changes as a new image on its image", ("bundle",),
+                             values={"message": ""}, multi=("tag",), short={"t": "tag", "m": "message"}),
+    "bundle rm": Command(do_bundle_rm, "remove a bundle's container layer and its config.json", ("bundle",)),
+    "bundle list": Command(do_bundles, "list bundles made from images", values={"format": "table"},
+                           short={"f": "format"}),
+}
+add_help(COMMANDS)

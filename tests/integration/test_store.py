@@ -1,0 +1,408 @@
+"""The overlay layer store against the real kernel: images built here are imported, run, changed, committed
+and exported; every check of a container's view is made from inside it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import PYOCI, need_root
+from imagebuilder import (dir_layer, entry, image_config, opaque, tar_layer, whiteout, write_docker_archive,
+                          write_oci, write_oci_archive)
+
+
+class StoreCli:
+    """pyoci with its own --store and --root; teardown deletes its containers and checks nothing is mounted."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.store = tmp / "store"
+        self.root = tmp / "state"
+        self.ids: list[str] = []
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            code = subprocess.run([PYOCI, "--store", str(self.store), "--root", str(self.root), *args],
+                                  stdout=out, stderr=err, timeout=timeout, **kw).returncode
+            out.seek(0)
+            err.seek(0)
+            proc = subprocess.CompletedProcess(args, code, out.read().decode(), err.read().decode())
+        if check and code != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({code}): {proc.stderr}")
+        return proc
+
+    def run(self, image: str, script: str) -> str:
+        """Runs sh -c script in a new container of image (bundle under tmp); returns its output."""
+        bundle = self.bundle(image, "sh", "-c", script)
+        cid = self.new_id()
+        return self("run", "--bundle", str(bundle), cid).stdout
+
+    def bundle(self, image: str, *args: str) -> Path:
+        bundle = Path(tempfile.mkdtemp(dir=self.tmp, prefix="bundle"))
+        self("bundle", "create", image, str(bundle), *args)
+        return bundle
+
+    def new_id(self) -> str:
+        cid = f"st{os.urandom(6).hex()}"
+        self.ids.append(cid)
+        return cid
+
+    def layers(self) -> set[str]:
+        """The image layers stored (container layers of bundles left out)."""
+        return {r["id"] for r in json.loads(self("image", "layers", "--format", "json").stdout) if r["kind"] == "image"}
+
+    def images(self) -> list[dict]:
+        return json.loads(self("image", "list", "--format", "json").stdout)
+
+    def cleanup(self) -> None:
+        for cid in self.ids:
+            subprocess.run([PYOCI, "--root", str(self.root), "delete", "--force", cid], capture_output=True)
+
+
+def _mounted_under(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(path))]
+
+
+@pytest.fixture
+def cli(tmp_path) -> StoreCli:
+    need_root()
+    c = StoreCli(tmp_path)
+    yield c
+    c.cleanup()
+    assert not _mounted_under(tmp_path), "a container layer stayed mounted"
+
+
+@pytest.fixture(scope="session")
+def base(rootfs) -> bytes:
+    """busybox as one layer tar."""
+    return dir_layer(rootfs)
+
+
+def _import(cli: StoreCli, path: Path, *extra: str) -> str:
+    return cli("image", "import", *extra, str(path)).stdout.strip()
+
+
+def test_layer_stack_seen_from_inside(cli, base, tmp_path):
+    long_name = "d" * 120 + "/" + "f" * 200
+    l1 = tar_layer([
+        entry("etc/motd", data=b"one\n"), entry("keep", "dir"), entry("keep/a", data=b"a\n"),
+        entry("gone", data=b"x"), entry("gonedir", "dir"), entry("gonedir/f", data=b"f"),
+        entry("opq", "dir"), entry("opq/old", data=b"old"), entry("was-dir", "dir"), entry("was-dir/x", data=b"x"),
+        entry("was-file", data=b"file"), entry("link", "symlink", target="/etc/motd"),
+        entry("hard", "hardlink", target="etc/motd"), entry("h1", data=b"h"), entry("keep/h2", "hardlink", target="h1"),
+        entry("d" * 120, "dir"), entry(long_name, data=b"long\n"),
+        entry("suid", data=b"#!/bin/sh\n", mode=0o4755, uid=1000, gid=1001, mtime=1234567890),
+        entry("null2", "char", mode=0o666, dev=(1, 3)), entry("fifo", "fifo"),
+        entry("attr", data=b"x", xattrs={"user.pyoci": b"value\xff"}),
+    ])
+    l2 = tar_layer([
+        entry("etc/motd", data=b"two\n"), whiteout("gone"), whiteout("gonedir"), opaque("opq"),
+        entry("opq/new", data=b"new"), whiteout("was-dir"), entry("was-dir", data=b"now a file\n"),
+        whiteout("was-file"), entry("was-file", "dir"), entry("was-file/inside", data=b"in\n"),
+        entry("keep/b", data=b"b\n"),
+    ])
+    image = _import(cli, write_oci(tmp_path / "img", [base, l1, l2]), "--tag", "stack")
+    out = cli.run("stack", f"""
+        cat /etc/motd /hard /link; ls /keep; ls /opq; cat /was-dir; cat /was-file/inside
+        for p in /gone /gonedir; do [ -e $p ] && echo "$p exists" || echo "$p absent"; done
+        cat /{long_name}; stat -c '%a %u %g %Y' /suid; stat -c '%F %t %T' /null2; stat -c %F /fifo
+        [ "$(stat -c %i /h1)" = "$(stat -c %i /keep/h2)" ] && echo same-inode || echo other-inode
+    """)
+    assert out.split("\n") == [
+        "two", "one", "two", "a", "b", "h2", "new", "now a file", "in", "/gone absent", "/gonedir absent", "long",
+        "4755 1000 1001 1234567890", "character special file 1 3", "fifo", "same-inode", ""]
+    # the hard link lives in l1, the layer that held both names; l2's change copied /etc/motd alone
+    layers = json.loads(cli("image", "inspect", image).stdout)["layers"]
+    l1_dir = Path(layers[1]["dir"]) / "diff"
+    assert os.stat(l1_dir / "hard").st_ino == os.stat(l1_dir / "etc/motd").st_ino
+    assert os.getxattr(l1_dir / "attr", "user.pyoci") == b"value\xff"
+    l2_dir = Path(layers[2]["dir"]) / "diff"
+    assert os.getxattr(l2_dir / "opq", "trusted.overlay.opaque") == b"y"
+    assert os.stat(l2_dir / "gone", follow_symlinks=False).st_rdev == 0
+
+
+def test_writes_copy_up_and_containers_share_lower_layers(cli, base, tmp_path):
+    layer = tar_layer([entry("data", "dir"), entry("data/file", data=b"original\n")])
+    _import(cli, write_oci(tmp_path / "img", [base, layer]), "--tag", "shared")
+    lower = json.loads(cli("image", "inspect", "shared").stdout)["layers"][1]["dir"] + "/diff/data/file"
+    before = hashlib.sha256(Path(lower).read_bytes()).hexdigest()
+    a, b = cli.bundle("shared", "sh", "-c", "echo changed >> /data/file; echo mine > /only-a; cat /data/file"), \
+        cli.bundle("shared", "sh", "-c", "cat /data/file; ls /only-a 2>&1 || true")
+    assert cli("run", "-b", str(a), cli.new_id()).stdout == "original\nchanged\n"
+    assert cli("run", "-b", str(b), cli.new_id()).stdout.startswith("original\nls: /only-a")
+    assert hashlib.sha256(Path(lower).read_bytes()).hexdigest() == before
+    assert cli("bundle", "diff", str(a)).stdout.split("\n") == ["C /data", "C /data/file", "A /only-a", ""]
+    assert cli("bundle", "diff", str(b)).stdout == ""
+
+
+@pytest.mark.parametrize("how", ["gzip", "zstd", None])
+def test_formats_and_compressions_import_and_run(cli, base, tmp_path, how):
+    layer = tar_layer([entry("hello", data=b"hello\n")])
+    layout = write_oci(tmp_path / "img", [base, layer], how=how)
+    sources = {"oci": layout, "oci-archive": write_oci_archive(tmp_path / "img.tar", layout),
+               "docker": write_docker_archive(tmp_path / "docker.tar", [base, layer], "docker/img:1")}
+    for kind, path in sources.items():
+        image = _import(cli, path, *(["--tag", f"fmt/{kind}"] if kind != "docker" else []))
+        assert cli.run(f"fmt/{kind}" if kind != "docker" else "docker/img:1", "cat /hello") == "hello\n"
+        assert image.startswith("sha256:")
+    assert len(cli.layers()) == 2, "the same layers are stored once, whatever the source's format"
+    assert "docker/img:1" in {t for i in cli.images() for t in i["tags"]}
+
+
+def test_shared_base_layers_are_stored_once(cli, base, tmp_path):
+    first = write_oci(tmp_path / "a", [base, tar_layer([entry("a", data=b"a")])])
+    second = write_oci(tmp_path / "b", [base, tar_layer([entry("b", data=b"b")])])
+    _import(cli, first, "--tag", "one")
+    used = cli.layers()
+    before = os.stat(cli.store / "overlay2" / sorted(used)[0]).st_ino
+    _import(cli, second, "--tag", "two")
+    assert len(cli.layers()) == 3
+    assert os.stat(cli.store / "overlay2" / sorted(used)[0]).st_ino == before
+
+
+def _store_is_empty(cli: StoreCli) -> None:
+    assert cli.layers() == set()
+    assert os.listdir(cli.store / "blobs" / "sha256") == []
+    assert os.listdir(cli.store / "tmp") == []
+    assert os.listdir(cli.store / "overlay2" / "l") == []
+    assert cli.images() == []
+
+
+def test_corrupt_blob_is_refused_and_nothing_stored(cli, base, tmp_path):
+    layout = write_oci(tmp_path / "img", [base, tar_layer([entry("x", data=b"x" * 4096)])], how=None)
+    manifest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    blob = json.loads((layout / "blobs/sha256" / manifest[7:]).read_text())["layers"][1]["digest"]
+    path = layout / "blobs/sha256" / blob[7:]
+    data = bytearray(path.read_bytes())
+    data[700] ^= 1
+    path.write_bytes(bytes(data))
+    r = cli("image", "import", str(layout), check=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"pyoci: image import: layer 1 ({blob}): blob content does not match its digest"
+    _store_is_empty(cli)
+
+
+def test_wrong_diff_id_is_refused_and_nothing_stored(cli, base, tmp_path):
+    layer = tar_layer([entry("x", data=b"x")])
+    config = image_config([base, layer])
+    config["rootfs"]["diff_ids"][1] = "sha256:" + "0" * 64
+    r = cli("image", "import", str(write_oci(tmp_path / "img", [base, layer], config)), check=False)
+    assert r.returncode == 1 and "does not match diff_id sha256:000" in r.stderr
+    assert len(r.stderr.strip().split("\n")) == 1
+    _store_is_empty(cli)
+
+
+HOSTILE = {
+    "dotdot": ([entry("../escaped", data=b"x")], "'..' in a layer path"),
+    "absolute": ([entry("/escaped", data=b"x")], "absolute path in a layer"),
+    "symlink-parent": ([entry("evil", "symlink", target="HOST"), entry("evil/escaped", data=b"x")],
+                       "a parent in the layer is a symlink"),
+    "relative-symlink-parent": ([entry("evil", "symlink", target="../../../../../../../../HOST"),
+                                 entry("evil/escaped", data=b"x")], "a parent in the layer is a symlink"),
+    "hardlink-out": ([entry("evil", "hardlink", target="../../../../../../HOST/target")], "'..' in a layer path"),
+    "whiteout-out": ([entry("a/.wh...", data=b"")], ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_layers_cannot_write_outside_their_directory(cli, base, tmp_path, case):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "target").write_text("host")
+    entries, message = HOSTILE[case]
+    for ti, _ in entries:
+        ti.linkname = ti.linkname.replace("HOST", str(host).lstrip("/") if ti.linkname.startswith("../") else str(host))
+    r = cli("image", "import", str(write_oci(tmp_path / "img", [base, tar_layer(entries)])), check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("pyoci: image import: layer 1 (") and message in r.stderr
+    assert sorted(os.listdir(host)) == ["target"] and (host / "target").read_text() == "host"
+    assert not (tmp_path / "escaped").exists() and not (cli.store / "escaped").exists()
+    _store_is_empty(cli)
+
+
+def test_concurrent_imports_share_layers(cli, base, tmp_path):
+    paths = [write_oci(tmp_path / f"img{i}", [base, tar_layer([entry(f"f{i}", data=b"x")])]) for i in range(2)]
+    procs = [subprocess.Popen([PYOCI, "--store", str(cli.store), "image", "import", "--tag", f"c/{i}", str(p)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i, p in enumerate(paths)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert [r[2] for r in results] == [0, 0], results
+    assert len(cli.layers()) == 3
+    assert sorted(t for i in cli.images() for t in i["tags"]) == ["c/0:latest", "c/1:latest"]
+    assert os.listdir(cli.store / "tmp") == []
+    assert len(os.listdir(cli.store / "overlay2" / "l")) == 3
+    assert cli.run("c/1", "cat /f1") == "x"
+
+
+def test_image_of_128_layers_mounts_in_one_call(cli, base, tmp_path):
+    layers = [base] + [tar_layer([entry(f"f{i:03d}", data=f"{i}\n".encode())]) for i in range(127)]
+    _import(cli, write_oci(tmp_path / "img", layers, how=None), "--tag", "tall")
+    assert cli.run("tall", "cat /f000 /f063 /f126") == "0\n63\n126\n"
+
+
+def test_overlay_is_mounted_by_create_and_removed_by_delete(cli, base, tmp_path):
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "m")
+    bundle = cli.bundle("m", "true")
+    merged = json.loads((bundle / "config.json").read_text())["root"]["path"]
+    cid = cli.new_id()
+    cli("create", "--bundle", str(bundle), cid)
+    assert merged in _mounted_under(cli.store)
+    again = cli("create", "--bundle", str(bundle), cli.new_id(), check=False)
+    assert again.returncode == 1 and "mounted already" in again.stderr
+    cli("delete", "--force", cid)
+    assert _mounted_under(cli.store) == []
+    # a create that fails after the mount takes it down again
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["args"] = ["/no/such/binary"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    failed = cli("create", "--bundle", str(bundle), cli.new_id(), check=False)
+    assert failed.returncode == 1 and _mounted_under(cli.store) == []
+
+
+def test_commit_export_and_the_other_tools_agree(cli, base, tmp_path):
+    if not (shutil.which("umoci") and shutil.which("skopeo")):
+        pytest.skip("umoci and skopeo are needed")
+    _import(cli, write_oci(tmp_path / "img", [base, tar_layer([entry("old", data=b"old"), entry("dir", "dir"),
+                                                                  entry("dir/f", data=b"f")])]), "--tag", "base")
+    bundle = cli.bundle("base", "sh", "-c", "rm /old; rm -r /dir; mkdir /dir; echo n > /dir/new; "
+                                            "echo l > /long-$(printf 'x%.0s' $(seq 150)); ln /dir/new /hard")
+    cli("run", "-b", str(bundle), cli.new_id())
+    image = cli("bundle", "commit", "--tag", "committed", "-m", "test", str(bundle)).stdout.strip()
+    cli("image", "export", "committed", f"oci:{tmp_path}/out:v1")
+    subprocess.run(["umoci", "unpack", "--image", f"{tmp_path}/out:v1", str(tmp_path / "umoci")], check=True,
+                   capture_output=True)
+    subprocess.run(["skopeo", "copy", f"oci:{tmp_path}/out:v1", f"oci:{tmp_path}/copy:v1"], check=True,
+                   capture_output=True)
+    # pyoci's own view of the committed image: a fresh bundle's overlay, mounted by create
+    view = cli.bundle("committed", "true")
+    cid = cli.new_id()
+    cli("create", "--bundle", str(view), cid)
+    merged = Path(json.loads((view / "config.json").read_text())["root"]["path"])
+    assert _tree(merged) == _tree(tmp_path / "umoci" / "rootfs")
+    cli("delete", "--force", cid)
+    assert image == json.loads(cli("image", "inspect", "committed").stdout)["id"]
+    # and the copy skopeo made imports back as the same image
+    assert _import(cli, tmp_path / "copy") == image
+
+
+def _tree(root: Path) -> dict[str, tuple]:
+    out = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(top, name)
+            st = os.lstat(p)
+            link = os.readlink(p) if os.path.islink(p) else ""
+            out[os.path.relpath(p, root)] = (st.st_mode, st.st_uid, st.st_gid, st.st_size if not os.path.isdir(p)
+                                             else 0, link, int(st.st_mtime) if not os.path.isdir(p) else 0)
+    return out
+
+
+def test_images_from_umoci_and_skopeo_import_and_run(cli, rootfs, tmp_path):
+    if not (shutil.which("umoci") and shutil.which("skopeo")):
+        pytest.skip("umoci and skopeo are needed")
+    layout = f"{tmp_path}/umoci-img"
+    for cmd in (["umoci", "init", "--layout", layout], ["umoci", "new", "--image", f"{layout}:bb"],
+                ["umoci", "unpack", "--image", f"{layout}:bb", f"{tmp_path}/ub"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    shutil.rmtree(f"{tmp_path}/ub/rootfs")
+    shutil.copytree(rootfs, f"{tmp_path}/ub/rootfs", symlinks=True)
+    Path(f"{tmp_path}/ub/rootfs/made-by").write_text("umoci\n")
+    subprocess.run(["umoci", "repack", "--image", f"{layout}:bb", f"{tmp_path}/ub"], check=True, capture_output=True)
+    subprocess.run(["umoci", "config", "--image", f"{layout}:bb", "--config.cmd", "sh"], check=True,
+                   capture_output=True)
+    _import(cli, Path(layout), "--ref", "bb", "--tag", "from/umoci")
+    assert cli.run("from/umoci", "cat /made-by") == "umoci\n"
+    subprocess.run(["skopeo", "copy", f"oci:{layout}:bb", f"docker-archive:{tmp_path}/d.tar:from/skopeo:1"],
+                   check=True, capture_output=True)
+    _import(cli, tmp_path / "d.tar")
+    assert cli.run("from/skopeo:1", "cat /made-by") == "umoci\n"
+
+
+def test_remove_and_collect(cli, base, tmp_path):
+    _import(cli, write_oci(tmp_path / "a", [base, tar_layer([entry("a", data=b"a")])]), "--tag", "gc/a")
+    _import(cli, write_oci(tmp_path / "b", [base, tar_layer([entry("b", data=b"b")])]), "--tag", "gc/b")
+    bundle = cli.bundle("gc/a", "true")
+    refused = cli("image", "rm", "gc/a", check=False)
+    assert refused.returncode == 1 and f"used by bundle {bundle}" in refused.stderr
+    cli("image", "tag", "gc/b", "gc/b2")
+    assert cli("image", "rm", "gc/b").stdout == "untagged gc/b:latest\n"
+    out = cli("image", "rm", "gc/b2").stdout
+    assert out.startswith("deleted sha256:") and out.count("removed layer") == 1
+    assert len(cli.layers()) == 2  # base and a's layer (and the bundle's container layer)
+    cli("bundle", "rm", str(bundle))
+    assert not bundle.exists()
+    cli("image", "rm", "gc/a")
+    assert cli("image", "prune").stdout == ""
+    _store_is_empty(cli)
+
+
+def test_image_run_in_one_line(cli, base, tmp_path):
+    config = image_config([base], Entrypoint=["/bin/sh", "-c"], Cmd=["echo default"], WorkingDir="/tmp",
+                          User="nobody", Env=["PATH=/bin", "GREETING=hi"], Labels={"org.example": "yes"})
+    _import(cli, write_oci(tmp_path / "img", [base], config), "--tag", "runner")
+    r = cli("image", "run", "--rm", "runner", check=False)
+    assert (r.returncode, r.stdout) == (0, "default\n")
+    r = cli("image", "run", "--rm", "runner", 'echo $GREETING $(id -u):$(id -g) $(pwd); exit 4', check=False)
+    assert (r.returncode, r.stdout) == (4, "hi 65534:65534 /tmp\n")
+    assert cli("bundle", "list", "--format", "json").stdout.strip() == "[]"
+    r = cli("image", "run", "--name", "kept" + os.urandom(3).hex(), "runner", "echo kept")
+    name = json.loads(cli("bundle", "list", "--format", "json").stdout)[0]["bundle"].rsplit("/", 1)[1]
+    assert json.loads((cli.store / "bundles" / name / "config.json").read_text())["annotations"]["org.example"] == "yes"
+    cli("bundle", "rm", name)
+    assert cli("bundle", "list", "--format", "json").stdout.strip() == "[]"
+
+
+def test_info_describes_the_store(cli, base, tmp_path):
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "i")
+    info = json.loads(cli("info", "--format", "json").stdout)
+    assert info["Storage Driver"] == "overlay2" and info["Supports d_type"] is True
+    assert info["Backing Filesystem"] in ("extfs", "xfs", "btrfs", "tmpfs")
+    assert (info["Images"], info["Layers"], info["Bundles"]) == (1, 1, 0)
+    assert info["Disk Used"] > len(base) // 2
+    assert "Native Overlay Diff: " in cli("info").stdout
+
+
+def test_progress_only_on_a_terminal(cli, base, tmp_path):
+    import pty
+
+    layout = write_oci(tmp_path / "img", [base])
+    quiet = cli("image", "import", str(layout))
+    assert quiet.stderr == ""
+    cli("image", "rm", quiet.stdout.strip())
+    master, slave = pty.openpty()
+    try:
+        subprocess.run([PYOCI, "--store", str(cli.store), "image", "import", str(layout)], stderr=slave,
+                       stdout=subprocess.DEVNULL, check=True, timeout=60)
+        shown = os.read(master, 65536).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "layer 1/1" in shown and "MiB" in shown
+
+
+def test_store_on_a_filesystem_without_d_type_is_refused(cli, base, tmp_path):
+    """ext4 made without the filetype feature leaves d_type unknown, as xfs with ftype=0 does."""
+    image = tmp_path / "nodtype.img"
+    with open(image, "wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-O", "^filetype,^has_journal", str(image)], check=True)
+    mnt = tmp_path / "nodtype"
+    mnt.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
+    try:
+        r = subprocess.run([PYOCI, "--store", str(mnt / "store"), "image", "import",
+                            str(write_oci(tmp_path / "img", [base]))], capture_output=True, text=True)
+        assert r.returncode == 1
+        assert r.stderr == (f"pyoci: image import: the store at {mnt}/store is on extfs without d_type support "
+                            "(xfs needs ftype=1): overlay cannot work there; use --store on another filesystem\n")
+        info = json.loads(subprocess.run([PYOCI, "--store", str(mnt / "store"), "info", "--format", "json"],
+                                         capture_output=True, text=True, check=True).stdout)
+        assert info["Supports d_type"] is False
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
