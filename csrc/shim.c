@@ -441,6 +441,18 @@ static void do_console(const struct pyoci_step *s)
         close(slave);
 }
 
+/* A user namespace whose gid_map an unprivileged runtime wrote has setgroups denied. */
+static int setgroups_denied(void)
+{
+    char buf[8] = "";
+    int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n >= 4 && strncmp(buf, "deny", 4) == 0;
+}
+
 static void do_user(const struct pyoci_step *s)
 {
     if (s->n3) {
@@ -448,8 +460,16 @@ static void do_user(const struct pyoci_step *s)
         int n = s->nlist > 256 ? 256 : s->nlist;
         for (int i = 0; i < n; i++)
             groups[i] = (gid_t)s->list[i];
-        if (setgroups((size_t)n, groups) < 0)
-            fail(errno, "setgroups");
+        if (setgroups((size_t)n, groups) < 0) {
+            int err = errno;
+            /* Nothing to set and not allowed to: keep the groups the runtime came with, as runc does. */
+            if (err == EPERM && setgroups_denied()) {
+                if (n > 0)
+                    fail(err, "setgroups: denied in this user namespace (mapped without newgidmap)");
+            } else {
+                fail(err, "setgroups");
+            }
+        }
     }
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         fail(errno, "keep capabilities");
@@ -575,6 +595,10 @@ static void run_step(const struct pyoci_step *s)
             fail(errno, "load seccomp filter");
         break;
     }
+    case PYOCI_OP_DUMPABLE:
+        if (prctl(PR_SET_DUMPABLE, (int)s->n1, 0, 0, 0) < 0)
+            fail(errno, "prctl dumpable");
+        break;
     case PYOCI_OP_PDEATHSIG:
         prctl(PR_SET_PDEATHSIG, (int)s->n1, 0, 0, 0);
         break;

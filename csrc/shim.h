@@ -23,7 +23,7 @@ enum pyoci_op {
     PYOCI_OP_RLIMIT = 18,     /* n1 resource; n2 soft; n3 hard */
     PYOCI_OP_PERSONALITY = 19,/* n1 */
     PYOCI_OP_DROP_BOUNDING = 20, /* n1: bounding set to keep */
-    PYOCI_OP_USER = 21,       /* n1 uid; n2 gid; n3: 1 = setgroups(list) */
+    PYOCI_OP_USER = 21,       /* n1 uid; n2 gid; n3: 1 = setgroups(list), an empty list skipped where denied */
     PYOCI_OP_CAPS = 22,       /* list: effective, permitted, inheritable, ambient */
     PYOCI_OP_NO_NEW_PRIVS = 23,
     PYOCI_OP_CHDIR = 24,      /* s1 */
@@ -35,7 +35,8 @@ enum pyoci_op {
     PYOCI_OP_SET_ROOT_PROPAGATION = 30, /* flags: propagation for "/" */
     PYOCI_OP_PDEATHSIG = 32,  /* n1: signal sent when the spawning process dies (0: none) */
     PYOCI_OP_KEYRING = 33,    /* s1: name of a new session keyring to join */
-    PYOCI_OP_SECCOMP = 34     /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_* */
+    PYOCI_OP_SECCOMP = 34,    /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_* */
+    PYOCI_OP_DUMPABLE = 35    /* n1: PR_SET_DUMPABLE value (a non-root parent writes our id maps while it is 1) */
 };
 
 enum pyoci_msg_type {

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from . import OCI_VERSION, __version__
 from .errors import PyociError
 from .log import Logger
-from .state import Store
+from .state import Store, default_root
 
 
 class Command:
@@ -30,7 +30,7 @@ class Command:
         self.optional = optional  # how many trailing args may be left out
 
 
-GLOBAL = Command(None, "", values={"root": "/run/pyoci", "log": "", "log-format": "text", "rootless": "auto",
+GLOBAL = Command(None, "", values={"root": "", "log": "", "log-format": "text", "rootless": "auto",
                                    "criu": "", "store": "/var/lib/pyoci"},
                  bools=("debug", "systemd-cgroup", "version", "help"), short={"v": "version", "h": "help"})
 CREATE_VALUES = {"bundle": ".", "pid-file": "", "console-socket": "", "preserve-fds": "0"}
@@ -149,12 +149,22 @@ def _preserve_fds(a: SimpleNamespace) -> int:
     return preserve
 
 
+def _rootless(a: SimpleNamespace) -> bool:
+    """runc's global --rootless: whether cgroups this user may not make are skipped (auto: when not root)."""
+    if a.rootless == "auto":
+        return os.geteuid() != 0
+    if a.rootless in ("true", "false"):
+        return a.rootless == "true"
+    raise PyociError(f"--rootless must be true, false or auto, not {json.dumps(a.rootless)}")
+
+
 def _create_options(a: SimpleNamespace):
     from .container import CreateOptions
 
     preserve = _preserve_fds(a)
     return CreateOptions(bundle=a.bundle, pid_file=a.pid_file or None, console_socket=a.console_socket or None,
-                         no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring, preserve_fds=preserve)
+                         no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring, preserve_fds=preserve,
+                         rootless_cgroups=_rootless(a))
 
 
 def do_create(a: SimpleNamespace, store: Store, log: Logger) -> int:
@@ -358,11 +368,14 @@ def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .defaults import default_config
 
     path = os.path.join(a.bundle, "config.json")
-    if os.path.exists(path):
-        raise PyociError(f"{path} exists: remove it first")
-    with open(path, "w") as f:
-        json.dump(default_config(rootless=a.rootless), f, indent=2)
-        f.write("\n")
+    try:
+        with open(path, "x") as f:
+            json.dump(default_config(rootless=a.rootless), f, indent=2)
+            f.write("\n")
+    except FileExistsError:
+        raise PyociError(f"{path} exists: remove it first") from None
+    except OSError as exc:
+        raise PyociError(f"write {path}", exc.errno) from None
     return 0
 
 
@@ -465,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             raise PyociError(f"--log-format must be text or json, not {json.dumps(a.log_format)}")
         if a.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
             raise PyociError("--systemd-cgroup: systemd is not running on this host; use cgroupfs (drop the flag)")
-        return a.cmd.run(a, Store(a.root), log)
+        return a.cmd.run(a, Store(a.root or default_root()), log)
     except PyociError as exc:
         log.error(f"pyoci: {where}: {exc}")
         return 1

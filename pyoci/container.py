@@ -17,9 +17,11 @@ class CreateOptions:
     """What the command line adds to a create (a plain class: start, kill and delete import this module)."""
 
     def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
-                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0) -> None:
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+                 rootless_cgroups: bool = False) -> None:
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
         self.no_pivot, self.no_new_keyring, self.preserve_fds = no_pivot, no_new_keyring, preserve_fds
+        self.rootless_cgroups = rootless_cgroups  # runc's --rootless: cgroups we may not make are skipped
         self.console_fd = -1  # `run` in the foreground receives the pty itself on this fd
 
 
@@ -92,20 +94,6 @@ def _hook_state(st: State, status: str) -> dict[str, object]:
             "annotations": st.annotations}
 
 
-def _write_id_maps(pid: int, cfg) -> None:
-    for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
-        if name == "gid_map" and os.geteuid() != 0:
-            with open(f"/proc/{pid}/setgroups", "w") as f:
-                f.write("deny")
-        data = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
-        try:
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(data)
-        except OSError as exc:
-            raise PyociError(f"linux.{'uidMappings' if name == 'uid_map' else 'gidMappings'}: write {name}",
-                             exc.errno) from None
-
-
 def open_namespaces(namespaces, undo: Undo) -> dict[str, int]:
     fds = {}
     for i, ns in enumerate(namespaces):
@@ -142,10 +130,15 @@ def _listen_fds() -> int:
 
 def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) -> State:
     from . import cgroups, plan, spec
+    from .linux.idmap import write_maps
 
     state.validate_id(container_id)
     bundle = os.path.abspath(opts.bundle)
     cfg = spec.load(bundle)
+    unprivileged = os.geteuid() != 0
+    if unprivileged and cfg.namespace("user") is None:
+        raise ConfigError("without root a container needs a user namespace (see pyoci spec --rootless)",
+                          path="linux.namespaces")
     rootfs = os.path.realpath(os.path.join(bundle, cfg.root_path))
     if not os.path.isdir(rootfs):
         raise ConfigError(f"not a directory: {rootfs}", path="root.path")
@@ -173,7 +166,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
                                keep_fds=opts.preserve_fds + listen, no_pivot=opts.no_pivot,
                                keyring=None if opts.no_new_keyring else f"_ses.{container_id}",
                                ns_fds=open_namespaces(cfg.namespaces, undo),
-                               extra_env=[f"LISTEN_FDS={listen}"] if listen else [])
+                               extra_env=[f"LISTEN_FDS={listen}"] if listen else [], rootless=unprivileged)
         if cfg.seccomp and cfg.process:
             from .linux.seccomp import compile_filter
 
@@ -183,7 +176,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
             st.host_mounts = undo.host_mounts = {rootfs: _mounts_at(rootfs)}
         if layer:
             _mount_layer(layer, rootfs, st.host_mounts[rootfs])
-        cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources)
+        cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups)
         undo.cgroup = cg
         st.cgroup = cg.to_json()
         steps = plan.build(cfg, options, cg)
@@ -197,7 +190,8 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
                 hooks.run(kind, cfg.hooks.get(kind, []), created)
             return json.dumps(created).encode() + b"\0" + json.dumps(_hook_state(st, "running")).encode()
 
-        run_plan(steps, st.cgroup, undo, lambda pid: _write_id_maps(pid, cfg), mounted)
+        run_plan(steps, st.cgroup, undo,
+                 lambda pid: write_maps(pid, cfg.uid_mappings, cfg.gid_mappings, unprivileged), mounted)
         st.namespaces = _namespace_paths(cfg, st.pid)
         store.save(st)
         if opts.pid_file:
@@ -367,9 +361,12 @@ def kill(store: Store, container_id: str, sig: int, all_processes: bool = False)
     status = state.status(store, st)
     if status == "stopped":
         raise PyociError("container is not running")
-    if all_processes:
-        Cgroup.from_json(st.cgroup).signal_all(sig)
+    cg = Cgroup.from_json(st.cgroup)
+    if all_processes and cg.paths:
+        cg.signal_all(sig)
         return
+    # Without a cgroup (rootless) --all reaches the init only; with its own pid namespace the kernel takes
+    # the rest when it dies.
     try:
         os.kill(st.pid, sig)
     except ProcessLookupError:

@@ -45,6 +45,7 @@ class Options:
     seccomp: tuple[list[int], int] | None = None  # compiled linux.seccomp: BPF program, seccomp(2) flags
     ns_fds: dict[str, int] = field(default_factory=dict)  # namespace type → fd opened from its path
     extra_env: list[str] = field(default_factory=list)
+    rootless: bool = False  # the runtime is not root: it writes id maps as the owner of the new user namespace
 
 
 def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[int, int]],
@@ -56,8 +57,12 @@ def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[
         steps.append(Step("setns", f"linux.namespaces (user {user.path})", fd=opts.ns_fds["user"],
                           n1=CLONE_FLAGS["user"]))
     elif user:
-        steps += [Step("unshare", "linux.namespaces (user)", flags=CLONE_FLAGS["user"]),
-                  Step("sync", "user namespace", n1=MSG_USERNS, n2=1),
+        sync = [Step("sync", "user namespace", n1=MSG_USERNS, n2=1)]
+        if opts.rootless:
+            # An unprivileged parent (or newuidmap) may open our /proc/<pid>/uid_map only while we are
+            # dumpable; nothing of the container runs yet, and we are non-dumpable again before it does.
+            sync = [Step("dumpable", "id maps", n1=1), *sync, Step("dumpable", "id maps", n1=0)]
+        steps += [Step("unshare", "linux.namespaces (user)", flags=CLONE_FLAGS["user"]), *sync,
                   Step("user", "user namespace root", n1=0, n2=0)]
     for kind in JOIN_ORDER[1:]:
         ns = by_type.get(kind)

@@ -16,6 +16,14 @@ STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 
 
+def default_root() -> str:
+    """--root when none is given: root's /run/pyoci; anyone else's runtime dir, as runc does."""
+    uid = os.geteuid()
+    if uid == 0:
+        return "/run/pyoci"
+    return os.path.join(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}", "pyoci")
+
+
 def validate_id(container_id: str) -> None:
     if not ID_RE.match(container_id) or container_id in (".", "..") or ".." in container_id:
         raise PyociError(f"invalid container id {json.dumps(container_id)}: use 1-1024 of [A-Za-z0-9_+.-], no \"..\"")
@@ -57,7 +65,10 @@ class Store:
 
     def claim(self, container_id: str) -> str:
         """Makes the container's directory; exactly one of two concurrent creates of one id wins."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise PyociError(f"--root {self.root}: cannot make it (pass --root, or set XDG_RUNTIME_DIR)", exc.errno) from None
         path = self.dir(container_id)
         try:
             os.mkdir(path, 0o700)

@@ -35,10 +35,11 @@ def rootfs(tmp_path_factory) -> Path:
 class Runtime:
     """pyoci (or another runtime) with its own --root; remembers ids so teardown can delete them."""
 
-    def __init__(self, root: Path, binary: str = PYOCI) -> None:
+    def __init__(self, root: Path, binary: str = PYOCI, run_as: dict[str, Any] | None = None) -> None:
         self.root = root
         self.binary = binary
         self.ids: list[str] = []
+        self.run_as = run_as or {}  # subprocess.run's user/group/extra_groups/env: another user calls it
 
     def new_id(self, prefix: str = "t") -> str:
         cid = f"{prefix}{uuid.uuid4().hex[:12]}"
@@ -49,7 +50,7 @@ class Runtime:
         """Runs one command; output goes through files, since a detached container keeps create's stdio open."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             code = subprocess.run([self.binary, "--root", str(self.root), *args], timeout=timeout, stdout=out,
-                                  stderr=err, **kw).returncode
+                                  stderr=err, **{**self.run_as, **kw}).returncode
             out.seek(0)
             err.seek(0)
             proc = subprocess.CompletedProcess(args, code, out.read().decode(), err.read().decode())
@@ -63,7 +64,7 @@ class Runtime:
     def cleanup(self) -> None:
         for cid in self.ids:
             subprocess.run([self.binary, "--root", str(self.root), "delete", "--force", cid], capture_output=True,
-                           timeout=60)
+                           timeout=60, **self.run_as)
 
 
 @pytest.fixture

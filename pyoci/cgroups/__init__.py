@@ -131,6 +131,10 @@ class Cgroup:
         elif self.v2_path:
             path, value = os.path.join(self.v2_path, "cgroup.freeze"), "1" if frozen else "0"
             done = os.path.join(self.v2_path, "cgroup.events")
+        elif not self.paths:
+            if frozen:
+                raise PyociError("the container has no cgroup (rootless, none delegated): nothing to freeze it with")
+            return
         else:
             raise PyociError("no freezer: neither the v1 freezer nor cgroup v2 is mounted")
         if not os.path.exists(path):
@@ -232,7 +236,25 @@ def _init_cpuset(path: str, mountpoint: str) -> None:
                 _write(os.path.join(cur, name), fh.read().strip())
 
 
-def create(cgroups_path: str, container_id: str, resources: dict[str, object]) -> Cgroup:
+# Errors that mean "this user may not make cgroups here", not "something is broken".
+DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def create(cgroups_path: str, container_id: str, resources: dict[str, object], rootless: bool = False) -> Cgroup:
+    """The container's cgroup. Rootless, as runc: the device rules are left out (the devices cgroup is
+    root's), and a cgroup the user may not make is skipped unless the config names a cgroupsPath or sets
+    limits; then the container runs in the runtime's own cgroups."""
+    if rootless:
+        resources = {k: v for k, v in resources.items() if k != "devices"}
+    try:
+        return _create(cgroups_path, container_id, resources, devices=not rootless)
+    except PyociError as exc:
+        if rootless and exc.errno in DENIED and not cgroups_path and not any(resources.values()):
+            return Cgroup()
+        raise
+
+
+def _create(cgroups_path: str, container_id: str, resources: dict[str, object], devices: bool) -> Cgroup:
     from . import limits
 
     cg = Cgroup()
@@ -249,7 +271,7 @@ def create(cgroups_path: str, container_id: str, resources: dict[str, object]) -
                 _enable_v2_controllers(h, path)
             if "cpuset" in h.controllers:
                 _init_cpuset(path, h.mountpoint)
-        limits.apply(cg, resources, v2_only=is_v2_host())
+        limits.apply(cg, resources, v2_only=is_v2_host(), devices=devices)
     except PyociError:
         cg.destroy()
         raise

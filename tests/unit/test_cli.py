@@ -32,9 +32,19 @@ def test_podman_style_and_go_single_dash_flags():
 
 def test_defaults_and_optional_signal():
     a = parse(["kill", "c1"])
-    assert a.signal is None and a.root == "/run/pyoci" and a.log_format == "text"
+    assert a.signal is None and a.root == "" and a.log_format == "text"
     a = parse(["delete", "-f", "c1"])
     assert a.force is True
+
+
+@pytest.mark.parametrize("euid, xdg, root", [(0, "/run/user/0", "/run/pyoci"), (1000, "/x", "/x/pyoci"),
+                                             (1000, "", "/run/user/1000/pyoci")])
+def test_default_root_is_runcs(monkeypatch, euid, xdg, root):
+    from pyoci.state import default_root
+
+    monkeypatch.setattr("os.geteuid", lambda: euid)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", xdg)
+    assert default_root() == root
 
 
 @pytest.mark.parametrize("argv, message", [

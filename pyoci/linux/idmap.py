@@ -1,0 +1,57 @@
+"""uid/gid maps of a new user namespace.
+
+Root writes them itself. A runtime without root may write one line that maps its own id (with setgroups
+denied first, as the kernel requires); any other mapping needs the setuid helpers newuidmap/newgidmap
+(Debian's `uidmap`), which check /etc/subuid and /etc/subgid — what runc and podman do.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import PyociError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec import IDMapping
+
+HELPERS = {"uid_map": "newuidmap", "gid_map": "newgidmap"}
+
+
+def _own_only(maps: list[IDMapping], own: int) -> bool:
+    return len(maps) == 1 and maps[0].host_id == own and maps[0].size == 1
+
+
+def _helper(pid: int, name: str, maps: list[IDMapping], where: str) -> None:
+    import shutil
+    import subprocess
+
+    helper = shutil.which(HELPERS[name], path=os.environ.get("PATH", "") + ":/usr/bin:/usr/sbin:/bin")
+    if helper is None:
+        raise PyociError(f"{where}: without root, mapping more than your own id needs {HELPERS[name]} "
+                         "(Debian package uidmap)")
+    args = [helper, str(pid)] + [str(n) for m in maps for n in (m.container_id, m.host_id, m.size)]
+    out = subprocess.run(args, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+        raise PyociError(f"{where}: {HELPERS[name]}: {last}")
+
+
+def _write(path: str, data: str, where: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(data)
+    except OSError as exc:
+        raise PyociError(f"{where}: write {path}", exc.errno) from None
+
+
+def write_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bool,
+               where: str = "linux") -> None:
+    """Maps the user namespace of pid; where names the config item the mappings came from."""
+    for name, maps, own in (("uid_map", uid_maps, os.geteuid()), ("gid_map", gid_maps, os.getegid())):
+        item = f"{where}.{'uidMappings' if name == 'uid_map' else 'gidMappings'}"
+        if rootless and not _own_only(maps, own):
+            _helper(pid, name, maps, item)
+            continue
+        if rootless and name == "gid_map":
+            _write(f"/proc/{pid}/setgroups", "deny", item)
+        _write(f"/proc/{pid}/{name}", "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps), item)
