@@ -7,6 +7,11 @@ from __future__ import annotations
 import os
 
 
+def one_line(text: str) -> str:
+    """Control characters (a newline in a config key, say) escaped: an error is one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class PyociError(Exception):
     def __init__(self, msg: str, errno: int = 0, path: str = "") -> None:
         super().__init__(msg)
@@ -18,7 +23,7 @@ class PyociError(Exception):
         text = self.msg
         if self.errno and os.strerror(self.errno) not in text:
             text = f"{text}: {os.strerror(self.errno)}"
-        return f"{self.path}: {text}" if self.path else text
+        return one_line(f"{self.path}: {text}" if self.path else text)
 
 
 class ConfigError(PyociError):
@@ -26,4 +31,4 @@ class ConfigError(PyociError):
 
     def __str__(self) -> str:
         where = f"config.json: {self.path}" if self.path else "config.json"
-        return f"{where}: {self.msg}"
+        return one_line(f"{where}: {self.msg}")

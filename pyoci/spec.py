@@ -132,6 +132,26 @@ def schema_path_message(name: str, message: str) -> tuple[str, str]:
     return path, text
 
 
+def check_strings(value: Any, path: str = "") -> None:
+    """Every string (and key) must reach the kernel intact: no NUL byte, no lone surrogate (JSON's
+    "\\ud800" escapes decode to one, and no file name or argument can hold it)."""
+    if isinstance(value, str):
+        if "\0" in value:
+            raise ConfigError(f"contains a NUL byte: {json.dumps(value)[:200]}", path=path)
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ConfigError(f"not valid Unicode (a lone surrogate): {json.dumps(value)[:200]}", path=path) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            check_strings(key, where)
+            check_strings(item, where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_strings(item, f"{path}[{i}]")
+
+
 def validate_schema(raw: Any) -> None:
     from ._config_validator import JsonSchemaValueException, validate
 
@@ -144,6 +164,7 @@ def validate_schema(raw: Any) -> None:
         elif exc.rule == "propertyNames":
             text = f"invalid key in {json.dumps(sorted(exc.value))[:200]}: keys must be non-empty strings"
         raise ConfigError(text, path=path) from None
+    check_strings(raw)
 
 
 def load(bundle: str) -> Config:

@@ -44,8 +44,16 @@ class Message:
     detail: str
 
 
-def spawn(steps: list[Step], sync_fd: int) -> int:
-    """Starts a child that runs the steps in order and never returns to Python."""
+def _i64(n: int) -> int:
+    """A uint64 from the config (RLIM_INFINITY, say) travels in a C long long as its two's complement."""
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def encode(steps: list[Step]) -> tuple[object, list[object]]:
+    """The plan as the C array, and the buffers it points into (keep them alive while C uses it).
+
+    Strings were checked for NUL bytes and lone surrogates when the config was validated; a number that
+    fits no 64-bit field is an error naming the step's config item."""
     keep: list[object] = []
 
     def cstr(s: str | None):
@@ -64,16 +72,25 @@ def spawn(steps: list[Step], sync_fd: int) -> int:
 
     arr = ffi.new("struct pyoci_step[]", len(steps))
     for c, s in zip(arr, steps):
-        c.op = OP[s.op]
-        c.fd = s.fd
-        c.flags, c.flags2 = s.flags, s.flags2
-        c.n1, c.n2, c.n3, c.n4 = s.n1, s.n2, s.n3, s.n4
+        try:
+            c.op = OP[s.op]
+            c.fd = s.fd
+            c.flags, c.flags2 = s.flags, s.flags2
+            c.n1, c.n2, c.n3, c.n4 = _i64(s.n1), _i64(s.n2), _i64(s.n3), _i64(s.n4)
+            if s.nums:
+                nums = ffi.new("unsigned long long[]", s.nums)
+                keep.append(nums)
+                c.list, c.nlist = nums, len(s.nums)
+        except OverflowError:
+            raise PyociError(f"{s.what}: a number is out of range") from None
         c.s1, c.s2, c.s3, c.s4 = cstr(s.s1), cstr(s.s2), cstr(s.s3), cstr(s.s4)
         c.argv, c.envp = cvec(s.argv), cvec(s.envp)
-        if s.nums:
-            nums = ffi.new("unsigned long long[]", s.nums)
-            keep.append(nums)
-            c.list, c.nlist = nums, len(s.nums)
+    return arr, keep
+
+
+def spawn(steps: list[Step], sync_fd: int) -> int:
+    """Starts a child that runs the steps in order and never returns to Python."""
+    arr, keep = encode(steps)
     pid = lib.pyoci_spawn(arr, len(steps), sync_fd)
     if pid < 0:
         raise PyociError("clone", -pid)
