@@ -229,7 +229,13 @@ static void do_mount(const struct pyoci_step *s)
         dst = target;
     }
     const unsigned long kind = MS_BIND | MS_REMOUNT | MS_MOVE;
-    if (s->flags & MS_BIND) {
+    if (s->fd >= 0) {
+        int r = fd >= 0 ? (int)syscall(SYS_move_mount, s->fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                        : (int)syscall(SYS_move_mount, s->fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
+        if (r < 0)
+            fail(errno, "move_mount");
+        close(s->fd);
+    } else if (s->flags & MS_BIND) {
         if (mount(s->s1, dst, NULL, s->flags & (MS_BIND | MS_REC), NULL) < 0)
             fail(errno, "mount");
     } else if (s->s3 || (s->flags & kind)) {
@@ -755,6 +761,23 @@ int pyoci_supports_dtype(const char *dir)
             ok = 0;
     closedir(d);
     return ok;
+}
+
+int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage)
+{
+    *stage = 0;
+    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, src,
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (tree_rec ? AT_RECURSIVE : 0));
+    if (fd < 0)
+        return -errno;
+    *stage = 1;
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (unsigned long long)userns_fd };
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (idmap_rec ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
 }
 
 int pyoci_seccomp_compile(unsigned int default_action, const char **arches, int narches,

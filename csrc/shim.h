@@ -9,7 +9,8 @@ enum pyoci_op {
     PYOCI_OP_WRITE_FILE = 5,  /* s1: path; s2: data */
     PYOCI_OP_SETSID = 6,
     PYOCI_OP_MOUNT = 7,       /* s1 src, s2 dst (inside root unless n4 = 1), s3 fstype, s4 data, flags,
-                                 flags2 propagation, n1: 1 = create dst as file, n2/n3: attr set/clear */
+                                 flags2 propagation, n1: 1 = create dst as file, n2/n3: attr set/clear;
+                                 fd >= 0: a detached mount tree to move to dst instead of binding s1 */
     PYOCI_OP_SET_ROOT = 8,    /* s1: rootfs path, opened as the root that destinations resolve in */
     PYOCI_OP_MKNOD = 9,       /* s2: path inside root; n1: mode; n2: dev; n3: uid; n4: gid */
     PYOCI_OP_SYMLINK = 10,    /* s1: target; s2: link path inside root; n1: 1 = replace */
@@ -71,6 +72,10 @@ struct pyoci_msg {
 
 int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd);
 int pyoci_umount_lazy(const char *target);
+/* A detached copy of src's mount (its whole tree if tree_rec) idmapped through userns_fd (recursively if
+ * idmap_rec), for the executor to move into place. Returns the fd, or -errno with *stage 0 (open_tree) or
+ * 1 (mount_setattr). */
+int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage);
 
 /* The layer store: an overlay mount made by the runtime itself (its lowerdir names short links relative to
    the cwd, so 128 layers fit one page of mount data), and whether a directory's entries carry d_type. */

@@ -120,6 +120,29 @@ def connect_console(path: str) -> int:
     return sock.detach()
 
 
+def _idmapped_trees(cfg, bundle: str, undo: Undo, rootless: bool) -> dict[int, int]:
+    """Detached idmapped copies of the idmapped binds' sources, made here in the host's namespaces (where
+    mount_setattr may idmap the filesystem) and moved into place by the executor, as runc does."""
+    from .linux import mountopts, shim
+    from .linux.idmap import userns_fd
+    from .plan import bind_source
+
+    trees = {}
+    for i, m in enumerate(cfg.mounts):
+        o = mountopts.parse(m.options)
+        if not (m.uid_mappings or o.idmap):
+            continue
+        maps = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else (cfg.uid_mappings, cfg.gid_mappings)
+        ns = userns_fd(*maps, rootless, f"mounts[{i}]")
+        try:
+            trees[i] = shim.idmapped_tree(bind_source(m, bundle), ns, bool(o.flags & mountopts.MS_REC),
+                                          o.idmap == "ridmap", f"mounts[{i}] ({m.destination})")
+        finally:
+            os.close(ns)
+        undo.fds.append(trees[i])
+    return trees
+
+
 def _listen_fds() -> int:
     """systemd socket activation: fds 3.. handed to us are handed on, as runc does."""
     try:
@@ -176,6 +199,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
             st.host_mounts = undo.host_mounts = {rootfs: _mounts_at(rootfs)}
         if layer:
             _mount_layer(layer, rootfs, st.host_mounts[rootfs])
+        options.idmap_trees = _idmapped_trees(cfg, bundle, undo, unprivileged)
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups)
         undo.cgroup = cg
         st.cgroup = cg.to_json()

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
 
 from . import OCI_VERSION
 from .linux.caps import CAPABILITIES
-from .linux.mountopts import FLAGS as MOUNT_FLAGS, PROPAGATION, RECURSIVE
+from .linux.mountopts import FLAGS as MOUNT_FLAGS, IDMAP, PROPAGATION, RECURSIVE
 from .linux.seccomp import ACTIONS, FLAGS, OPS
 from .spec import HOOK_KINDS, NAMESPACE_TYPES
 
@@ -21,7 +21,7 @@ def features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOK_KINDS),
-        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | set(RECURSIVE)),
+        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | set(RECURSIVE) | set(IDMAP)),
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITIES),
@@ -32,7 +32,16 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": _kernel_at_least(5, 12)}},
         },
         "annotations": {"org.opencontainers.runtime-spec.features.version": OCI_VERSION},
     }
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    """mount_setattr(MOUNT_ATTR_IDMAP) came with Linux 5.12 (whether a filesystem allows it is per mount)."""
+    release = os.uname().release.split(".")
+    try:
+        return (int(release[0]), int("".join(c for c in release[1] if c.isdigit()) or 0)) >= (major, minor)
+    except (IndexError, ValueError):
+        return False

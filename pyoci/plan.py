@@ -46,6 +46,7 @@ class Options:
     ns_fds: dict[str, int] = field(default_factory=dict)  # namespace type → fd opened from its path
     extra_env: list[str] = field(default_factory=list)
     rootless: bool = False  # the runtime is not root: it writes id maps as the owner of the new user namespace
+    idmap_trees: dict[int, int] = field(default_factory=dict)  # mount index → fd of its detached idmapped copy
 
 
 def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[int, int]],
@@ -83,7 +84,7 @@ def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[
     return steps
 
 
-def _bind_source(m: Mount, bundle: str) -> str:
+def bind_source(m: Mount, bundle: str) -> str:
     return m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
 
 
@@ -130,10 +131,10 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> l
             continue
         data = ",".join(o.data) or None
         if o.bind or m.type == "bind":
-            src = _bind_source(m, opts.bundle)
+            src = bind_source(m, opts.bundle)
             as_file = int(os.path.exists(src) and not os.path.isdir(src))
             steps.append(Step("mount", what, s1=src, s2=m.destination, flags=o.flags | MS_BIND, n1=as_file,
-                              n2=o.attr_set, n3=o.attr_clr))
+                              n2=o.attr_set, n3=o.attr_clr, fd=opts.idmap_trees.get(i, -1)))
         else:
             steps.append(Step("mount", what, s1=m.source or m.type, s2=m.destination, s3=m.type, s4=data,
                               flags=o.flags, n2=o.attr_set, n3=o.attr_clr))

@@ -26,24 +26,26 @@ SUPPORTED_VERSION = re.compile(r"^1\.[0-3]\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-
 
 
 @dataclass
+class IDMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass
 class Mount:
     destination: str
     type: str = ""
     source: str = ""
     options: list[str] = field(default_factory=list)
+    uid_mappings: list[IDMapping] = field(default_factory=list)  # an idmapped mount: on-disk id → shown id
+    gid_mappings: list[IDMapping] = field(default_factory=list)
 
 
 @dataclass
 class Namespace:
     type: str
     path: str = ""
-
-
-@dataclass
-class IDMapping:
-    container_id: int
-    host_id: int
-    size: int
 
 
 @dataclass
@@ -255,6 +257,24 @@ def _mappings(linux: dict[str, Any], key: str) -> list[IDMapping]:
     return [IDMapping(m["containerID"], m["hostID"], m["size"]) for m in linux.get(key, [])]
 
 
+def _mount(i: int, m: dict[str, Any]) -> Mount:
+    return Mount(_abs(m["destination"], f"mounts[{i}].destination"), m.get("type", ""), m.get("source", ""),
+                 list(m.get("options", [])), _mappings(m, "uidMappings"), _mappings(m, "gidMappings"))
+
+
+def _check_idmapped(cfg: Config) -> None:
+    """runc's rules: idmapped mounts are binds; "idmap"/"ridmap" alone take the container's own maps."""
+    for i, m in enumerate(cfg.mounts):
+        wanted = [o for o in m.options if o in ("idmap", "ridmap")]
+        if not (m.uid_mappings or wanted):
+            continue
+        if m.type != "bind" and not {"bind", "rbind"} & set(m.options):
+            raise ConfigError("an idmapped mount must be a bind mount", path=f"mounts[{i}]")
+        if not m.uid_mappings and not cfg.uid_mappings:
+            raise ConfigError(f"{wanted[0]} without uidMappings/gidMappings needs the container's user namespace "
+                              "mappings", path=f"mounts[{i}].options")
+
+
 # The sysctls a namespace isolates (as runc allows them); any other would change the host.
 SYSCTL_NAMESPACE = (("net.", "network"), ("kernel.msgmax", "ipc"), ("kernel.msgmnb", "ipc"), ("kernel.msgmni", "ipc"),
                     ("kernel.sem", "ipc"), ("kernel.shmall", "ipc"), ("kernel.shmmax", "ipc"), ("kernel.shmmni", "ipc"),
@@ -311,8 +331,7 @@ def parse(raw: dict[str, Any]) -> Config:
         oci_version=version,
         root_path=root["path"],
         root_readonly=bool(root.get("readonly", False)),
-        mounts=[Mount(_abs(m["destination"], f"mounts[{i}].destination"), m.get("type", ""), m.get("source", ""),
-                      list(m.get("options", []))) for i, m in enumerate(raw.get("mounts", []))],
+        mounts=[_mount(i, m) for i, m in enumerate(raw.get("mounts", []))],
         process=parse_process(raw["process"]) if "process" in raw else None,
         hostname=raw.get("hostname"),
         domainname=raw.get("domainname"),
@@ -334,4 +353,5 @@ def parse(raw: dict[str, Any]) -> Config:
         seccomp=linux.get("seccomp"),
     )
     _check_linux(cfg)
+    _check_idmapped(cfg)
     return cfg

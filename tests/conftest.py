@@ -32,6 +32,18 @@ def rootfs(tmp_path_factory) -> Path:
     return base / "rootfs"
 
 
+@pytest.fixture
+def open_rootfs(rootfs) -> str:
+    """A copy of the rootfs that a mapped (non-root on the host) container root, or another user, can reach;
+    with /mnt to mount on, which they could not make."""
+    top = tempfile.mkdtemp(prefix="pyoci-userns-")
+    os.chmod(top, 0o755)
+    shutil.copytree(rootfs, os.path.join(top, "rootfs"), symlinks=True)
+    os.makedirs(os.path.join(top, "rootfs", "mnt"), exist_ok=True)
+    yield os.path.join(top, "rootfs")
+    shutil.rmtree(top)
+
+
 class Runtime:
     """pyoci (or another runtime) with its own --root; remembers ids so teardown can delete them."""
 

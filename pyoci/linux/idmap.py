@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..spec import IDMapping
 
 HELPERS = {"uid_map": "newuidmap", "gid_map": "newgidmap"}
+CLONE_NEWUSER = 0x10000000
 
 
 def _own_only(maps: list[IDMapping], own: int) -> bool:
@@ -55,3 +56,36 @@ def write_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping], r
         if rootless and name == "gid_map":
             _write(f"/proc/{pid}/setgroups", "deny", item)
         _write(f"/proc/{pid}/{name}", "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps), item)
+
+
+def userns_fd(uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bool, where: str) -> int:
+    """An fd of a new user namespace with these maps (what mount_setattr's MOUNT_ATTR_IDMAP takes). A helper
+    process makes it; its fd keeps the namespace alive after the helper is gone."""
+    import signal
+    import socket
+
+    from .shim import MSG_ERROR, MSG_USERNS, Step, decode, spawn
+
+    steps = [Step("unshare", f"{where} (user namespace)", flags=CLONE_NEWUSER)]
+    if rootless:
+        steps.append(Step("dumpable", f"{where} (id maps)", n1=1))
+    steps.append(Step("sync", f"{where} (id maps)", n1=MSG_USERNS, n2=1))  # never answered: killed instead
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        pid = spawn(steps, child.fileno())
+    finally:
+        child.close()
+    try:
+        msg = decode(parent.recv(4096) or bytes(256))
+        if msg.type != MSG_USERNS:
+            raise PyociError(f"{where}: user namespace for the idmapped mount",
+                             msg.err if msg.type == MSG_ERROR else 0)
+        write_maps(pid, uid_maps, gid_maps, rootless, where)
+        try:
+            return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise PyociError(f"{where}: open the idmapped mount's user namespace", exc.errno) from None
+    finally:
+        parent.close()
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

@@ -54,6 +54,8 @@ RECURSIVE: dict[str, tuple[int, int]] = {
 
 # runc extensions that change nothing the kernel sees here
 IGNORED = {"tmpcopyup", "defaults"}
+# idmapped bind mounts (runtime-spec 1.2): the mapping on the mount only, or on every mount below it too
+IDMAP = ("idmap", "ridmap")
 
 
 @dataclass
@@ -63,6 +65,7 @@ class MountOptions:
     attr_set: int = 0
     attr_clr: int = 0
     data: list[str] = None  # type: ignore[assignment]
+    idmap: str = ""  # "", "idmap" or "ridmap"
 
     @property
     def bind(self) -> bool:
@@ -81,6 +84,8 @@ def parse(options: list[str]) -> MountOptions:
             on, off = RECURSIVE[opt]
             out.attr_clr = (out.attr_clr | off) & ~on
             out.attr_set = (out.attr_set & ~off) | on
+        elif opt in IDMAP:
+            out.idmap = opt
         elif opt not in IGNORED:
             out.data.append(opt)
     return out

@@ -1,6 +1,7 @@
 """The only door to the C executor: plan steps in, a child process and its messages out."""
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass, field
@@ -120,3 +121,15 @@ def supports_dtype(directory: str) -> bool:
     if ret < 0:
         raise PyociError(f"read directory {directory}", -ret)
     return ret == 1
+
+
+def idmapped_tree(src: str, userns_fd: int, tree_rec: bool, idmap_rec: bool, what: str) -> int:
+    """A detached, idmapped copy of src's mount for the executor to move into place (its fd)."""
+    stage = ffi.new("int *")
+    fd = lib.pyoci_idmapped_tree(os.fsencode(src), userns_fd, int(tree_rec), int(idmap_rec), stage)
+    if fd >= 0:
+        return fd
+    if stage[0] == 1 and -fd == errno.EINVAL:
+        raise PyociError(f"{what}: idmapped mount of {src}: its filesystem does not support idmapped mounts "
+                         "(mount_setattr)", -fd)
+    raise PyociError(f"{what}: idmapped mount of {src}: {('open_tree', 'mount_setattr')[stage[0]]}", -fd)

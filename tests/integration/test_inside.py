@@ -52,16 +52,6 @@ def test_duplicate_namespace_is_refused(pyoci, bundle):
     assert proc.stderr.strip().endswith('config.json: linux.namespaces[6].type: duplicate namespace "pid"')
 
 
-@pytest.fixture
-def open_rootfs(rootfs):
-    """A copy of the rootfs that a mapped (non-root on the host) container root can reach."""
-    top = tempfile.mkdtemp(prefix="pyoci-userns-")
-    os.chmod(top, 0o755)
-    shutil.copytree(rootfs, os.path.join(top, "rootfs"), symlinks=True)
-    yield os.path.join(top, "rootfs")
-    shutil.rmtree(top)
-
-
 def test_user_namespace_maps_ids(pyoci, bundle, open_rootfs):
     def edit(c):
         c["root"]["path"] = open_rootfs

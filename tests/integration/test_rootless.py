@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYOCI, REPO, Runtime, cgroup_dirs, need_root
+from conftest import PYOCI, Runtime, cgroup_dirs, need_root
 
 
 @dataclass
@@ -61,17 +61,9 @@ def user() -> User:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def public_rootfs() -> Path:
-    """A busybox rootfs every user may read (pytest's own tmp dirs are root's alone)."""
-    need_root()
-    base = Path(tempfile.mkdtemp(prefix="pyoci-rl-"))
-    base.chmod(0o755)
-    subprocess.run([str(REPO / "scripts" / "busybox-bundle"), str(base)], check=True,
-                   env={**os.environ, "PATH": f"{os.path.dirname(PYOCI)}:{os.environ['PATH']}"})
-    (base / "rootfs" / "mnt").mkdir()  # a mount point: the user cannot make one in a rootfs root owns
-    yield base / "rootfs"
-    shutil.rmtree(base)
+@pytest.fixture
+def public_rootfs(open_rootfs) -> Path:
+    return Path(open_rootfs)
 
 
 @pytest.fixture

@@ -403,3 +403,22 @@ def test_default_config_is_fresh_each_call(monkeypatch):
     second = default_config()
     assert "/proc/changed" not in second["linux"]["maskedPaths"]
     assert second["linux"]["readonlyPaths"]
+
+
+def test_mount_id_mappings_are_parsed(tmp_path, cfg):
+    cfg["mounts"].append({"destination": "/d", "type": "bind", "source": "/s", "options": ["rbind", "ridmap"],
+                          "uidMappings": MAPPING, "gidMappings": MAPPING})
+    m = load(tmp_path, cfg).mounts[-1]
+    assert m.uid_mappings == m.gid_mappings == [spec.IDMapping(0, 100000, 65536)]
+
+
+def test_idmapped_mounts_must_be_binds(tmp_path, cfg):
+    cfg["mounts"].append({"destination": "/d", "type": "tmpfs", "source": "tmpfs",
+                          "uidMappings": MAPPING, "gidMappings": MAPPING})
+    assert error(tmp_path, cfg) == f"config.json: mounts[{len(cfg['mounts']) - 1}]: an idmapped mount must be a bind mount"
+
+
+def test_idmap_without_mappings_needs_the_containers(tmp_path, cfg):
+    cfg["mounts"].append({"destination": "/d", "type": "bind", "source": "/s", "options": ["bind", "idmap"]})
+    assert error(tmp_path, cfg) == (f"config.json: mounts[{len(cfg['mounts']) - 1}].options: idmap without "
+                                    "uidMappings/gidMappings needs the container's user namespace mappings")
