@@ -149,7 +149,11 @@ class Cgroup:
         raise PyociError(f"cgroup {path}: did not become {value}")
 
     def destroy(self) -> None:
-        """Removes what create made, killing leftovers first; parents shared with others stay."""
+        """Removes what create made, killing leftovers first; parents shared with others stay. A cgroup that
+        create did not make (a cgroupsPath naming one that existed, even "/") is not emptied: its other
+        processes are not the container's."""
+        if not set(self.made) & set(self.paths.values()):
+            return
         for attempt in range(50):
             left = self.pids()
             if not left:
