@@ -484,6 +484,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # the system refused something pyoci did not expect to fail: say what and where
+        if a.debug:
+            raise
+        log.error(f"pyoci: {where}: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return 1
     except Exception as exc:  # a bug: say so in one line unless the user asked for the traceback
         if a.debug:
             raise

@@ -34,6 +34,8 @@ def backing_filesystem(path: str) -> str:
 def require_overlay(layout: Layout) -> None:
     from ..linux.shim import supports_dtype
 
+    if os.geteuid() != 0:
+        raise PyociError("the layer store needs root: it writes files of any owner and mounts overlay")
     if not overlay_supported():
         raise PyociError("the kernel has no overlay filesystem (modprobe overlay): the layer store needs it")
     layout.ensure()

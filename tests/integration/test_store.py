@@ -406,3 +406,11 @@ def test_store_on_a_filesystem_without_d_type_is_refused(cli, base, tmp_path):
         assert info["Supports d_type"] is False
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_image_run_with_a_terminal(cli, base, tmp_path):
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "tty")
+    r = cli("image", "run", "--rm", "-t", "tty", "sh", "-c", "tty; echo $TERM; exit 5", check=False,
+            stdin=open("/dev/null"))
+    assert r.returncode == 5
+    assert r.stdout.replace("\r", "").split("\n")[:2] == ["/dev/pts/0", "xterm"]
