@@ -112,11 +112,11 @@ def test_layer_stack_seen_from_inside(cli, base, tmp_path):
     out = cli.run("stack", f"""
         cat /etc/motd /hard /link; ls /keep; ls /opq; cat /was-dir; cat /was-file/inside
         for p in /gone /gonedir; do [ -e $p ] && echo "$p exists" || echo "$p absent"; done
-        cat /{long_name}; stat -c '%a %u %g %Y' /suid; stat -c '%F %t %T' /null2; stat -c %F /fifo
+        cat /{long_name}; stat -c %Y /{"d" * 120}; stat -c '%a %u %g %Y' /suid; stat -c '%F %t %T' /null2; stat -c %F /fifo
         [ "$(stat -c %i /h1)" = "$(stat -c %i /keep/h2)" ] && echo same-inode || echo other-inode
     """)
     assert out.split("\n") == [
-        "two", "one", "two", "a", "b", "h2", "new", "now a file", "in", "/gone absent", "/gonedir absent", "long",
+        "two", "one", "two", "a", "b", "h2", "new", "now a file", "in", "/gone absent", "/gonedir absent", "long", "1600000000",
         "4755 1000 1001 1234567890", "character special file 1 3", "fifo", "same-inode", ""]
     # the hard link lives in l1, the layer that held both names; l2's change copied /etc/motd alone
     layers = json.loads(cli("image", "inspect", image).stdout)["layers"]
