@@ -197,12 +197,14 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
         layer = cfg.annotations.get(ROOTFS_ANNOTATION)
         if layer or cfg.namespace("mount") is None:
             st.host_mounts = undo.host_mounts = {rootfs: _mounts_at(rootfs)}
+        store.save(st)  # from here on, a create killed midway leaves what `delete --force` needs to clean up
         if layer:
             _mount_layer(layer, rootfs, st.host_mounts[rootfs])
         options.idmap_trees = _idmapped_trees(cfg, bundle, undo, unprivileged)
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups)
         undo.cgroup = cg
         st.cgroup = cg.to_json()
+        store.save(st)
         steps = plan.build(cfg, options, cg)
 
         def mounted(pid: int) -> bytes:
@@ -490,14 +492,16 @@ def delete(store: Store, container_id: str, force: bool, log: Logger) -> None:
         except PyociError:
             if not force:
                 raise
-            _remove_dir(store.dir(container_id))  # a create that died before it wrote its state
+            # a create that died before it wrote its state, or a damaged state: what can be found goes
+            Cgroup.default(container_id).destroy()
+            _remove_dir(store.dir(container_id))
             return
         status = state.status(store, st)
         if status != "stopped":
             if not force:
                 raise PyociError(f"cannot delete a container that is not stopped: {status}")
             _kill_and_wait(st)
-        Cgroup.from_json(st.cgroup).destroy()
+        (Cgroup.from_json(st.cgroup) if st.cgroup else Cgroup.default(container_id)).destroy()
         _unmount_host(st.host_mounts)
         for i, h in enumerate(hooks.from_json(st.hooks.get("poststop", []))):
             try:

@@ -46,7 +46,10 @@ class State:
 
     def __init__(self, **values: object) -> None:
         for name, default in self.FIELDS.items():
-            setattr(self, name, values.pop(name, default if not isinstance(default, dict) else {}))
+            value = values.pop(name, default if not isinstance(default, dict) else {})
+            if type(value) is not type(default):  # a damaged state.json must not reach kill() as a str pid
+                raise TypeError(f"{name}: {type(value).__name__} where {type(default).__name__} belongs")
+            setattr(self, name, value)
         if values:
             raise TypeError(f"unknown state fields {sorted(values)}")
 

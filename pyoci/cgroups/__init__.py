@@ -90,6 +90,13 @@ class Cgroup:
     def from_json(cls, raw: dict[str, list]) -> "Cgroup":
         return cls(dict(raw.get("paths", {})), list(raw.get("made", [])))
 
+    @classmethod
+    def default(cls, container_id: str) -> "Cgroup":
+        """The cgroups a config without cgroupsPath gets, as far as they exist: what `delete --force` can still
+        find when a create was killed before it recorded them."""
+        paths = {h.name: resolve("", container_id, h) for h in hierarchies()}
+        return cls(paths, [p for p in paths.values() if os.path.isdir(p)])
+
     def path(self, controller: str) -> str | None:
         for name, p in self.paths.items():
             if controller in name.split(",") or (name == "" and controller == "unified"):

@@ -414,3 +414,20 @@ def test_image_run_with_a_terminal(cli, base, tmp_path):
             stdin=open("/dev/null"))
     assert r.returncode == 5
     assert r.stdout.replace("\r", "").split("\n")[:2] == ["/dev/pts/0", "xterm"]
+
+
+def test_create_killed_midway_leaves_no_overlay_after_delete_force(cli, base, tmp_path):
+    import signal
+    import time
+
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "killed")
+    bundle = cli.bundle("killed", "sleep", "1000")
+    for delay_ms in (5, 20, 40, 70, 100, 150):
+        cid = cli.new_id()
+        proc = subprocess.Popen([PYOCI, "--root", str(cli.root), "create", "--bundle", str(bundle), cid],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay_ms / 1000)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        cli("delete", "--force", cid)
+        assert _mounted_under(cli.store) == [], f"killed after {delay_ms} ms"
