@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -40,9 +41,13 @@
 #include <seccomp.h>
 
 #include "shim.h"
+#include "trampoline_elf.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
 #endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
@@ -55,6 +60,8 @@ static int root_fd = -1;
 static char root_path[4096];
 static char exec_path[4096];
 static int cur_step = -1;
+static int tramp_fd = -1;      /* sealed memfd holding the exec trampoline (see trampoline.c) */
+static int seccomp_loaded;
 /* The parent's go-ahead after the mounts carries the state JSON for the in-container hooks:
  * "created" state, NUL, "running" state. */
 static char hook_states[65536];
@@ -360,6 +367,56 @@ static void do_write_file(const char *path, const char *data)
     close(fd);
 }
 
+/* A sealed, executable in-memory copy of the trampoline: what /proc/self/exe is when the container's
+ * program path is resolved, instead of the host's python3. */
+static int make_trampoline(void)
+{
+    int fd = memfd_create("pyoci-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* a kernel older than MFD_EXEC: memfds are executable anyway */
+        fd = memfd_create("pyoci-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    if (write(fd, trampoline_elf, sizeof trampoline_elf) != (ssize_t)sizeof trampoline_elf ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+        int err = errno ? errno : EIO;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+/* execve(path) by way of the trampoline, so nothing the container names can resolve to our own binary.
+ * Returns only on failure. A seccomp filter that refuses execveat leaves only the direct execve. */
+static void exec_program(const char *path, char **argv, char **envp)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    char *args[argc + 2];
+    args[0] = (char *)path;
+    memcpy(args + 1, argv, (size_t)(argc + 1) * sizeof *argv);
+    syscall(SYS_execveat, tramp_fd, "", args, envp, AT_EMPTY_PATH);
+    if (seccomp_loaded && (errno == EPERM || errno == ENOSYS))
+        execve(path, argv, envp);
+}
+
+/* process.cwd, resolved inside the container's root: no magic link (/proc/self/fd/N, CVE-2024-21626) and no
+ * symlink can lead the process to a directory of the host. */
+static void do_chdir(const char *path)
+{
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        fail(errno, "open /");
+    int fd = open_path(root, path, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0)
+        fail(errno, "chdir");
+    if (fchdir(fd) < 0)
+        fail(errno, "chdir");
+    close(fd);
+    close(root);
+}
+
 static void do_hook(const struct pyoci_step *s)
 {
     int p[2];
@@ -370,7 +427,7 @@ static void do_hook(const struct pyoci_step *s)
         fail(errno, "fork");
     if (pid == 0) {
         dup2(p[0], 0);
-        execve(s->s1, s->argv, s->envp);
+        exec_program(s->s1, s->argv, s->envp);
         _exit(127);
     }
     close(p[0]);
@@ -599,6 +656,7 @@ static void run_step(const struct pyoci_step *s)
         struct sock_fprog prog = { .len = (unsigned short)s->nlist, .filter = (struct sock_filter *)s->list };
         if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)s->n1, &prog) < 0)
             fail(errno, "load seccomp filter");
+        seccomp_loaded = 1;
         break;
     }
     case PYOCI_OP_DUMPABLE:
@@ -690,8 +748,7 @@ static void run_step(const struct pyoci_step *s)
             fail(errno, "prctl");
         break;
     case PYOCI_OP_CHDIR:
-        if (chdir(s->s1) < 0)
-            fail(errno, "chdir");
+        do_chdir(s->s1);
         break;
     case PYOCI_OP_UMASK:
         umask((mode_t)s->n1);
@@ -707,7 +764,7 @@ static void run_step(const struct pyoci_step *s)
         do_wait_fifo(s->fd);
         break;
     case PYOCI_OP_EXEC:
-        execve(exec_path, s->argv, s->envp);
+        exec_program(exec_path, s->argv, s->envp);
         fail(errno, "exec: \"%s\": %s", exec_path, strerror(errno));
     case PYOCI_OP_SET_ROOT_PROPAGATION:
         if (mount(NULL, "/", NULL, s->flags, NULL) < 0)
@@ -720,9 +777,15 @@ static void run_step(const struct pyoci_step *s)
 
 int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd)
 {
+    tramp_fd = make_trampoline();
+    if (tramp_fd < 0)
+        return -errno;
     pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
-    if (pid != 0)
-        return pid < 0 ? -errno : pid;
+    if (pid != 0) {
+        int err = errno;
+        close(tramp_fd);
+        return pid < 0 ? -err : pid;
+    }
     sync_fd = fd;
     /* Not dumpable until execve: nothing in the container may open our /proc/<pid>/exe. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

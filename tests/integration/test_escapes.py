@@ -1,0 +1,204 @@
+"""The known container escapes from runc's history, each tried against pyoci; none may get out.
+
+Every test plays the hostile image or the hostile container process and asserts the host is untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from conftest import PYOCI
+
+
+def host_dirs_for_python() -> list[str]:
+    """Host directories a container needs (read-only) to run the host's python3, should it ever reach it."""
+    dirs = {"/usr", "/lib", "/lib64", "/opt", "/root"}
+    return sorted(d for d in dirs if os.path.isdir(d) and not os.path.islink(d))
+
+
+@pytest.fixture(scope="module")
+def runtime_files() -> dict[tuple[int, int], str]:
+    """(st_dev, st_ino) → path of every file of the runtime a container must never open for writing: the
+    python3 that runs pyoci, its libpython and the cffi executor."""
+    with open(PYOCI) as f:
+        python = f.readline()[2:].split()[0]
+    code = ("import pyoci._shim, re; maps = open('/proc/self/maps').read();"
+            "print('\\n'.join(sorted({l.split()[-1] for l in maps.splitlines()"
+            " if re.search(r'(libpython|_shim|/python3[.0-9]*$)', l)})))")
+    paths = subprocess.run([python, "-I", "-c", code], check=True, capture_output=True, text=True, cwd="/").stdout.split()
+    paths.append(os.path.realpath(python))
+    files = {}
+    for p in paths:
+        st = os.stat(p)
+        files[(st.st_dev, st.st_ino)] = p
+    assert any("_shim" in p for p in files.values()) and len(files) >= 2, files
+    return files
+
+
+@pytest.fixture
+def own_rootfs(tmp_path, rootfs):
+    """A private copy of the busybox rootfs that a test may plant files and symlinks in."""
+    dst = tmp_path / "own-rootfs"
+    shutil.copytree(rootfs, dst, symlinks=True)
+    return dst
+
+
+def in_rootfs(path):
+    def edit(c):
+        c["root"] = {"path": str(path), "readonly": False}
+    return edit
+
+
+def with_host_python(cfg):
+    """Read-only host library dirs: if a container ever ran the host's python3, it would start and talk."""
+    for d in host_dirs_for_python():
+        cfg["mounts"].append({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]})
+
+
+# What the host's python3 would do if a container ever got to run it: say so and try to open its own
+# binary (the host's) for writing, as CVE-2019-5736's payload does.
+PAYLOAD = ("import os; print('HOST PYTHON RAN', os.readlink('/proc/self/exe'), flush=True);"
+           "fd = os.open('/proc/self/exe', os.O_PATH); os.open(f'/proc/self/fd/{fd}', os.O_WRONLY);"
+           "print('OPENED FOR WRITING', flush=True)")
+
+
+def assert_no_host_binary(proc):
+    assert "HOST PYTHON RAN" not in proc.stdout and "OPENED FOR WRITING" not in proc.stdout, proc
+
+
+@pytest.mark.parametrize("how", ["direct", "symlink", "shebang"])
+def test_cve_2019_5736_container_program_cannot_be_the_runtime(pyoci, bundle, own_rootfs, how):
+    (own_rootfs / "evil-link").symlink_to("/proc/self/exe")
+    (own_rootfs / "evil-script").write_text(f"#!/proc/self/exe -c\n{PAYLOAD}\n")
+    (own_rootfs / "evil-script").chmod(0o755)
+    args = {"direct": ["/proc/self/exe", "-c", PAYLOAD], "symlink": ["/evil-link", "-c", PAYLOAD],
+            "shebang": ["/evil-script"]}[how]
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        with_host_python(c)
+    proc = pyoci("run", "--bundle", str(bundle(args, edit)), pyoci.new_id(), check=False)
+    assert_no_host_binary(proc)
+    assert proc.returncode != 0
+
+
+def test_cve_2019_5736_exec_and_hooks_cannot_run_the_runtime(pyoci, bundle, own_rootfs, tmp_path):
+    (own_rootfs / "evil-link").symlink_to("/proc/self/exe")
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        with_host_python(c)
+        c["hooks"] = {"startContainer": [{"path": "/evil-link", "args": ["python3", "-c", PAYLOAD]}]}
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(bundle(["sleep", "1000"], edit)), cid, check=False, timeout=20)
+    assert_no_host_binary(proc)
+    # The startContainer hook could not run, so the container did not start; without it, exec is the door.
+    pyoci("delete", "--force", cid)
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(bundle(["sleep", "1000"], lambda c: (in_rootfs(own_rootfs)(c),
+                                                                                with_host_python(c)))), cid)
+    for args in (["/proc/self/exe", "-c", PAYLOAD], ["/evil-link", "-c", PAYLOAD]):
+        proc = pyoci("exec", cid, *args, check=False)
+        assert_no_host_binary(proc)
+        assert proc.returncode != 0
+
+
+def process_files(pid: int) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of the exe and every mapped file of a process, as the host sees them."""
+    found = set()
+    try:
+        st = os.stat(f"/proc/{pid}/exe")
+        found.add((st.st_dev, st.st_ino))
+        for name in os.listdir(f"/proc/{pid}/map_files"):
+            st = os.stat(f"/proc/{pid}/map_files/{name}")
+            found.add((st.st_dev, st.st_ino))
+    except OSError:
+        pass
+    return found
+
+
+def test_cve_2019_5736_waiting_init_is_out_of_reach(pyoci, bundle, runtime_files):
+    """A created container's init is our executor (a clone of python3): a process in its pid namespace
+    cannot open its exe or mapped files, and what the container finally runs maps none of our files."""
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(bundle(["sleep", "1000"])), cid)
+    init = pyoci.state(cid)["pid"]
+    assert process_files(init) & set(runtime_files)  # the executor does map them (the host sees it)
+    probe = ("for f in /proc/1/exe /proc/1/map_files/*; do"
+             " (exec 3>>\"$f\") 2>/dev/null && echo \"WRITABLE $f\"; readlink \"$f\" 2>/dev/null; done; echo done")
+
+    def join_pid(c):
+        c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "pid"]
+        c["linux"]["namespaces"].append({"type": "pid", "path": f"/proc/{init}/ns/pid"})
+        c["process"]["capabilities"] = {k: ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETUID",
+                                            "CAP_SETGID", "CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", probe], join_pid)), pyoci.new_id()).stdout
+    assert out.strip() == "done", out  # nothing readable, nothing writable
+    pyoci("start", cid)
+    assert not process_files(init) & set(runtime_files)
+
+
+def write_secret(tmp_path) -> tuple[str, str]:
+    secret = uuid.uuid4().hex
+    path = tmp_path / "host-secret"
+    path.write_text(secret)
+    return str(path), secret
+
+
+def climb(path: str) -> str:
+    return "../" * 40 + path.lstrip("/")
+
+
+def test_cve_2024_21626_only_stdio_and_kept_fds(pyoci, bundle, tmp_path):
+    """Host directories open in the caller never reach the container; only 0-2 and --preserve-fds do."""
+    b = bundle(["sh", "-c", "ls /proc/self/fd; for f in /proc/self/fd/*; do readlink $f; done; true"])
+    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in ("/", "/etc", str(tmp_path))]
+    try:
+        def pass_as(first):
+            def pre():
+                for i, fd in enumerate(fds):
+                    os.dup2(fd, first + i)
+            return {"pass_fds": tuple(range(first, first + len(fds))), "preexec_fn": pre}
+        out = pyoci("run", "--bundle", str(b), pyoci.new_id(), **pass_as(3)).stdout.split()
+        assert sorted(int(x) for x in out if x.isdigit()) == [0, 1, 2, 3]
+        assert "/etc" not in out and str(tmp_path) not in out
+        out = pyoci("run", "--preserve-fds", "1", "--bundle", str(b), pyoci.new_id(), **pass_as(3)).stdout.split()
+        assert sorted(int(x) for x in out if x.isdigit()) == [0, 1, 2, 3, 4]  # 3 kept ("/"), 4 is ls's own
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@pytest.mark.parametrize("command", ["run", "exec"])
+def test_cve_2024_21626_cwd_through_leaked_fds(pyoci, bundle, tmp_path, command):
+    """process.cwd = /proc/self/fd/N must not land in a host directory, whatever fds the runtime holds
+    (here also host directories its caller leaked to it as fds 9 and 12)."""
+    path, secret = write_secret(tmp_path)
+    leaked = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+
+    def leak():
+        os.dup2(leaked, 9)
+        os.dup2(leaked, 12)
+    kw = {"pass_fds": (9, 12), "preexec_fn": leak}
+    script = f"cat {climb(path)} 2>/dev/null; cat /proc/self/cwd/{climb(path)} 2>/dev/null; pwd; true"
+    cid = None
+    if command == "exec":
+        cid = pyoci.new_id()
+        pyoci("run", "-d", "--bundle", str(bundle(["sleep", "1000"])), cid)
+    for n in range(3, 16):
+        cwd = f"/proc/self/fd/{n}"
+        if command == "run":
+            b = bundle(["sh", "-c", script], lambda c: c["process"].update(cwd=cwd))
+            proc = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False, **kw)
+        else:
+            proc = pyoci("exec", "--cwd", cwd, cid, "sh", "-c", script, check=False, **kw)
+        assert secret not in proc.stdout, (n, proc)
+        if proc.returncode != 0:
+            assert f"process.cwd ({cwd})" in proc.stderr, proc.stderr
+    os.close(leaked)
