@@ -311,6 +311,49 @@ static void do_pivot(int no_pivot)
     root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* A device node of ours at the path: whatever the image has there (a symlink to a host file, say) is replaced,
+ * and the mode comes from mknod itself, so no chmod can follow a link out of the root. */
+static void do_mknod(const struct pyoci_step *s)
+{
+    const char *name;
+    int pfd = open_parent_in_root(s->s2, &name);
+    mode_t old = umask(0);
+    int r = mknodat(pfd, name, (mode_t)s->n1, (dev_t)s->n2);
+    if (r < 0 && errno == EEXIST) {
+        if (unlinkat(pfd, name, 0) < 0)
+            fail(errno, "remove what the rootfs has there");
+        r = mknodat(pfd, name, (mode_t)s->n1, (dev_t)s->n2);
+    }
+    umask(old);
+    if (r < 0)
+        fail(errno, "mknod");
+    if (fchownat(pfd, name, (uid_t)s->n3, (gid_t)s->n4, AT_SYMLINK_NOFOLLOW) < 0)
+        fail(errno, "chown");
+    close(pfd);
+}
+
+/* Binds the container's /dev/null over a file, having checked it is the null device: an image could make it
+ * a link to a file it wants to write through the masked path (CVE-2025-31133). The checked fd is what gets
+ * bound, so the path cannot be swapped in between. */
+static int mask_file(const char *path)
+{
+    int fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fail(errno, "open /dev/null");
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        fail(errno, "stat /dev/null");
+    if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+        fail(EPERM, "/dev/null is not the null device");
+    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0)
+        fail(errno, "open_tree /dev/null");
+    int r = (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+    close(tree);
+    close(fd);
+    return r;
+}
+
 static void do_mask(const char *path)
 {
     struct stat st;
@@ -325,7 +368,7 @@ static void do_mask(const char *path)
     else if (S_ISLNK(st.st_mode))
         return; /* masking a symlink would mount over whatever it points at */
     else
-        r = mount("/dev/null", path, NULL, MS_BIND, NULL);
+        r = mask_file(path);
     if (r < 0)
         fail(errno, "mount");
 }
@@ -679,18 +722,9 @@ static void run_step(const struct pyoci_step *s)
     case PYOCI_OP_SET_ROOT:
         set_root(s->s1);
         break;
-    case PYOCI_OP_MKNOD: {
-        const char *name;
-        int pfd = open_parent_in_root(s->s2, &name);
-        if (mknodat(pfd, name, (mode_t)s->n1, (dev_t)s->n2) < 0 && errno != EEXIST)
-            fail(errno, "mknod");
-        if (fchownat(pfd, name, (uid_t)s->n3, (gid_t)s->n4, AT_SYMLINK_NOFOLLOW) < 0)
-            fail(errno, "chown");
-        if (fchmodat(pfd, name, (mode_t)s->n1 & 07777, 0) < 0)
-            fail(errno, "chmod");
-        close(pfd);
+    case PYOCI_OP_MKNOD:
+        do_mknod(s);
         break;
-    }
     case PYOCI_OP_SYMLINK: {
         const char *name;
         int pfd = open_parent_in_root(s->s2, &name);

@@ -202,3 +202,137 @@ def test_cve_2024_21626_cwd_through_leaked_fds(pyoci, bundle, tmp_path, command)
         if proc.returncode != 0:
             assert f"process.cwd ({cwd})" in proc.stderr, proc.stderr
     os.close(leaked)
+
+
+@pytest.fixture
+def host_target(tmp_path):
+    """A host directory a hostile rootfs points its symlinks at, with a private sentinel file in it."""
+    d = tmp_path / "host-target"
+    d.mkdir()
+    (d / "sentinel").write_text("host data\n")
+    (d / "sentinel").chmod(0o600)
+    yield d
+
+
+def assert_host_untouched(d):
+    from pyoci.linux.mountinfo import mount_points
+
+    assert sorted(os.listdir(d)) == ["sentinel"], os.listdir(d)
+    st = os.stat(d / "sentinel")
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o600, 0, 0)
+    assert (d / "sentinel").read_text() == "host data\n"
+    assert not [m for m in mount_points() if m == str(d) or m.startswith(f"{d}/")]
+
+
+def plant_links(root, target):
+    """Absolute and ../-relative symlinks from the rootfs to the host directory."""
+    (root / "abs").symlink_to(target)
+    (root / "rel").symlink_to("../" * 30 + str(target).lstrip("/"))
+
+
+@pytest.mark.parametrize("link", ["abs", "rel"])
+def test_cve_2021_30465_symlinked_mount_destinations(pyoci, bundle, own_rootfs, host_target, link):
+    plant_links(own_rootfs, host_target)
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"] += [{"destination": f"/{link}", "type": "tmpfs", "source": "tmpfs"},
+                        {"destination": f"/{link}/sub", "type": "tmpfs", "source": "tmpfs"},
+                        {"destination": f"/{link}/sentinel", "type": "bind", "source": "/etc/hostname",
+                         "options": ["bind"]}]
+        c["linux"]["maskedPaths"] += [f"/{link}", f"/{link}/sentinel"]
+        c["linux"]["readonlyPaths"] += [f"/{link}", f"/{link}/sentinel"]
+        c["linux"]["devices"] = [{"path": f"/{link}/null", "type": "c", "major": 1, "minor": 3},
+                                 {"path": f"/{link}/sentinel", "type": "c", "major": 1, "minor": 5}]
+    pyoci("run", "--bundle", str(bundle(["true"], edit)), pyoci.new_id(), check=False)
+    assert_host_untouched(host_target)
+
+
+def test_symlinked_device_nodes_in_the_image_dev(pyoci, bundle, own_rootfs, host_target):
+    """An image whose /dev/null (and friends) point at host files: the runtime makes its own nodes and never
+    changes the host file's mode or owner (no tmpfs on /dev, so the image's /dev is used)."""
+    (own_rootfs / "dev").mkdir(exist_ok=True)
+    for name in ("null", "zero", "full", "tty"):
+        (own_rootfs / "dev" / name).unlink(missing_ok=True)
+        (own_rootfs / "dev" / name).symlink_to(host_target / "sentinel")
+    (own_rootfs / "dev" / "random").unlink(missing_ok=True)
+    (own_rootfs / "dev" / "random").symlink_to("../" * 30 + str(host_target / "sentinel").lstrip("/"))
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/dev", "/dev/pts", "/dev/shm", "/dev/mqueue")]
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", "ls -l /dev/null /dev/random; echo x > /dev/null"], edit)),
+                pyoci.new_id(), check=False)
+    assert_host_untouched(host_target)
+    assert out.returncode == 0 and out.stdout.startswith("crw-rw-rw-"), out
+
+
+@pytest.mark.parametrize("when", ["image", "race"])
+def test_masked_paths_only_ever_get_a_real_dev_null(pyoci, bundle, own_rootfs, when):
+    """CVE-2025-31133: masking binds /dev/null over a file; a /dev/null that is a link to a procfs file must
+    not make a masked path a writable window onto that file. "image": the image ships the link (the runtime
+    makes its own node); "race": the link appears after the devices are made (a createContainer hook plays
+    the racing process), and masking refuses it."""
+    dev_null = own_rootfs / "dev" / "null"
+    (own_rootfs / "dev").mkdir(exist_ok=True)
+    dev_null.unlink(missing_ok=True)
+    dev_null.symlink_to("/proc/sys/kernel/core_pattern")
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/dev", "/dev/pts", "/dev/shm", "/dev/mqueue")]
+        c["linux"]["readonlyPaths"] = []
+        c["linux"]["maskedPaths"] = ["/proc/kcore", "/proc/timer_list"]
+        if when == "race":
+            c["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": [
+                "sh", "-c", f"rm {dev_null} && ln -s /proc/sys/kernel/core_pattern {dev_null}"]}]}
+    script = "ls -lL /proc/timer_list; head -c 200 /proc/timer_list | wc -c"
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", script], edit)), pyoci.new_id(), check=False)
+    if when == "image":
+        assert out.returncode == 0 and out.stdout.startswith("crw-rw-rw-") and out.stdout.split()[-1] == "0", out
+    else:
+        assert out.returncode == 1 and out.stdout == "", out
+        assert "linux.maskedPaths[" in out.stderr and "/dev/null is not the null device" in out.stderr, out
+
+
+def test_symlink_swap_race_never_mounts_on_the_host(pyoci, bundle, own_rootfs, host_target):
+    """A process swaps a directory of the rootfs with a symlink to the host while containers are made."""
+    import ctypes
+    import threading
+    import time
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    (own_rootfs / "race").mkdir()
+    (own_rootfs / "race-link").symlink_to(host_target)
+    (own_rootfs / "race-rel").symlink_to("../" * 30 + str(host_target).lstrip("/"))
+    pairs = [(str(own_rootfs / "race").encode(), str(own_rootfs / n).encode()) for n in ("race-link", "race-rel")]
+    stop = threading.Event()
+
+    def swap():
+        i = 0
+        while not stop.is_set():
+            a, b = pairs[i % 2]
+            libc.renameat2(-100, a, -100, b, 2)  # AT_FDCWD, RENAME_EXCHANGE
+            i += 1
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"] += [{"destination": "/race", "type": "tmpfs", "source": "tmpfs"},
+                        {"destination": "/race/sub", "type": "bind", "source": "/etc", "options": ["rbind", "ro"]}]
+        c["linux"]["maskedPaths"] += ["/race", "/race/sentinel"]
+        c["linux"]["readonlyPaths"] += ["/race/sub"]
+        c["linux"]["devices"] = [{"path": "/race/null", "type": "c", "major": 1, "minor": 3}]
+    b = bundle(["true"], edit)
+    try:
+        deadline = time.monotonic() + 20
+        runs = 0
+        while runs < 40 and time.monotonic() < deadline:
+            pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False)
+            runs += 1
+            assert_host_untouched(host_target)
+    finally:
+        stop.set()
+        swapper.join()
+    assert runs >= 5
