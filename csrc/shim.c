@@ -223,16 +223,41 @@ static int remount(const char *target, unsigned long flags)
     return mount(NULL, target, NULL, flags | locked_flags(target), NULL);
 }
 
+/* Where a destination resolved (symlinks followed inside the root): never the root itself, and inside /proc
+ * only the very path the config named (which the runtime checked against runc's list); with exact, nowhere
+ * but that path. */
+static void check_destination(const char *fdpath, const char *dest, int exact)
+{
+    char real[4096];
+    ssize_t n = readlink(fdpath, real, sizeof real - 1);
+    if (n < 0)
+        fail(errno, "resolve destination");
+    real[n] = '\0';
+    size_t rlen = strcmp(root_path, "/") == 0 ? 0 : strlen(root_path);
+    if (strncmp(real, root_path, rlen) != 0 || (real[rlen] != '/' && real[rlen] != '\0'))
+        fail(EXDEV, "destination resolves outside the rootfs (%s)", real);
+    const char *rel = real[rlen] ? real + rlen : "/";
+    if (strcmp(rel, dest) == 0)
+        return;
+    if (strcmp(rel, "/") == 0)
+        fail(EINVAL, "destination resolves to the rootfs itself");
+    if (strcmp(rel, "/proc") == 0 || strncmp(rel, "/proc/", 6) == 0)
+        fail(EPERM, "destination resolves into /proc (%s)", rel);
+    if (exact)
+        fail(ELOOP, "must not go through a symlink (resolves to %s)", rel);
+}
+
 static void do_mount(const struct pyoci_step *s)
 {
     char target[64];
     int fd = -1;
     const char *dst = s->s2;
-    if (s->n4 == 0) {
+    if (s->n4 != 1) {
         fd = open_in_root(s->s2, 1, (int)s->n1);
         if (fd < 0)
             fail(errno, "open destination");
         fd_path(target, sizeof target, fd);
+        check_destination(target, s->s2, s->n4 == 2);
         dst = target;
     }
     const unsigned long kind = MS_BIND | MS_REMOUNT | MS_MOVE;

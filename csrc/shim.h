@@ -8,9 +8,10 @@ enum pyoci_op {
     PYOCI_OP_FORK = 4,        /* fork (CLONE_PARENT); the forking process reports the pid and exits */
     PYOCI_OP_WRITE_FILE = 5,  /* s1: path; s2: data */
     PYOCI_OP_SETSID = 6,
-    PYOCI_OP_MOUNT = 7,       /* s1 src, s2 dst (inside root unless n4 = 1), s3 fstype, s4 data, flags,
-                                 flags2 propagation, n1: 1 = create dst as file, n2/n3: attr set/clear;
-                                 fd >= 0: a detached mount tree to move to dst instead of binding s1 */
+    PYOCI_OP_MOUNT = 7,       /* s1 src, s2 dst (inside root unless n4 = 1; n4 = 2: no symlink on the way),
+                                 s3 fstype, s4 data, flags, flags2 propagation, n1: 1 = create dst as file,
+                                 n2/n3: attr set/clear; fd >= 0: a detached mount tree to move to dst instead
+                                 of binding s1 */
     PYOCI_OP_SET_ROOT = 8,    /* s1: rootfs path, opened as the root that destinations resolve in */
     PYOCI_OP_MKNOD = 9,       /* s2: path inside root; n1: mode; n2: dev; n3: uid; n4: gid */
     PYOCI_OP_SYMLINK = 10,    /* s1: target; s2: link path inside root; n1: 1 = replace */

@@ -10,8 +10,9 @@ import stat
 from dataclasses import dataclass, field
 
 from .cgroups import Cgroup
+from .errors import ConfigError
 from .linux import caps, mountopts
-from .linux.mountinfo import mountpoint_of
+from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, PROPAGATION
 from .linux.rlimits import RLIMITS
@@ -132,12 +133,16 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> l
         data = ",".join(o.data) or None
         if o.bind or m.type == "bind":
             src = bind_source(m, opts.bundle)
+            if m.destination == "/proc" and filesystem_of(src) != "proc":
+                raise ConfigError(f"only a proc mount can go on /proc: {src} is not one", path=f"mounts[{i}].destination")
             as_file = int(os.path.exists(src) and not os.path.isdir(src))
             steps.append(Step("mount", what, s1=src, s2=m.destination, flags=o.flags | MS_BIND, n1=as_file,
                               n2=o.attr_set, n3=o.attr_clr, fd=opts.idmap_trees.get(i, -1)))
         else:
+            # proc and sysfs go on the very path named, never through a symlink (as runc insists).
+            exact = 2 if m.type in ("proc", "sysfs") else 0
             steps.append(Step("mount", what, s1=m.source or m.type, s2=m.destination, s3=m.type, s4=data,
-                              flags=o.flags, n2=o.attr_set, n3=o.attr_clr))
+                              flags=o.flags, n2=o.attr_set, n3=o.attr_clr, n4=exact))
         for p in o.propagation:
             steps.append(Step("mount", what, s2=m.destination, flags2=p))
     steps += _device_steps(cfg)

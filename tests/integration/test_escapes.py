@@ -336,3 +336,49 @@ def test_symlink_swap_race_never_mounts_on_the_host(pyoci, bundle, own_rootfs, h
         stop.set()
         swapper.join()
     assert runs >= 5
+
+
+def test_cve_2019_16884_mounts_on_proc_follow_runc(pyoci, bundle, tmp_path):
+    """Inside /proc only the files runc allows take a mount, /proc itself only procfs; nothing is left of a
+    refused create."""
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("fake cpuinfo\n")
+    ok = bundle(["cat", "/proc/cpuinfo"], lambda c: c["mounts"].append(
+        {"destination": "/proc/cpuinfo", "type": "bind", "source": str(fake), "options": ["bind", "ro"]}))
+    assert pyoci("run", "--bundle", str(ok), pyoci.new_id()).stdout == "fake cpuinfo\n"
+    host_proc = bundle(["true"], lambda c: c["mounts"].__setitem__(
+        0, {"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]}))
+    pyoci("run", "--bundle", str(host_proc), pyoci.new_id())
+    cases = [
+        ({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"},
+         'mounts[7].destination: cannot mount inside /proc: "/proc/sys"'),
+        ({"destination": "/proc/self/attr/current", "type": "bind", "source": str(fake), "options": ["bind"]},
+         'mounts[7].destination: cannot mount inside /proc: "/proc/self/attr/current"'),
+        ({"destination": "/proc", "type": "bind", "source": str(tmp_path), "options": ["rbind"]},
+         f"mounts[7].destination: only a proc mount can go on /proc: {tmp_path} is not one"),
+    ]
+    for mount, message in cases:
+        cid = pyoci.new_id()
+        proc = pyoci("run", "--bundle", str(bundle(["true"], lambda c: c["mounts"].append(mount))), cid, check=False)
+        assert proc.returncode == 1 and proc.stderr == f"pyoci: run {cid}: config.json: {message}\n", proc
+        assert not (pyoci.root / cid).exists()
+
+
+@pytest.mark.parametrize("link, target, mount, message", [
+    ("/data", "/proc/sys/kernel", {"type": "tmpfs", "source": "tmpfs"}, "destination resolves into /proc (/proc/sys/kernel)"),
+    ("/data", "../proc/self", {"type": "tmpfs", "source": "tmpfs"}, "destination resolves into /proc (/proc/"),
+    ("/data", "/", {"type": "tmpfs", "source": "tmpfs"}, "destination resolves to the rootfs itself"),
+    ("/proc2", "/sys", {"type": "proc", "source": "proc"}, "must not go through a symlink (resolves to /sys)"),
+])
+def test_symlinks_cannot_lead_a_mount_into_proc(pyoci, bundle, own_rootfs, link, target, mount, message):
+    """The image's symlinks are followed inside the rootfs, but never into /proc, onto the root, or (for
+    proc and sysfs) anywhere but the path named."""
+    (own_rootfs / link.lstrip("/")).symlink_to(target)
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"].append({"destination": link, **mount})
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(bundle(["true"], edit)), cid, check=False)
+    assert proc.returncode == 1 and f"mounts[7] ({link}): {message}" in proc.stderr, proc
+    assert not (pyoci.root / cid).exists()
