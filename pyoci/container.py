@@ -107,17 +107,34 @@ def open_namespaces(namespaces, undo: Undo) -> dict[str, int]:
     return fds
 
 
-def connect_console(path: str) -> int:
-    """Connects to the caller's --console-socket; the executor sends the pty master over it."""
-    import socket
+# sockaddr_un's sun_path holds 108 bytes with the NUL; a longer path is reached through its directory's fd.
+SUN_PATH_MAX = 107
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+def connect_console(path: str) -> int:
+    """Connects to the caller's --console-socket (a unix stream socket); the executor sends the pty master
+    over it."""
+    import socket
+    import stat
+
+    what = f"--console-socket {path}"
+    target, parent = os.path.abspath(path), -1
     try:
-        sock.connect(path)
+        if not stat.S_ISSOCK(os.stat(target).st_mode):
+            raise PyociError(f"{what}: not a unix socket")
+        if len(os.fsencode(target)) > SUN_PATH_MAX:
+            parent = os.open(os.path.dirname(target), os.O_PATH | os.O_CLOEXEC)
+            target = f"/proc/self/fd/{parent}/{os.path.basename(target)}"
+            if len(os.fsencode(target)) > SUN_PATH_MAX:
+                raise PyociError(f"{what}: the socket's name is too long")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(target)
+            return sock.detach()
     except OSError as exc:
-        sock.close()
-        raise PyociError(f"--console-socket {path}: connect", exc.errno) from None
-    return sock.detach()
+        raise PyociError(f"{what}: connect", exc.errno) from None
+    finally:
+        if parent >= 0:
+            os.close(parent)
 
 
 def _idmapped_trees(cfg, bundle: str, undo: Undo, rootless: bool) -> dict[int, int]:

@@ -382,3 +382,63 @@ def test_symlinks_cannot_lead_a_mount_into_proc(pyoci, bundle, own_rootfs, link,
     proc = pyoci("run", "--bundle", str(bundle(["true"], edit)), cid, check=False)
     assert proc.returncode == 1 and f"mounts[7] ({link}): {message}" in proc.stderr, proc
     assert not (pyoci.root / cid).exists()
+
+
+def test_console_socket_paths_are_validated(pyoci, bundle, tmp_path):
+    """Only a unix stream socket is a console socket; a path longer than sun_path still works; a refused
+    create leaves nothing behind."""
+    import socket
+    import threading
+
+    b = bundle(["true"], lambda c: c["process"].update(terminal=True))
+    dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dgram.bind(str(tmp_path / "dgram.sock"))
+    cases = [(tmp_path / "nothing.sock", "connect: No such file or directory"),
+             (tmp_path / "bundle1" / "config.json", "not a unix socket"), (tmp_path, "not a unix socket"),
+             (tmp_path / "dgram.sock", "connect: Protocol wrong type for socket")]
+    for path, message in cases:
+        cid = pyoci.new_id()
+        proc = pyoci("create", "--console-socket", str(path), "--bundle", str(b), cid, check=False)
+        assert proc.returncode == 1 and proc.stderr == f"pyoci: create {cid}: --console-socket {path}: {message}\n"
+        assert not (pyoci.root / cid).exists()
+    dgram.close()
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = deep / "console.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    os.chdir(deep)
+    try:
+        server.bind("console.sock")
+    finally:
+        os.chdir(tmp_path)
+    server.listen(1)
+    got = []
+
+    def accept():
+        conn, _ = server.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        got.append((msg.decode(), fds))
+        conn.close()
+    t = threading.Thread(target=accept)
+    t.start()
+    pyoci("create", "--console-socket", str(path), "--bundle", str(b), pyoci.new_id())
+    t.join(timeout=10)
+    server.close()
+    for fd in got[0][1]:
+        os.close(fd)
+    assert len(str(path)) > 108 and got[0][0].startswith("/dev/pts/")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o277, 0])
+def test_root_and_state_dirs_are_0700(pyoci, bundle, tmp_path, umask):
+    root = tmp_path / "new" / "root"
+    cid = f"escroot{uuid.uuid4().hex[:8]}"
+    try:
+        # stdio to /dev/null: the created init keeps create's stdio open, a pipe would never end
+        subprocess.run([PYOCI, "--root", str(root), "create", "--bundle", str(bundle(["true"])), cid], check=True,
+                       preexec_fn=lambda: os.umask(umask), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert os.stat(root).st_mode & 0o7777 == 0o700
+        assert os.stat(root / cid).st_mode & 0o7777 == 0o700
+    finally:
+        subprocess.run([PYOCI, "--root", str(root), "delete", "--force", cid], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
