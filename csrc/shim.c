@@ -67,6 +67,35 @@ static int seccomp_loaded;
 static char hook_states[65536];
 static size_t hook_states_len;
 
+/* data and one file descriptor (SCM_RIGHTS) in one message. */
+static int send_with_fd(int sock, const void *data, size_t len, int fd)
+{
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    int r;
+    while ((r = (int)sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return r;
+}
+
+/* A sync message carrying a fd: sendmsg is the one call a notify filter may not catch. */
+static void send_fd_msg(int type, int fd)
+{
+    struct pyoci_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    m.step = cur_step;
+    if (send_with_fd(sync_fd, &m, sizeof m, fd) < 0)
+        _exit(1);
+}
+
 static void send_msg(int type, int err, int pid, const char *fmt, ...)
 {
     struct pyoci_msg m;
@@ -550,16 +579,7 @@ static void do_console(const struct pyoci_step *s)
         fail(errno, "open pty peer");
     char name[64];
     int nlen = snprintf(name, sizeof name, "/dev/pts/%d", ptn);
-    struct iovec iov = { .iov_base = name, .iov_len = (size_t)nlen };
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof cbuf);
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &master, sizeof(int));
-    if (sendmsg(s->fd, &mh, MSG_NOSIGNAL) < 0)
+    if (send_with_fd(s->fd, name, (size_t)nlen, master) < 0)
         fail(errno, "send to console socket");
     close(master);
     close(s->fd);
@@ -722,9 +742,15 @@ static void run_step(const struct pyoci_step *s)
     case PYOCI_OP_SECCOMP: {
         /* struct sock_filter is 8 bytes: the plan carries one per 64-bit list entry. */
         struct sock_fprog prog = { .len = (unsigned short)s->nlist, .filter = (struct sock_filter *)s->list };
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)s->n1, &prog) < 0)
+        long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)s->n1, &prog);
+        if (r < 0)
             fail(errno, "load seccomp filter");
         seccomp_loaded = 1;
+        if (s->n1 & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+            send_fd_msg(PYOCI_MSG_SECCOMP_FD, (int)r);
+            close((int)r);
+            wait_go();
+        }
         break;
     }
     case PYOCI_OP_DUMPABLE:

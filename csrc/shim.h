@@ -37,7 +37,8 @@ enum pyoci_op {
     PYOCI_OP_SET_ROOT_PROPAGATION = 30, /* flags: propagation for "/" */
     PYOCI_OP_PDEATHSIG = 32,  /* n1: signal sent when the spawning process dies (0: none) */
     PYOCI_OP_KEYRING = 33,    /* s1: name of a new session keyring to join */
-    PYOCI_OP_SECCOMP = 34,    /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_* */
+    PYOCI_OP_SECCOMP = 34,    /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_*
+                                 (with NEW_LISTENER: the notify fd goes to the parent, then wait for it) */
     PYOCI_OP_DUMPABLE = 35    /* n1: PR_SET_DUMPABLE value (a non-root parent writes our id maps while it is 1) */
 };
 
@@ -47,7 +48,8 @@ enum pyoci_msg_type {
     PYOCI_MSG_PID = 3,        /* pid field: the container's init */
     PYOCI_MSG_MOUNTED = 4,    /* mounts done, before pivot_root: prestart + createRuntime hooks */
     PYOCI_MSG_READY = 5,      /* waiting for start */
-    PYOCI_MSG_ERROR = 6       /* step, err, detail */
+    PYOCI_MSG_ERROR = 6,      /* step, err, detail */
+    PYOCI_MSG_SECCOMP_FD = 7  /* the seccomp notify fd rides along (SCM_RIGHTS); parent answers when passed on */
 };
 
 struct pyoci_step {

@@ -119,7 +119,12 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
             from .linux.seccomp import compile_filter
 
             options.seccomp = compile_filter(cfg.seccomp)
-        pid = run_plan(plan.build_exec(namespaces, process, options), st.cgroup, undo)
+        def notify(pid: int, fd: int) -> None:
+            from .linux.seccomp import send_to_listener
+
+            send_to_listener(cfg.seccomp, fd, pid, state.oci_state(store, st))
+
+        pid = run_plan(plan.build_exec(namespaces, process, options), st.cgroup, undo, on_seccomp=notify)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         undo.pids.clear()

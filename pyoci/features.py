@@ -27,7 +27,7 @@ def features() -> dict[str, Any]:
             "capabilities": list(CAPABILITIES),
             "cgroup": {"v1": not v2, "v2": v2 or os.path.isdir("/sys/fs/cgroup/unified"), "systemd": False,
                        "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": True, "actions": sorted(set(ACTIONS) - {"SCMP_ACT_NOTIFY"}),
+            "seccomp": {"enabled": True, "actions": sorted(ACTIONS),
                         "operators": sorted(OPS), "knownFlags": sorted(FLAGS), "supportedFlags": sorted(FLAGS)},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

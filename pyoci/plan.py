@@ -16,6 +16,7 @@ from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, PROPAGATION
 from .linux.rlimits import RLIMITS
+from .linux.seccomp import FLAG_NEW_LISTENER
 from .linux.shim import MSG_MOUNTED, MSG_READY, MSG_START, MSG_USERNS, Step
 from .spec import Config, Hook, Mount, Namespace, Process
 
@@ -211,9 +212,17 @@ def _seccomp_step(seccomp: tuple[list[int], int]) -> Step:
     return Step("seccomp", "linux.seccomp", nums=seccomp[0], n1=seccomp[1])
 
 
-def _late_seccomp(p: Process, opts: Options) -> list[Step]:
-    """With no_new_privs the filter goes last before execve, so none of our own steps runs under it."""
-    return [_seccomp_step(opts.seccomp)] if opts.seccomp and p.no_new_privileges else []
+def _notify(opts: Options) -> bool:
+    """A filter with SCMP_ACT_NOTIFY hands its fd to the runtime, which must still be there to pass it on."""
+    return bool(opts.seccomp and opts.seccomp[1] & FLAG_NEW_LISTENER)
+
+
+def _late_seccomp(p: Process, opts: Options, before_ready: bool) -> list[Step]:
+    """With no_new_privs the filter goes last before execve, so none of our own steps runs under it; a notify
+    filter goes last before READY instead, while the runtime still listens (as runc does it)."""
+    if not (opts.seccomp and p.no_new_privileges) or before_ready != _notify(opts):
+        return []
+    return [_seccomp_step(opts.seccomp)]
 
 
 def environment(p: Process, opts: Options) -> list[str]:
@@ -285,12 +294,13 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
         Step("find_exec", "process.args", s1=args[0], envp=env),
         # The death signal goes before READY: once told, the parent may exit at once.
         Step("pdeathsig", "outlive create", n1=0),
+        *_late_seccomp(cfg.process, opts, before_ready=True),
         Step("sync", "ready", n1=MSG_READY, n2=0),
         Step("wait_fifo", "wait for start", fd=opts.fifo_fd),
     ]
     for i, h in enumerate(cfg.hooks.get("startContainer", [])):
         steps.append(_hook_step("startContainer", i, h, 1))
-    steps += _late_seccomp(cfg.process, opts)
+    steps += _late_seccomp(cfg.process, opts, before_ready=False)
     steps.append(Step("exec", "process.args", argv=args, envp=env))
     return steps
 
@@ -309,7 +319,8 @@ def build_exec(namespaces: list[Namespace], process: Process, opts: Options) -> 
     return steps + [
         Step("find_exec", "process.args", s1=process.args[0], envp=env),
         Step("pdeathsig", "outlive exec", n1=0),
+        *_late_seccomp(process, opts, before_ready=True),
         Step("sync", "ready", n1=MSG_READY, n2=0),
-        *_late_seccomp(process, opts),
+        *_late_seccomp(process, opts, before_ready=False),
         Step("exec", "process.args", argv=process.args, envp=env),
     ]
