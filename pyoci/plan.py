@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .cgroups import Cgroup
 from .errors import ConfigError
-from .linux import caps, mountopts
+from .linux import caps, lsm, mountopts
 from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, PROPAGATION
@@ -131,7 +131,7 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> l
         if m.type == "cgroup" or m.type == "cgroup2":
             steps += _cgroup_mount(i, m, o, cgroup, cgroupns)
             continue
-        data = ",".join(o.data) or None
+        data = lsm.mount_data(m.type, ",".join(o.data) or None, cfg.mount_label)
         if o.bind or m.type == "bind":
             src = bind_source(m, opts.bundle)
             if m.destination == "/proc" and filesystem_of(src) != "proc":
@@ -193,6 +193,8 @@ def _process_steps(p: Process, opts: Options) -> list[Step]:
     if p.capabilities is not None:
         steps.append(Step("drop_bounding", "process.capabilities.bounding",
                           n1=caps.mask(p.capabilities["bounding"])))
+    for what, attr, value in lsm.exec_labels(p.apparmor_profile, p.selinux_label):
+        steps.append(Step("write_file", what, s1=attr, s2=value))
     if opts.seccomp and not p.no_new_privileges:
         # Without no_new_privs only CAP_SYS_ADMIN may load a filter: load it while we still have it.
         steps.append(_seccomp_step(opts.seccomp))

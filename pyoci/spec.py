@@ -122,6 +122,7 @@ class Config:
     readonly_paths: list[str] = field(default_factory=list)
     personality: dict[str, Any] | None = None
     seccomp: dict[str, Any] | None = None
+    mount_label: str = ""
 
     def namespace(self, kind: str) -> Namespace | None:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
@@ -378,6 +379,7 @@ def parse(raw: dict[str, Any]) -> Config:
         readonly_paths=list(linux.get("readonlyPaths", [])),
         personality=linux.get("personality"),
         seccomp=linux.get("seccomp"),
+        mount_label=linux.get("mountLabel", ""),
     )
     _check_linux(cfg)
     _check_idmapped(cfg)

@@ -442,3 +442,38 @@ def test_root_and_state_dirs_are_0700(pyoci, bundle, tmp_path, umask):
     finally:
         subprocess.run([PYOCI, "--root", str(root), "delete", "--force", cid], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+
+
+LSM_CASES = [
+    (lambda c: c["process"].update(apparmorProfile="docker-default"),
+     "process.apparmorProfile: AppArmor is not enabled on this host"),
+    (lambda c: c["process"].update(selinuxLabel="system_u:system_r:container_t:s0:c1,c2"),
+     "process.selinuxLabel: SELinux is not enabled on this host"),
+    (lambda c: c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0:c1,c2"),
+     "linux.mountLabel: SELinux is not enabled on this host"),
+]
+
+
+@pytest.mark.parametrize("edit, message", LSM_CASES)
+def test_lsm_labels_without_the_lsm_are_refused_like_runc(pyoci, runc, bundle, edit, message):
+    """This machine has neither AppArmor nor SELinux: runc refuses a config that asks for either, and so
+    does pyoci (with a clearer line), rather than run the container unconfined."""
+    if os.path.isdir("/sys/kernel/security/apparmor") or os.path.exists("/sys/fs/selinux/enforce"):
+        pytest.skip("this host has an LSM")
+    b = bundle(["true"], edit)
+    assert runc("run", "--bundle", str(b), runc.new_id(), check=False).returncode != 0
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(b), cid, check=False)
+    assert proc.returncode == 1 and proc.stderr == f"pyoci: run {cid}: config.json: {message}\n"
+    assert not (pyoci.root / cid).exists()
+
+
+def test_exec_apparmor_flag_without_apparmor_is_refused(pyoci, bundle):
+    if os.path.isdir("/sys/kernel/security/apparmor"):
+        pytest.skip("this host has AppArmor")
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(bundle(["sleep", "1000"])), cid)
+    proc = pyoci("exec", "--apparmor", "docker-default", cid, "true", check=False)
+    assert proc.returncode == 1 and proc.stderr == (
+        f"pyoci: exec {cid}: config.json: process.apparmorProfile: AppArmor is not enabled on this host\n")
+    assert pyoci("exec", cid, "true").returncode == 0
