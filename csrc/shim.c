@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -40,9 +41,13 @@
 #include <seccomp.h>
 
 #include "shim.h"
+#include "trampoline_elf.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
 #endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
@@ -55,10 +60,41 @@ static int root_fd = -1;
 static char root_path[4096];
 static char exec_path[4096];
 static int cur_step = -1;
+static int tramp_fd = -1;      /* sealed memfd holding the exec trampoline (see trampoline.c) */
+static int seccomp_loaded;
 /* The parent's go-ahead after the mounts carries the state JSON for the in-container hooks:
  * "created" state, NUL, "running" state. */
 static char hook_states[65536];
 static size_t hook_states_len;
+
+/* data and one file descriptor (SCM_RIGHTS) in one message. */
+static int send_with_fd(int sock, const void *data, size_t len, int fd)
+{
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    int r;
+    while ((r = (int)sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return r;
+}
+
+/* A sync message carrying a fd: sendmsg is the one call a notify filter may not catch. */
+static void send_fd_msg(int type, int fd)
+{
+    struct pyoci_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    m.step = cur_step;
+    if (send_with_fd(sync_fd, &m, sizeof m, fd) < 0)
+        _exit(1);
+}
 
 static void send_msg(int type, int err, int pid, const char *fmt, ...)
 {
@@ -216,16 +252,41 @@ static int remount(const char *target, unsigned long flags)
     return mount(NULL, target, NULL, flags | locked_flags(target), NULL);
 }
 
+/* Where a destination resolved (symlinks followed inside the root): never the root itself, and inside /proc
+ * only the very path the config named (which the runtime checked against runc's list); with exact, nowhere
+ * but that path. */
+static void check_destination(const char *fdpath, const char *dest, int exact)
+{
+    char real[4096];
+    ssize_t n = readlink(fdpath, real, sizeof real - 1);
+    if (n < 0)
+        fail(errno, "resolve destination");
+    real[n] = '\0';
+    size_t rlen = strcmp(root_path, "/") == 0 ? 0 : strlen(root_path);
+    if (strncmp(real, root_path, rlen) != 0 || (real[rlen] != '/' && real[rlen] != '\0'))
+        fail(EXDEV, "destination resolves outside the rootfs (%s)", real);
+    const char *rel = real[rlen] ? real + rlen : "/";
+    if (strcmp(rel, dest) == 0)
+        return;
+    if (strcmp(rel, "/") == 0)
+        fail(EINVAL, "destination resolves to the rootfs itself");
+    if (strcmp(rel, "/proc") == 0 || strncmp(rel, "/proc/", 6) == 0)
+        fail(EPERM, "destination resolves into /proc (%s)", rel);
+    if (exact)
+        fail(ELOOP, "must not go through a symlink (resolves to %s)", rel);
+}
+
 static void do_mount(const struct pyoci_step *s)
 {
     char target[64];
     int fd = -1;
     const char *dst = s->s2;
-    if (s->n4 == 0) {
+    if (s->n4 != 1) {
         fd = open_in_root(s->s2, 1, (int)s->n1);
         if (fd < 0)
             fail(errno, "open destination");
         fd_path(target, sizeof target, fd);
+        check_destination(target, s->s2, s->n4 == 2);
         dst = target;
     }
     const unsigned long kind = MS_BIND | MS_REMOUNT | MS_MOVE;
@@ -304,6 +365,49 @@ static void do_pivot(int no_pivot)
     root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* A device node of ours at the path: whatever the image has there (a symlink to a host file, say) is replaced,
+ * and the mode comes from mknod itself, so no chmod can follow a link out of the root. */
+static void do_mknod(const struct pyoci_step *s)
+{
+    const char *name;
+    int pfd = open_parent_in_root(s->s2, &name);
+    mode_t old = umask(0);
+    int r = mknodat(pfd, name, (mode_t)s->n1, (dev_t)s->n2);
+    if (r < 0 && errno == EEXIST) {
+        if (unlinkat(pfd, name, 0) < 0)
+            fail(errno, "remove what the rootfs has there");
+        r = mknodat(pfd, name, (mode_t)s->n1, (dev_t)s->n2);
+    }
+    umask(old);
+    if (r < 0)
+        fail(errno, "mknod");
+    if (fchownat(pfd, name, (uid_t)s->n3, (gid_t)s->n4, AT_SYMLINK_NOFOLLOW) < 0)
+        fail(errno, "chown");
+    close(pfd);
+}
+
+/* Binds the container's /dev/null over a file, having checked it is the null device: an image could make it
+ * a link to a file it wants to write through the masked path (CVE-2025-31133). The checked fd is what gets
+ * bound, so the path cannot be swapped in between. */
+static int mask_file(const char *path)
+{
+    int fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fail(errno, "open /dev/null");
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        fail(errno, "stat /dev/null");
+    if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+        fail(EPERM, "/dev/null is not the null device");
+    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0)
+        fail(errno, "open_tree /dev/null");
+    int r = (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+    close(tree);
+    close(fd);
+    return r;
+}
+
 static void do_mask(const char *path)
 {
     struct stat st;
@@ -318,7 +422,7 @@ static void do_mask(const char *path)
     else if (S_ISLNK(st.st_mode))
         return; /* masking a symlink would mount over whatever it points at */
     else
-        r = mount("/dev/null", path, NULL, MS_BIND, NULL);
+        r = mask_file(path);
     if (r < 0)
         fail(errno, "mount");
 }
@@ -360,6 +464,56 @@ static void do_write_file(const char *path, const char *data)
     close(fd);
 }
 
+/* A sealed, executable in-memory copy of the trampoline: what /proc/self/exe is when the container's
+ * program path is resolved, instead of the host's python3. */
+static int make_trampoline(void)
+{
+    int fd = memfd_create("pyoci-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* a kernel older than MFD_EXEC: memfds are executable anyway */
+        fd = memfd_create("pyoci-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    if (write(fd, trampoline_elf, sizeof trampoline_elf) != (ssize_t)sizeof trampoline_elf ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+        int err = errno ? errno : EIO;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+/* execve(path) by way of the trampoline, so nothing the container names can resolve to our own binary.
+ * Returns only on failure. A seccomp filter that refuses execveat leaves only the direct execve. */
+static void exec_program(const char *path, char **argv, char **envp)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    char *args[argc + 2];
+    args[0] = (char *)path;
+    memcpy(args + 1, argv, (size_t)(argc + 1) * sizeof *argv);
+    syscall(SYS_execveat, tramp_fd, "", args, envp, AT_EMPTY_PATH);
+    if (seccomp_loaded && (errno == EPERM || errno == ENOSYS))
+        execve(path, argv, envp);
+}
+
+/* process.cwd, resolved inside the container's root: no magic link (/proc/self/fd/N, CVE-2024-21626) and no
+ * symlink can lead the process to a directory of the host. */
+static void do_chdir(const char *path)
+{
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        fail(errno, "open /");
+    int fd = open_path(root, path, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0)
+        fail(errno, "chdir");
+    if (fchdir(fd) < 0)
+        fail(errno, "chdir");
+    close(fd);
+    close(root);
+}
+
 static void do_hook(const struct pyoci_step *s)
 {
     int p[2];
@@ -370,7 +524,7 @@ static void do_hook(const struct pyoci_step *s)
         fail(errno, "fork");
     if (pid == 0) {
         dup2(p[0], 0);
-        execve(s->s1, s->argv, s->envp);
+        exec_program(s->s1, s->argv, s->envp);
         _exit(127);
     }
     close(p[0]);
@@ -425,16 +579,7 @@ static void do_console(const struct pyoci_step *s)
         fail(errno, "open pty peer");
     char name[64];
     int nlen = snprintf(name, sizeof name, "/dev/pts/%d", ptn);
-    struct iovec iov = { .iov_base = name, .iov_len = (size_t)nlen };
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof cbuf);
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &master, sizeof(int));
-    if (sendmsg(s->fd, &mh, MSG_NOSIGNAL) < 0)
+    if (send_with_fd(s->fd, name, (size_t)nlen, master) < 0)
         fail(errno, "send to console socket");
     close(master);
     close(s->fd);
@@ -597,8 +742,15 @@ static void run_step(const struct pyoci_step *s)
     case PYOCI_OP_SECCOMP: {
         /* struct sock_filter is 8 bytes: the plan carries one per 64-bit list entry. */
         struct sock_fprog prog = { .len = (unsigned short)s->nlist, .filter = (struct sock_filter *)s->list };
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)s->n1, &prog) < 0)
+        long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)s->n1, &prog);
+        if (r < 0)
             fail(errno, "load seccomp filter");
+        seccomp_loaded = 1;
+        if (s->n1 & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+            send_fd_msg(PYOCI_MSG_SECCOMP_FD, (int)r);
+            close((int)r);
+            wait_go();
+        }
         break;
     }
     case PYOCI_OP_DUMPABLE:
@@ -621,18 +773,9 @@ static void run_step(const struct pyoci_step *s)
     case PYOCI_OP_SET_ROOT:
         set_root(s->s1);
         break;
-    case PYOCI_OP_MKNOD: {
-        const char *name;
-        int pfd = open_parent_in_root(s->s2, &name);
-        if (mknodat(pfd, name, (mode_t)s->n1, (dev_t)s->n2) < 0 && errno != EEXIST)
-            fail(errno, "mknod");
-        if (fchownat(pfd, name, (uid_t)s->n3, (gid_t)s->n4, AT_SYMLINK_NOFOLLOW) < 0)
-            fail(errno, "chown");
-        if (fchmodat(pfd, name, (mode_t)s->n1 & 07777, 0) < 0)
-            fail(errno, "chmod");
-        close(pfd);
+    case PYOCI_OP_MKNOD:
+        do_mknod(s);
         break;
-    }
     case PYOCI_OP_SYMLINK: {
         const char *name;
         int pfd = open_parent_in_root(s->s2, &name);
@@ -690,8 +833,7 @@ static void run_step(const struct pyoci_step *s)
             fail(errno, "prctl");
         break;
     case PYOCI_OP_CHDIR:
-        if (chdir(s->s1) < 0)
-            fail(errno, "chdir");
+        do_chdir(s->s1);
         break;
     case PYOCI_OP_UMASK:
         umask((mode_t)s->n1);
@@ -707,7 +849,7 @@ static void run_step(const struct pyoci_step *s)
         do_wait_fifo(s->fd);
         break;
     case PYOCI_OP_EXEC:
-        execve(exec_path, s->argv, s->envp);
+        exec_program(exec_path, s->argv, s->envp);
         fail(errno, "exec: \"%s\": %s", exec_path, strerror(errno));
     case PYOCI_OP_SET_ROOT_PROPAGATION:
         if (mount(NULL, "/", NULL, s->flags, NULL) < 0)
@@ -720,9 +862,15 @@ static void run_step(const struct pyoci_step *s)
 
 int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd)
 {
+    tramp_fd = make_trampoline();
+    if (tramp_fd < 0)
+        return -errno;
     pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
-    if (pid != 0)
-        return pid < 0 ? -errno : pid;
+    if (pid != 0) {
+        int err = errno;
+        close(tramp_fd);
+        return pid < 0 ? -err : pid;
+    }
     sync_fd = fd;
     /* Not dumpable until execve: nothing in the container may open our /proc/<pid>/exe. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -8,9 +8,10 @@ enum pyoci_op {
     PYOCI_OP_FORK = 4,        /* fork (CLONE_PARENT); the forking process reports the pid and exits */
     PYOCI_OP_WRITE_FILE = 5,  /* s1: path; s2: data */
     PYOCI_OP_SETSID = 6,
-    PYOCI_OP_MOUNT = 7,       /* s1 src, s2 dst (inside root unless n4 = 1), s3 fstype, s4 data, flags,
-                                 flags2 propagation, n1: 1 = create dst as file, n2/n3: attr set/clear;
-                                 fd >= 0: a detached mount tree to move to dst instead of binding s1 */
+    PYOCI_OP_MOUNT = 7,       /* s1 src, s2 dst (inside root unless n4 = 1; n4 = 2: no symlink on the way),
+                                 s3 fstype, s4 data, flags, flags2 propagation, n1: 1 = create dst as file,
+                                 n2/n3: attr set/clear; fd >= 0: a detached mount tree to move to dst instead
+                                 of binding s1 */
     PYOCI_OP_SET_ROOT = 8,    /* s1: rootfs path, opened as the root that destinations resolve in */
     PYOCI_OP_MKNOD = 9,       /* s2: path inside root; n1: mode; n2: dev; n3: uid; n4: gid */
     PYOCI_OP_SYMLINK = 10,    /* s1: target; s2: link path inside root; n1: 1 = replace */
@@ -36,7 +37,8 @@ enum pyoci_op {
     PYOCI_OP_SET_ROOT_PROPAGATION = 30, /* flags: propagation for "/" */
     PYOCI_OP_PDEATHSIG = 32,  /* n1: signal sent when the spawning process dies (0: none) */
     PYOCI_OP_KEYRING = 33,    /* s1: name of a new session keyring to join */
-    PYOCI_OP_SECCOMP = 34,    /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_* */
+    PYOCI_OP_SECCOMP = 34,    /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_*
+                                 (with NEW_LISTENER: the notify fd goes to the parent, then wait for it) */
     PYOCI_OP_DUMPABLE = 35    /* n1: PR_SET_DUMPABLE value (a non-root parent writes our id maps while it is 1) */
 };
 
@@ -46,7 +48,8 @@ enum pyoci_msg_type {
     PYOCI_MSG_PID = 3,        /* pid field: the container's init */
     PYOCI_MSG_MOUNTED = 4,    /* mounts done, before pivot_root: prestart + createRuntime hooks */
     PYOCI_MSG_READY = 5,      /* waiting for start */
-    PYOCI_MSG_ERROR = 6       /* step, err, detail */
+    PYOCI_MSG_ERROR = 6,      /* step, err, detail */
+    PYOCI_MSG_SECCOMP_FD = 7  /* the seccomp notify fd rides along (SCM_RIGHTS); parent answers when passed on */
 };
 
 struct pyoci_step {

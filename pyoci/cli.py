@@ -188,7 +188,8 @@ def do_exec(a: SimpleNamespace, store: Store, log: Logger) -> int:
                        console_socket=a.console_socket or None, detach=a.detach, pid_file=a.pid_file or None,
                        preserve_fds=preserve, env=a.env, cwd=a.cwd or None, user=a.user or None,
                        additional_gids=[g for v in a.additional_gids for g in v.split(",") if g],
-                       caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup or None)
+                       caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup or None,
+                       apparmor=a.apparmor or None, process_label=a.process_label or None)
     return exec_process(store, a.id, opts, log)
 
 

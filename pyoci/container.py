@@ -107,17 +107,34 @@ def open_namespaces(namespaces, undo: Undo) -> dict[str, int]:
     return fds
 
 
-def connect_console(path: str) -> int:
-    """Connects to the caller's --console-socket; the executor sends the pty master over it."""
-    import socket
+# sockaddr_un's sun_path holds 108 bytes with the NUL; a longer path is reached through its directory's fd.
+SUN_PATH_MAX = 107
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+def connect_console(path: str) -> int:
+    """Connects to the caller's --console-socket (a unix stream socket); the executor sends the pty master
+    over it."""
+    import socket
+    import stat
+
+    what = f"--console-socket {path}"
+    target, parent = os.path.abspath(path), -1
     try:
-        sock.connect(path)
+        if not stat.S_ISSOCK(os.stat(target).st_mode):
+            raise PyociError(f"{what}: not a unix socket")
+        if len(os.fsencode(target)) > SUN_PATH_MAX:
+            parent = os.open(os.path.dirname(target), os.O_PATH | os.O_CLOEXEC)
+            target = f"/proc/self/fd/{parent}/{os.path.basename(target)}"
+            if len(os.fsencode(target)) > SUN_PATH_MAX:
+                raise PyociError(f"{what}: the socket's name is too long")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(target)
+            return sock.detach()
     except OSError as exc:
-        sock.close()
-        raise PyociError(f"--console-socket {path}: connect", exc.errno) from None
-    return sock.detach()
+        raise PyociError(f"{what}: connect", exc.errno) from None
+    finally:
+        if parent >= 0:
+            os.close(parent)
 
 
 def _idmapped_trees(cfg, bundle: str, undo: Undo, rootless: bool) -> dict[int, int]:
@@ -216,8 +233,13 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
                 hooks.run(kind, cfg.hooks.get(kind, []), created)
             return json.dumps(created).encode() + b"\0" + json.dumps(_hook_state(st, "running")).encode()
 
+        def notify(pid: int, fd: int) -> None:
+            from .linux.seccomp import send_to_listener
+
+            send_to_listener(cfg.seccomp, fd, pid, {**_hook_state(st, "creating"), "pid": pid})
+
         run_plan(steps, st.cgroup, undo,
-                 lambda pid: write_maps(pid, cfg.uid_mappings, cfg.gid_mappings, unprivileged), mounted)
+                 lambda pid: write_maps(pid, cfg.uid_mappings, cfg.gid_mappings, unprivileged), mounted, notify)
         st.namespaces = _namespace_paths(cfg, st.pid)
         store.save(st)
         if opts.pid_file:
@@ -241,7 +263,7 @@ def _mount_layer(layer: str, rootfs: str, mounted: int) -> None:
     mount(layer)
 
 
-def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None) -> int:
+def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None, on_seccomp=None) -> int:
     """Starts the executor on the plan and drives it until READY; returns the pid that will execve."""
     import socket
 
@@ -255,7 +277,7 @@ def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None) -
             child.close()
         undo.pids.append(first)
         undo.close_fds()  # the child holds its own copies of the fifo, console and namespace fds
-        pid = _drive(parent, first, steps, cgroup, undo, on_userns, on_mounted)
+        pid = _drive(parent, first, steps, cgroup, undo, on_userns, on_mounted, on_seccomp)
     finally:
         parent.close()
     os.waitpid(first, 0)
@@ -263,45 +285,58 @@ def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None) -
     return pid
 
 
-def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_mounted) -> int:
-    """The parent's side of the sync protocol: joins the first child to the cgroup, writes id maps and
-    runs the runtime's hooks when asked."""
+def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_mounted, on_seccomp=None) -> int:
+    """The parent's side of the sync protocol: joins the first child to the cgroup, writes id maps, runs the
+    runtime's hooks and passes a seccomp notify fd on when asked."""
+    import socket
+
     from .cgroups import Cgroup, is_v2_host
     from .linux import shim
 
     # The init's pid comes from the forking process, the init's own messages from the init: the two race, so
-    # MOUNTED waits for the pid and READY counts only once the pid is known.
-    pid, mounted, ready = 0, False, False
-    while not (ready and pid):
-        data = sync.recv(4096)
-        if not data:
-            from .cgroups.stats import oom_kills
+    # MOUNTED and a notify fd wait for the pid and READY counts only once the pid is known.
+    pid, mounted, ready, notify_fd = 0, False, False, -1
+    try:
+        while not (ready and pid):
+            data, fds, _, _ = socket.recv_fds(sync, 4096, 1)
+            if not data:
+                from .cgroups.stats import oom_kills
 
-            if oom_kills(Cgroup.from_json(cgroup), is_v2_host()):
-                raise PyociError("the OOM killer took the container process before it was ready: "
-                                 "linux.resources.memory.limit is too small")
-            raise PyociError("the container process exited before it was ready")
-        msg = shim.decode(data)
-        if msg.type == shim.MSG_START:
-            Cgroup.from_json(cgroup).join(first)
-            sync.send(b"\0")
-        elif msg.type == shim.MSG_USERNS:
-            on_userns(first)
-            sync.send(b"\0")
-        elif msg.type == shim.MSG_PID:
-            pid = msg.pid
-            undo.pids.append(pid)
-        elif msg.type == shim.MSG_MOUNTED:
-            mounted = True
-        elif msg.type == shim.MSG_READY:
-            ready = True
-        elif msg.type == shim.MSG_ERROR:
-            step = steps[msg.step] if 0 <= msg.step < len(steps) else None
-            what = step.what if step else "container init"
-            raise PyociError(f"{what}: {msg.detail}" if msg.detail else what, msg.err)
-        if mounted and pid:
-            sync.send(b"\0" + on_mounted(pid))
-            mounted = False
+                if oom_kills(Cgroup.from_json(cgroup), is_v2_host()):
+                    raise PyociError("the OOM killer took the container process before it was ready: "
+                                     "linux.resources.memory.limit is too small")
+                raise PyociError("the container process exited before it was ready")
+            msg = shim.decode(data)
+            if msg.type == shim.MSG_START:
+                Cgroup.from_json(cgroup).join(first)
+                sync.send(b"\0")
+            elif msg.type == shim.MSG_USERNS:
+                on_userns(first)
+                sync.send(b"\0")
+            elif msg.type == shim.MSG_PID:
+                pid = msg.pid
+                undo.pids.append(pid)
+            elif msg.type == shim.MSG_MOUNTED:
+                mounted = True
+            elif msg.type == shim.MSG_READY:
+                ready = True
+            elif msg.type == shim.MSG_SECCOMP_FD and fds:
+                notify_fd = fds[0]
+            elif msg.type == shim.MSG_ERROR:
+                step = steps[msg.step] if 0 <= msg.step < len(steps) else None
+                what = step.what if step else "container init"
+                raise PyociError(f"{what}: {msg.detail}" if msg.detail else what, msg.err)
+            if mounted and pid:
+                sync.send(b"\0" + on_mounted(pid))
+                mounted = False
+            if notify_fd >= 0 and pid:
+                on_seccomp(pid, notify_fd)
+                os.close(notify_fd)
+                notify_fd = -1
+                sync.send(b"\0")
+    finally:
+        if notify_fd >= 0:
+            os.close(notify_fd)
     return pid
 
 

@@ -19,12 +19,14 @@ class ExecOptions:
                  console_socket: str | None = None, detach: bool = False, pid_file: str | None = None,
                  preserve_fds: int = 0, env: list[str] | None = None, cwd: str | None = None,
                  user: str | None = None, additional_gids: list[str] | None = None, caps: list[str] | None = None,
-                 no_new_privs: bool = False, cgroup: str | None = None) -> None:
+                 no_new_privs: bool = False, cgroup: str | None = None, apparmor: str | None = None,
+                 process_label: str | None = None) -> None:
         self.args, self.process_file, self.tty, self.console_socket = args, process_file, tty, console_socket
         self.detach, self.pid_file, self.preserve_fds = detach, pid_file, preserve_fds
         self.env, self.cwd, self.user = env or [], cwd, user
         self.additional_gids, self.caps, self.no_new_privs = additional_gids or [], caps or [], no_new_privs
         self.cgroup = cgroup
+        self.apparmor, self.process_label = apparmor, process_label
 
 
 def _from_file(path: str) -> Process:
@@ -76,7 +78,8 @@ def _from_flags(opts: ExecOptions, base: Process) -> Process:
         raise PyociError(f"--cwd {cwd}: must be absolute")
     return Process(args=opts.args, cwd=cwd, env=_merge_env(base.env, opts.env), terminal=opts.tty, user=user,
                    capabilities=caps, rlimits=base.rlimits, no_new_privileges=base.no_new_privileges or opts.no_new_privs,
-                   oom_score_adj=None)
+                   oom_score_adj=None, apparmor_profile=opts.apparmor or base.apparmor_profile,
+                   selinux_label=opts.process_label or base.selinux_label)
 
 
 def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger) -> int:
@@ -119,7 +122,12 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
             from .linux.seccomp import compile_filter
 
             options.seccomp = compile_filter(cfg.seccomp)
-        pid = run_plan(plan.build_exec(namespaces, process, options), st.cgroup, undo)
+        def notify(pid: int, fd: int) -> None:
+            from .linux.seccomp import send_to_listener
+
+            send_to_listener(cfg.seccomp, fd, pid, state.oci_state(store, st))
+
+        pid = run_plan(plan.build_exec(namespaces, process, options), st.cgroup, undo, on_seccomp=notify)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         undo.pids.clear()

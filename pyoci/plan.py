@@ -10,11 +10,13 @@ import stat
 from dataclasses import dataclass, field
 
 from .cgroups import Cgroup
-from .linux import caps, mountopts
-from .linux.mountinfo import mountpoint_of
+from .errors import ConfigError
+from .linux import caps, lsm, mountopts
+from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, PROPAGATION
 from .linux.rlimits import RLIMITS
+from .linux.seccomp import FLAG_NEW_LISTENER
 from .linux.shim import MSG_MOUNTED, MSG_READY, MSG_START, MSG_USERNS, Step
 from .spec import Config, Hook, Mount, Namespace, Process
 
@@ -129,15 +131,19 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> l
         if m.type == "cgroup" or m.type == "cgroup2":
             steps += _cgroup_mount(i, m, o, cgroup, cgroupns)
             continue
-        data = ",".join(o.data) or None
+        data = lsm.mount_data(m.type, ",".join(o.data) or None, cfg.mount_label)
         if o.bind or m.type == "bind":
             src = bind_source(m, opts.bundle)
+            if m.destination == "/proc" and filesystem_of(src) != "proc":
+                raise ConfigError(f"only a proc mount can go on /proc: {src} is not one", path=f"mounts[{i}].destination")
             as_file = int(os.path.exists(src) and not os.path.isdir(src))
             steps.append(Step("mount", what, s1=src, s2=m.destination, flags=o.flags | MS_BIND, n1=as_file,
                               n2=o.attr_set, n3=o.attr_clr, fd=opts.idmap_trees.get(i, -1)))
         else:
+            # proc and sysfs go on the very path named, never through a symlink (as runc insists).
+            exact = 2 if m.type in ("proc", "sysfs") else 0
             steps.append(Step("mount", what, s1=m.source or m.type, s2=m.destination, s3=m.type, s4=data,
-                              flags=o.flags, n2=o.attr_set, n3=o.attr_clr))
+                              flags=o.flags, n2=o.attr_set, n3=o.attr_clr, n4=exact))
         for p in o.propagation:
             steps.append(Step("mount", what, s2=m.destination, flags2=p))
     steps += _device_steps(cfg)
@@ -187,6 +193,8 @@ def _process_steps(p: Process, opts: Options) -> list[Step]:
     if p.capabilities is not None:
         steps.append(Step("drop_bounding", "process.capabilities.bounding",
                           n1=caps.mask(p.capabilities["bounding"])))
+    for what, attr, value in lsm.exec_labels(p.apparmor_profile, p.selinux_label):
+        steps.append(Step("write_file", what, s1=attr, s2=value))
     if opts.seccomp and not p.no_new_privileges:
         # Without no_new_privs only CAP_SYS_ADMIN may load a filter: load it while we still have it.
         steps.append(_seccomp_step(opts.seccomp))
@@ -206,9 +214,17 @@ def _seccomp_step(seccomp: tuple[list[int], int]) -> Step:
     return Step("seccomp", "linux.seccomp", nums=seccomp[0], n1=seccomp[1])
 
 
-def _late_seccomp(p: Process, opts: Options) -> list[Step]:
-    """With no_new_privs the filter goes last before execve, so none of our own steps runs under it."""
-    return [_seccomp_step(opts.seccomp)] if opts.seccomp and p.no_new_privileges else []
+def _notify(opts: Options) -> bool:
+    """A filter with SCMP_ACT_NOTIFY hands its fd to the runtime, which must still be there to pass it on."""
+    return bool(opts.seccomp and opts.seccomp[1] & FLAG_NEW_LISTENER)
+
+
+def _late_seccomp(p: Process, opts: Options, before_ready: bool) -> list[Step]:
+    """With no_new_privs the filter goes last before execve, so none of our own steps runs under it; a notify
+    filter goes last before READY instead, while the runtime still listens (as runc does it)."""
+    if not (opts.seccomp and p.no_new_privileges) or before_ready != _notify(opts):
+        return []
+    return [_seccomp_step(opts.seccomp)]
 
 
 def environment(p: Process, opts: Options) -> list[str]:
@@ -280,12 +296,13 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
         Step("find_exec", "process.args", s1=args[0], envp=env),
         # The death signal goes before READY: once told, the parent may exit at once.
         Step("pdeathsig", "outlive create", n1=0),
+        *_late_seccomp(cfg.process, opts, before_ready=True),
         Step("sync", "ready", n1=MSG_READY, n2=0),
         Step("wait_fifo", "wait for start", fd=opts.fifo_fd),
     ]
     for i, h in enumerate(cfg.hooks.get("startContainer", [])):
         steps.append(_hook_step("startContainer", i, h, 1))
-    steps += _late_seccomp(cfg.process, opts)
+    steps += _late_seccomp(cfg.process, opts, before_ready=False)
     steps.append(Step("exec", "process.args", argv=args, envp=env))
     return steps
 
@@ -304,7 +321,8 @@ def build_exec(namespaces: list[Namespace], process: Process, opts: Options) -> 
     return steps + [
         Step("find_exec", "process.args", s1=process.args[0], envp=env),
         Step("pdeathsig", "outlive exec", n1=0),
+        *_late_seccomp(process, opts, before_ready=True),
         Step("sync", "ready", n1=MSG_READY, n2=0),
-        *_late_seccomp(process, opts),
+        *_late_seccomp(process, opts, before_ready=False),
         Step("exec", "process.args", argv=process.args, envp=env),
     ]

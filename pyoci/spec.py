@@ -122,6 +122,7 @@ class Config:
     readonly_paths: list[str] = field(default_factory=list)
     personality: dict[str, Any] | None = None
     seccomp: dict[str, Any] | None = None
+    mount_label: str = ""
 
     def namespace(self, kind: str) -> Namespace | None:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
@@ -191,6 +192,31 @@ def _abs(value: str, where: str) -> str:
     return value
 
 
+def _destination(value: str, where: str) -> str:
+    """A mount destination, cleaned lexically ("/proc/./x/.." is "/proc") as runc does before its checks."""
+    import posixpath
+
+    return "/" + posixpath.normpath(_abs(value, where)).lstrip("/")
+
+
+# Inside /proc, runc lets mounts cover only these files (the ones lxcfs emulates); /proc itself takes only a
+# proc mount or a bind of one. Anything else there could hide or replace the kernel's files (CVE-2019-16884).
+PROC_FILES_ALLOWED = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                      "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/sys/kernel/ns_last_pid",
+                      "/proc/sys/crypto/fips_enabled")
+
+
+def check_proc_mount(i: int, m: Mount) -> None:
+    """runc's rule for mounts on /proc paths (a bind onto /proc itself is checked against its source later)."""
+    where = f"mounts[{i}].destination"
+    bind = m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
+    if m.destination == "/proc":
+        if m.type != "proc" and not bind:
+            raise ConfigError(f"only a proc mount can go on /proc, not {json.dumps(m.type or 'none')}", path=where)
+    elif m.destination.startswith("/proc/") and m.destination not in PROC_FILES_ALLOWED:
+        raise ConfigError(f"cannot mount inside /proc: {json.dumps(m.destination)}", path=where)
+
+
 def parse_process(p: dict[str, Any]) -> Process:
     args = p.get("args") or []
     if not args:
@@ -258,7 +284,7 @@ def _mappings(linux: dict[str, Any], key: str) -> list[IDMapping]:
 
 
 def _mount(i: int, m: dict[str, Any]) -> Mount:
-    return Mount(_abs(m["destination"], f"mounts[{i}].destination"), m.get("type", ""), m.get("source", ""),
+    return Mount(_destination(m["destination"], f"mounts[{i}].destination"), m.get("type", ""), m.get("source", ""),
                  list(m.get("options", [])), _mappings(m, "uidMappings"), _mappings(m, "gidMappings"))
 
 
@@ -317,6 +343,8 @@ def _check_linux(cfg: Config) -> None:
             _abs(p, f"linux.{key}[{i}]")
     for i, d in enumerate(cfg.devices):
         _abs(d.path, f"linux.devices[{i}].path")
+    for i, m in enumerate(cfg.mounts):
+        check_proc_mount(i, m)
 
 
 def parse(raw: dict[str, Any]) -> Config:
@@ -351,6 +379,7 @@ def parse(raw: dict[str, Any]) -> Config:
         readonly_paths=list(linux.get("readonlyPaths", [])),
         personality=linux.get("personality"),
         seccomp=linux.get("seccomp"),
+        mount_label=linux.get("mountLabel", ""),
     )
     _check_linux(cfg)
     _check_idmapped(cfg)

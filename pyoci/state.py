@@ -68,15 +68,20 @@ class Store:
 
     def claim(self, container_id: str) -> str:
         """Makes the container's directory; exactly one of two concurrent creates of one id wins."""
-        try:
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise PyociError(f"--root {self.root}: cannot make it (pass --root, or set XDG_RUNTIME_DIR)", exc.errno) from None
+        if not os.path.isdir(self.root):
+            # Only the owner may see containers' state and fifos, whatever the umask (as runc makes it).
+            try:
+                os.makedirs(self.root, mode=0o700, exist_ok=True)
+                os.chmod(self.root, 0o700)
+            except OSError as exc:
+                raise PyociError(f"--root {self.root}: cannot make it (pass --root, or set XDG_RUNTIME_DIR)",
+                                 exc.errno) from None
         path = self.dir(container_id)
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
             raise PyociError(f"container {json.dumps(container_id)} already exists") from None
+        os.chmod(path, 0o700)
         return path
 
     def load(self, container_id: str) -> State:

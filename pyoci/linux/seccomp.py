@@ -16,27 +16,74 @@ OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "
        "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
 FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
          "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+FLAG_NEW_LISTENER = 8  # seccomp(2) returns the notify fd; set by pyoci whenever a rule says SCMP_ACT_NOTIFY
 EPERM = 1
+# The executor sends the notify fd to the runtime with sendmsg right after loading the filter: were that
+# call itself notified, nobody could ever answer it (runc's rule for its write, for the same reason).
+NOT_NOTIFIABLE = ("sendmsg",)
 
 
 def _action(name: str, errno_ret: int | None, where: str) -> int:
-    if name == "SCMP_ACT_NOTIFY":
-        raise ConfigError("SCMP_ACT_NOTIFY is not supported yet", path=where)
     value = ACTIONS[name]
     if value in (ACT_ERRNO, ACT_TRACE):
         value |= (EPERM if errno_ret is None else errno_ret) & 0xFFFF
     return value
 
 
+def uses_notify(seccomp: dict) -> bool:
+    return any(sc["action"] == "SCMP_ACT_NOTIFY" for sc in seccomp.get("syscalls", []))
+
+
+def _check_notify(seccomp: dict) -> None:
+    """SCMP_ACT_NOTIFY needs an agent to answer (listenerPath) and must leave the runtime able to reach it."""
+    if seccomp["defaultAction"] == "SCMP_ACT_NOTIFY":
+        raise ConfigError("SCMP_ACT_NOTIFY cannot be the default action: the runtime's own last syscalls would "
+                          "wait on an agent that has no fd yet", path="linux.seccomp.defaultAction")
+    for i, sc in enumerate(seccomp.get("syscalls", [])):
+        if sc["action"] != "SCMP_ACT_NOTIFY":
+            continue
+        where = f"linux.seccomp.syscalls[{i}].action"
+        if not seccomp.get("listenerPath"):
+            raise ConfigError("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the agent's socket)", path=where)
+        for name in sc["names"]:
+            if name in NOT_NOTIFIABLE:
+                raise ConfigError(f"SCMP_ACT_NOTIFY cannot be used for {name}: the runtime needs it to hand the "
+                                  "notify fd on", path=where)
+
+
+def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> None:
+    """The runtime-spec's container process state and the notify fd, in one message on a new connection to
+    listenerPath (an agent such as a seccomp-notify handler)."""
+    import json
+    import socket
+
+    from .. import OCI_VERSION
+    from ..errors import PyociError
+
+    path = seccomp["listenerPath"]
+    message = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid, "state": state}
+    if "listenerMetadata" in seccomp:
+        message["metadata"] = seccomp["listenerMetadata"]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)
+            socket.send_fds(sock, [json.dumps(message).encode()], [notify_fd])
+    except OSError as exc:
+        raise PyociError(f"linux.seccomp.listenerPath ({path}): send the notify fd", exc.errno) from None
+
+
 def compile_filter(seccomp: dict) -> tuple[list[int], int]:
     """The program (one sock_filter per 64-bit entry) and the flags for seccomp(2)."""
     from .._shim import ffi, lib
 
+    _check_notify(seccomp)
     default = _action(seccomp["defaultAction"], seccomp.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
     arches = [a.removeprefix("SCMP_ARCH_").lower() for a in seccomp.get("architectures", [])]
     flags = 0
     for name in seccomp.get("flags", []):
         flags |= FLAGS[name]
+    if uses_notify(seccomp):
+        flags |= FLAG_NEW_LISTENER
     rules = []
     where = []
     for i, sc in enumerate(seccomp.get("syscalls", [])):

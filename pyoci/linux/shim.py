@@ -12,6 +12,7 @@ from ..errors import PyociError
 OP = {name[len("PYOCI_OP_"):].lower(): getattr(lib, name) for name in dir(lib) if name.startswith("PYOCI_OP_")}
 MSG_START, MSG_USERNS, MSG_PID = lib.PYOCI_MSG_START, lib.PYOCI_MSG_USERNS, lib.PYOCI_MSG_PID
 MSG_MOUNTED, MSG_READY, MSG_ERROR = lib.PYOCI_MSG_MOUNTED, lib.PYOCI_MSG_READY, lib.PYOCI_MSG_ERROR
+MSG_SECCOMP_FD = lib.PYOCI_MSG_SECCOMP_FD
 MESSAGE = struct.Struct("iiii240s")
 
 

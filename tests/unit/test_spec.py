@@ -422,3 +422,34 @@ def test_idmap_without_mappings_needs_the_containers(tmp_path, cfg):
     cfg["mounts"].append({"destination": "/d", "type": "bind", "source": "/s", "options": ["bind", "idmap"]})
     assert error(tmp_path, cfg) == (f"config.json: mounts[{len(cfg['mounts']) - 1}].options: idmap without "
                                     "uidMappings/gidMappings needs the container's user namespace mappings")
+
+
+@pytest.mark.parametrize("destination, kind, options, cleaned", [
+    ("/proc", "proc", [], "/proc"), ("/proc/", "proc", [], "/proc"), ("/proc/cpuinfo", "bind", ["rbind"], "/proc/cpuinfo"),
+    ("/proc/./meminfo", "none", ["bind"], "/proc/meminfo"),
+    ("/proc/sys/kernel/ns_last_pid", "bind", [], "/proc/sys/kernel/ns_last_pid"),
+    ("/proc/uptime", "tmpfs", [], "/proc/uptime"), ("/proc/sys/crypto/fips_enabled", "bind", [], "/proc/sys/crypto/fips_enabled"),
+    ("/procfoo", "tmpfs", [], "/procfoo"), ("//proc/../tmp", "tmpfs", [], "/tmp"),
+    ("/proc", "bind", ["rbind"], "/proc"),  # a bind's source is checked at create
+])
+def test_mounts_runc_allows_on_proc(tmp_path, cfg, destination, kind, options, cleaned):
+    cfg["mounts"].append({"destination": destination, "type": kind, "source": "/x", "options": options})
+    assert load(tmp_path, cfg).mounts[-1].destination == cleaned
+
+
+@pytest.mark.parametrize("destination, kind, message", [
+    ("/proc", "tmpfs", 'only a proc mount can go on /proc, not "tmpfs"'),
+    ("/proc", "sysfs", 'only a proc mount can go on /proc, not "sysfs"'),
+    ("//proc/.", "", 'only a proc mount can go on /proc, not "none"'),
+    ("/proc/sys", "tmpfs", 'cannot mount inside /proc: "/proc/sys"'),
+    ("/proc/self/attr", "tmpfs", 'cannot mount inside /proc: "/proc/self/attr"'),
+    ("/proc/sys/kernel/core_pattern", "bind", 'cannot mount inside /proc: "/proc/sys/kernel/core_pattern"'),
+    ("/tmp/../proc/sysrq-trigger", "bind", 'cannot mount inside /proc: "/proc/sysrq-trigger"'),
+    ("/proc/net/dev", "bind", 'cannot mount inside /proc: "/proc/net/dev"'),
+])
+def test_mounts_runc_refuses_on_proc(tmp_path, cfg, destination, kind, message):
+    m = {"destination": destination, "source": "/x"}
+    if kind:
+        m["type"] = kind
+    cfg["mounts"].append(m)
+    assert error(tmp_path, cfg) == f"config.json: mounts[{len(cfg['mounts']) - 1}].destination: {message}"

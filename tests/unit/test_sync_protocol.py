@@ -45,3 +45,27 @@ def test_mounted_before_pid_waits_for_the_pid():
 def test_ready_before_pid_still_returns_the_pid():
     pid, seen, replies = drive(message(shim.MSG_READY), message(shim.MSG_PID, 7))
     assert (pid, seen, replies) == (7, [], [])
+
+
+def test_seccomp_fd_waits_for_the_pid_then_is_passed_on_and_answered():
+    import os
+
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    r, w = os.pipe()
+    socket.send_fds(child, [message(shim.MSG_SECCOMP_FD)], [r])
+    os.close(r)
+    child.send(message(shim.MSG_PID, 9))
+    child.send(message(shim.MSG_READY))
+    passed = []
+
+    def on_seccomp(pid: int, fd: int) -> None:
+        os.write(w, b"x")
+        passed.append((pid, os.read(fd, 1)))
+
+    try:
+        assert _drive(parent, 1, [], {}, Undo(state_dir=None), None, None, on_seccomp) == 9
+        assert passed == [(9, b"x")] and child.recv(100) == b"\0"
+    finally:
+        os.close(w)
+        parent.close()
+        child.close()

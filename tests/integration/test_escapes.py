@@ -1,0 +1,479 @@
+"""The known container escapes from runc's history, each tried against pyoci; none may get out.
+
+Every test plays the hostile image or the hostile container process and asserts the host is untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from conftest import PYOCI
+
+
+def host_dirs_for_python() -> list[str]:
+    """Host directories a container needs (read-only) to run the host's python3, should it ever reach it."""
+    dirs = {"/usr", "/lib", "/lib64", "/opt", "/root"}
+    return sorted(d for d in dirs if os.path.isdir(d) and not os.path.islink(d))
+
+
+@pytest.fixture(scope="module")
+def runtime_files() -> dict[tuple[int, int], str]:
+    """(st_dev, st_ino) → path of every file of the runtime a container must never open for writing: the
+    python3 that runs pyoci, its libpython and the cffi executor."""
+    with open(PYOCI) as f:
+        python = f.readline()[2:].split()[0]
+    code = ("import pyoci._shim, re; maps = open('/proc/self/maps').read();"
+            "print('\\n'.join(sorted({l.split()[-1] for l in maps.splitlines()"
+            " if re.search(r'(libpython|_shim|/python3[.0-9]*$)', l)})))")
+    paths = subprocess.run([python, "-I", "-c", code], check=True, capture_output=True, text=True, cwd="/").stdout.split()
+    paths.append(os.path.realpath(python))
+    files = {}
+    for p in paths:
+        st = os.stat(p)
+        files[(st.st_dev, st.st_ino)] = p
+    assert any("_shim" in p for p in files.values()) and len(files) >= 2, files
+    return files
+
+
+@pytest.fixture
+def own_rootfs(tmp_path, rootfs):
+    """A private copy of the busybox rootfs that a test may plant files and symlinks in."""
+    dst = tmp_path / "own-rootfs"
+    shutil.copytree(rootfs, dst, symlinks=True)
+    return dst
+
+
+def in_rootfs(path):
+    def edit(c):
+        c["root"] = {"path": str(path), "readonly": False}
+    return edit
+
+
+def with_host_python(cfg):
+    """Read-only host library dirs: if a container ever ran the host's python3, it would start and talk."""
+    for d in host_dirs_for_python():
+        cfg["mounts"].append({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]})
+
+
+# What the host's python3 would do if a container ever got to run it: say so and try to open its own
+# binary (the host's) for writing, as CVE-2019-5736's payload does.
+PAYLOAD = ("import os; print('HOST PYTHON RAN', os.readlink('/proc/self/exe'), flush=True);"
+           "fd = os.open('/proc/self/exe', os.O_PATH); os.open(f'/proc/self/fd/{fd}', os.O_WRONLY);"
+           "print('OPENED FOR WRITING', flush=True)")
+
+
+def assert_no_host_binary(proc):
+    assert "HOST PYTHON RAN" not in proc.stdout and "OPENED FOR WRITING" not in proc.stdout, proc
+
+
+@pytest.mark.parametrize("how", ["direct", "symlink", "shebang"])
+def test_cve_2019_5736_container_program_cannot_be_the_runtime(pyoci, bundle, own_rootfs, how):
+    (own_rootfs / "evil-link").symlink_to("/proc/self/exe")
+    (own_rootfs / "evil-script").write_text(f"#!/proc/self/exe -c\n{PAYLOAD}\n")
+    (own_rootfs / "evil-script").chmod(0o755)
+    args = {"direct": ["/proc/self/exe", "-c", PAYLOAD], "symlink": ["/evil-link", "-c", PAYLOAD],
+            "shebang": ["/evil-script"]}[how]
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        with_host_python(c)
+    proc = pyoci("run", "--bundle", str(bundle(args, edit)), pyoci.new_id(), check=False)
+    assert_no_host_binary(proc)
+    assert proc.returncode != 0
+
+
+def test_cve_2019_5736_exec_and_hooks_cannot_run_the_runtime(pyoci, bundle, own_rootfs, tmp_path):
+    (own_rootfs / "evil-link").symlink_to("/proc/self/exe")
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        with_host_python(c)
+        c["hooks"] = {"startContainer": [{"path": "/evil-link", "args": ["python3", "-c", PAYLOAD]}]}
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(bundle(["sleep", "1000"], edit)), cid, check=False, timeout=20)
+    assert_no_host_binary(proc)
+    # The startContainer hook could not run, so the container did not start; without it, exec is the door.
+    pyoci("delete", "--force", cid)
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(bundle(["sleep", "1000"], lambda c: (in_rootfs(own_rootfs)(c),
+                                                                                with_host_python(c)))), cid)
+    for args in (["/proc/self/exe", "-c", PAYLOAD], ["/evil-link", "-c", PAYLOAD]):
+        proc = pyoci("exec", cid, *args, check=False)
+        assert_no_host_binary(proc)
+        assert proc.returncode != 0
+
+
+def process_files(pid: int) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of the exe and every mapped file of a process, as the host sees them."""
+    found = set()
+    try:
+        st = os.stat(f"/proc/{pid}/exe")
+        found.add((st.st_dev, st.st_ino))
+        for name in os.listdir(f"/proc/{pid}/map_files"):
+            st = os.stat(f"/proc/{pid}/map_files/{name}")
+            found.add((st.st_dev, st.st_ino))
+    except OSError:
+        pass
+    return found
+
+
+def test_cve_2019_5736_waiting_init_is_out_of_reach(pyoci, bundle, runtime_files):
+    """A created container's init is our executor (a clone of python3): a process in its pid namespace
+    cannot open its exe or mapped files, and what the container finally runs maps none of our files."""
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(bundle(["sleep", "1000"])), cid)
+    init = pyoci.state(cid)["pid"]
+    assert process_files(init) & set(runtime_files)  # the executor does map them (the host sees it)
+    probe = ("for f in /proc/1/exe /proc/1/map_files/*; do"
+             " (exec 3>>\"$f\") 2>/dev/null && echo \"WRITABLE $f\"; readlink \"$f\" 2>/dev/null; done; echo done")
+
+    def join_pid(c):
+        c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "pid"]
+        c["linux"]["namespaces"].append({"type": "pid", "path": f"/proc/{init}/ns/pid"})
+        c["process"]["capabilities"] = {k: ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETUID",
+                                            "CAP_SETGID", "CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", probe], join_pid)), pyoci.new_id()).stdout
+    assert out.strip() == "done", out  # nothing readable, nothing writable
+    pyoci("start", cid)
+    assert not process_files(init) & set(runtime_files)
+
+
+def write_secret(tmp_path) -> tuple[str, str]:
+    secret = uuid.uuid4().hex
+    path = tmp_path / "host-secret"
+    path.write_text(secret)
+    return str(path), secret
+
+
+def climb(path: str) -> str:
+    return "../" * 40 + path.lstrip("/")
+
+
+def test_cve_2024_21626_only_stdio_and_kept_fds(pyoci, bundle, tmp_path):
+    """Host directories open in the caller never reach the container; only 0-2 and --preserve-fds do."""
+    b = bundle(["sh", "-c", "ls /proc/self/fd; for f in /proc/self/fd/*; do readlink $f; done; true"])
+    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in ("/", "/etc", str(tmp_path))]
+    try:
+        def pass_as(first):
+            def pre():
+                for i, fd in enumerate(fds):
+                    os.dup2(fd, first + i)
+            return {"pass_fds": tuple(range(first, first + len(fds))), "preexec_fn": pre}
+        out = pyoci("run", "--bundle", str(b), pyoci.new_id(), **pass_as(3)).stdout.split()
+        assert sorted(int(x) for x in out if x.isdigit()) == [0, 1, 2, 3]
+        assert "/etc" not in out and str(tmp_path) not in out
+        out = pyoci("run", "--preserve-fds", "1", "--bundle", str(b), pyoci.new_id(), **pass_as(3)).stdout.split()
+        assert sorted(int(x) for x in out if x.isdigit()) == [0, 1, 2, 3, 4]  # 3 kept ("/"), 4 is ls's own
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@pytest.mark.parametrize("command", ["run", "exec"])
+def test_cve_2024_21626_cwd_through_leaked_fds(pyoci, bundle, tmp_path, command):
+    """process.cwd = /proc/self/fd/N must not land in a host directory, whatever fds the runtime holds
+    (here also host directories its caller leaked to it as fds 9 and 12)."""
+    path, secret = write_secret(tmp_path)
+    leaked = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+
+    def leak():
+        os.dup2(leaked, 9)
+        os.dup2(leaked, 12)
+    kw = {"pass_fds": (9, 12), "preexec_fn": leak}
+    script = f"cat {climb(path)} 2>/dev/null; cat /proc/self/cwd/{climb(path)} 2>/dev/null; pwd; true"
+    cid = None
+    if command == "exec":
+        cid = pyoci.new_id()
+        pyoci("run", "-d", "--bundle", str(bundle(["sleep", "1000"])), cid)
+    for n in range(3, 16):
+        cwd = f"/proc/self/fd/{n}"
+        if command == "run":
+            b = bundle(["sh", "-c", script], lambda c: c["process"].update(cwd=cwd))
+            proc = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False, **kw)
+        else:
+            proc = pyoci("exec", "--cwd", cwd, cid, "sh", "-c", script, check=False, **kw)
+        assert secret not in proc.stdout, (n, proc)
+        if proc.returncode != 0:
+            assert f"process.cwd ({cwd})" in proc.stderr, proc.stderr
+    os.close(leaked)
+
+
+@pytest.fixture
+def host_target(tmp_path):
+    """A host directory a hostile rootfs points its symlinks at, with a private sentinel file in it."""
+    d = tmp_path / "host-target"
+    d.mkdir()
+    (d / "sentinel").write_text("host data\n")
+    (d / "sentinel").chmod(0o600)
+    yield d
+
+
+def assert_host_untouched(d):
+    from pyoci.linux.mountinfo import mount_points
+
+    assert sorted(os.listdir(d)) == ["sentinel"], os.listdir(d)
+    st = os.stat(d / "sentinel")
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o600, 0, 0)
+    assert (d / "sentinel").read_text() == "host data\n"
+    assert not [m for m in mount_points() if m == str(d) or m.startswith(f"{d}/")]
+
+
+def plant_links(root, target):
+    """Absolute and ../-relative symlinks from the rootfs to the host directory."""
+    (root / "abs").symlink_to(target)
+    (root / "rel").symlink_to("../" * 30 + str(target).lstrip("/"))
+
+
+@pytest.mark.parametrize("link", ["abs", "rel"])
+def test_cve_2021_30465_symlinked_mount_destinations(pyoci, bundle, own_rootfs, host_target, link):
+    plant_links(own_rootfs, host_target)
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"] += [{"destination": f"/{link}", "type": "tmpfs", "source": "tmpfs"},
+                        {"destination": f"/{link}/sub", "type": "tmpfs", "source": "tmpfs"},
+                        {"destination": f"/{link}/sentinel", "type": "bind", "source": "/etc/hostname",
+                         "options": ["bind"]}]
+        c["linux"]["maskedPaths"] += [f"/{link}", f"/{link}/sentinel"]
+        c["linux"]["readonlyPaths"] += [f"/{link}", f"/{link}/sentinel"]
+        c["linux"]["devices"] = [{"path": f"/{link}/null", "type": "c", "major": 1, "minor": 3},
+                                 {"path": f"/{link}/sentinel", "type": "c", "major": 1, "minor": 5}]
+    pyoci("run", "--bundle", str(bundle(["true"], edit)), pyoci.new_id(), check=False)
+    assert_host_untouched(host_target)
+
+
+def test_symlinked_device_nodes_in_the_image_dev(pyoci, bundle, own_rootfs, host_target):
+    """An image whose /dev/null (and friends) point at host files: the runtime makes its own nodes and never
+    changes the host file's mode or owner (no tmpfs on /dev, so the image's /dev is used)."""
+    (own_rootfs / "dev").mkdir(exist_ok=True)
+    for name in ("null", "zero", "full", "tty"):
+        (own_rootfs / "dev" / name).unlink(missing_ok=True)
+        (own_rootfs / "dev" / name).symlink_to(host_target / "sentinel")
+    (own_rootfs / "dev" / "random").unlink(missing_ok=True)
+    (own_rootfs / "dev" / "random").symlink_to("../" * 30 + str(host_target / "sentinel").lstrip("/"))
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/dev", "/dev/pts", "/dev/shm", "/dev/mqueue")]
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", "ls -l /dev/null /dev/random; echo x > /dev/null"], edit)),
+                pyoci.new_id(), check=False)
+    assert_host_untouched(host_target)
+    assert out.returncode == 0 and out.stdout.startswith("crw-rw-rw-"), out
+
+
+@pytest.mark.parametrize("when", ["image", "race"])
+def test_masked_paths_only_ever_get_a_real_dev_null(pyoci, bundle, own_rootfs, when):
+    """CVE-2025-31133: masking binds /dev/null over a file; a /dev/null that is a link to a procfs file must
+    not make a masked path a writable window onto that file. "image": the image ships the link (the runtime
+    makes its own node); "race": the link appears after the devices are made (a createContainer hook plays
+    the racing process), and masking refuses it."""
+    dev_null = own_rootfs / "dev" / "null"
+    (own_rootfs / "dev").mkdir(exist_ok=True)
+    dev_null.unlink(missing_ok=True)
+    dev_null.symlink_to("/proc/sys/kernel/core_pattern")
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/dev", "/dev/pts", "/dev/shm", "/dev/mqueue")]
+        c["linux"]["readonlyPaths"] = []
+        c["linux"]["maskedPaths"] = ["/proc/kcore", "/proc/timer_list"]
+        if when == "race":
+            c["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": [
+                "sh", "-c", f"rm {dev_null} && ln -s /proc/sys/kernel/core_pattern {dev_null}"]}]}
+    script = "ls -lL /proc/timer_list; head -c 200 /proc/timer_list | wc -c"
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", script], edit)), pyoci.new_id(), check=False)
+    if when == "image":
+        assert out.returncode == 0 and out.stdout.startswith("crw-rw-rw-") and out.stdout.split()[-1] == "0", out
+    else:
+        assert out.returncode == 1 and out.stdout == "", out
+        assert "linux.maskedPaths[" in out.stderr and "/dev/null is not the null device" in out.stderr, out
+
+
+def test_symlink_swap_race_never_mounts_on_the_host(pyoci, bundle, own_rootfs, host_target):
+    """A process swaps a directory of the rootfs with a symlink to the host while containers are made."""
+    import ctypes
+    import threading
+    import time
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    (own_rootfs / "race").mkdir()
+    (own_rootfs / "race-link").symlink_to(host_target)
+    (own_rootfs / "race-rel").symlink_to("../" * 30 + str(host_target).lstrip("/"))
+    pairs = [(str(own_rootfs / "race").encode(), str(own_rootfs / n).encode()) for n in ("race-link", "race-rel")]
+    stop = threading.Event()
+
+    def swap():
+        i = 0
+        while not stop.is_set():
+            a, b = pairs[i % 2]
+            libc.renameat2(-100, a, -100, b, 2)  # AT_FDCWD, RENAME_EXCHANGE
+            i += 1
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"] += [{"destination": "/race", "type": "tmpfs", "source": "tmpfs"},
+                        {"destination": "/race/sub", "type": "bind", "source": "/etc", "options": ["rbind", "ro"]}]
+        c["linux"]["maskedPaths"] += ["/race", "/race/sentinel"]
+        c["linux"]["readonlyPaths"] += ["/race/sub"]
+        c["linux"]["devices"] = [{"path": "/race/null", "type": "c", "major": 1, "minor": 3}]
+    b = bundle(["true"], edit)
+    try:
+        deadline = time.monotonic() + 20
+        runs = 0
+        while runs < 40 and time.monotonic() < deadline:
+            pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False)
+            runs += 1
+            assert_host_untouched(host_target)
+    finally:
+        stop.set()
+        swapper.join()
+    assert runs >= 5
+
+
+def test_cve_2019_16884_mounts_on_proc_follow_runc(pyoci, bundle, tmp_path):
+    """Inside /proc only the files runc allows take a mount, /proc itself only procfs; nothing is left of a
+    refused create."""
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("fake cpuinfo\n")
+    ok = bundle(["cat", "/proc/cpuinfo"], lambda c: c["mounts"].append(
+        {"destination": "/proc/cpuinfo", "type": "bind", "source": str(fake), "options": ["bind", "ro"]}))
+    assert pyoci("run", "--bundle", str(ok), pyoci.new_id()).stdout == "fake cpuinfo\n"
+    host_proc = bundle(["true"], lambda c: c["mounts"].__setitem__(
+        0, {"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]}))
+    pyoci("run", "--bundle", str(host_proc), pyoci.new_id())
+    cases = [
+        ({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"},
+         'mounts[7].destination: cannot mount inside /proc: "/proc/sys"'),
+        ({"destination": "/proc/self/attr/current", "type": "bind", "source": str(fake), "options": ["bind"]},
+         'mounts[7].destination: cannot mount inside /proc: "/proc/self/attr/current"'),
+        ({"destination": "/proc", "type": "bind", "source": str(tmp_path), "options": ["rbind"]},
+         f"mounts[7].destination: only a proc mount can go on /proc: {tmp_path} is not one"),
+    ]
+    for mount, message in cases:
+        cid = pyoci.new_id()
+        proc = pyoci("run", "--bundle", str(bundle(["true"], lambda c: c["mounts"].append(mount))), cid, check=False)
+        assert proc.returncode == 1 and proc.stderr == f"pyoci: run {cid}: config.json: {message}\n", proc
+        assert not (pyoci.root / cid).exists()
+
+
+@pytest.mark.parametrize("link, target, mount, message", [
+    ("/data", "/proc/sys/kernel", {"type": "tmpfs", "source": "tmpfs"}, "destination resolves into /proc (/proc/sys/kernel)"),
+    ("/data", "../proc/self", {"type": "tmpfs", "source": "tmpfs"}, "destination resolves into /proc (/proc/"),
+    ("/data", "/", {"type": "tmpfs", "source": "tmpfs"}, "destination resolves to the rootfs itself"),
+    ("/proc2", "/sys", {"type": "proc", "source": "proc"}, "must not go through a symlink (resolves to /sys)"),
+])
+def test_symlinks_cannot_lead_a_mount_into_proc(pyoci, bundle, own_rootfs, link, target, mount, message):
+    """The image's symlinks are followed inside the rootfs, but never into /proc, onto the root, or (for
+    proc and sysfs) anywhere but the path named."""
+    (own_rootfs / link.lstrip("/")).symlink_to(target)
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["mounts"].append({"destination": link, **mount})
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(bundle(["true"], edit)), cid, check=False)
+    assert proc.returncode == 1 and f"mounts[7] ({link}): {message}" in proc.stderr, proc
+    assert not (pyoci.root / cid).exists()
+
+
+def test_console_socket_paths_are_validated(pyoci, bundle, tmp_path):
+    """Only a unix stream socket is a console socket; a path longer than sun_path still works; a refused
+    create leaves nothing behind."""
+    import socket
+    import threading
+
+    b = bundle(["true"], lambda c: c["process"].update(terminal=True))
+    dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dgram.bind(str(tmp_path / "dgram.sock"))
+    cases = [(tmp_path / "nothing.sock", "connect: No such file or directory"),
+             (tmp_path / "bundle1" / "config.json", "not a unix socket"), (tmp_path, "not a unix socket"),
+             (tmp_path / "dgram.sock", "connect: Protocol wrong type for socket")]
+    for path, message in cases:
+        cid = pyoci.new_id()
+        proc = pyoci("create", "--console-socket", str(path), "--bundle", str(b), cid, check=False)
+        assert proc.returncode == 1 and proc.stderr == f"pyoci: create {cid}: --console-socket {path}: {message}\n"
+        assert not (pyoci.root / cid).exists()
+    dgram.close()
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = deep / "console.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    os.chdir(deep)
+    try:
+        server.bind("console.sock")
+    finally:
+        os.chdir(tmp_path)
+    server.listen(1)
+    got = []
+
+    def accept():
+        conn, _ = server.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        got.append((msg.decode(), fds))
+        conn.close()
+    t = threading.Thread(target=accept)
+    t.start()
+    pyoci("create", "--console-socket", str(path), "--bundle", str(b), pyoci.new_id())
+    t.join(timeout=10)
+    server.close()
+    for fd in got[0][1]:
+        os.close(fd)
+    assert len(str(path)) > 108 and got[0][0].startswith("/dev/pts/")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o277, 0])
+def test_root_and_state_dirs_are_0700(pyoci, bundle, tmp_path, umask):
+    root = tmp_path / "new" / "root"
+    cid = f"escroot{uuid.uuid4().hex[:8]}"
+    try:
+        # stdio to /dev/null: the created init keeps create's stdio open, a pipe would never end
+        subprocess.run([PYOCI, "--root", str(root), "create", "--bundle", str(bundle(["true"])), cid], check=True,
+                       preexec_fn=lambda: os.umask(umask), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert os.stat(root).st_mode & 0o7777 == 0o700
+        assert os.stat(root / cid).st_mode & 0o7777 == 0o700
+    finally:
+        subprocess.run([PYOCI, "--root", str(root), "delete", "--force", cid], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+LSM_CASES = [
+    (lambda c: c["process"].update(apparmorProfile="docker-default"),
+     "process.apparmorProfile: AppArmor is not enabled on this host"),
+    (lambda c: c["process"].update(selinuxLabel="system_u:system_r:container_t:s0:c1,c2"),
+     "process.selinuxLabel: SELinux is not enabled on this host"),
+    (lambda c: c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0:c1,c2"),
+     "linux.mountLabel: SELinux is not enabled on this host"),
+]
+
+
+@pytest.mark.parametrize("edit, message", LSM_CASES)
+def test_lsm_labels_without_the_lsm_are_refused_like_runc(pyoci, runc, bundle, edit, message):
+    """This machine has neither AppArmor nor SELinux: runc refuses a config that asks for either, and so
+    does pyoci (with a clearer line), rather than run the container unconfined."""
+    if os.path.isdir("/sys/kernel/security/apparmor") or os.path.exists("/sys/fs/selinux/enforce"):
+        pytest.skip("this host has an LSM")
+    b = bundle(["true"], edit)
+    assert runc("run", "--bundle", str(b), runc.new_id(), check=False).returncode != 0
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(b), cid, check=False)
+    assert proc.returncode == 1 and proc.stderr == f"pyoci: run {cid}: config.json: {message}\n"
+    assert not (pyoci.root / cid).exists()
+
+
+def test_exec_apparmor_flag_without_apparmor_is_refused(pyoci, bundle):
+    if os.path.isdir("/sys/kernel/security/apparmor"):
+        pytest.skip("this host has AppArmor")
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(bundle(["sleep", "1000"])), cid)
+    proc = pyoci("exec", "--apparmor", "docker-default", cid, "true", check=False)
+    assert proc.returncode == 1 and proc.stderr == (
+        f"pyoci: exec {cid}: config.json: process.apparmorProfile: AppArmor is not enabled on this host\n")
+    assert pyoci("exec", cid, "true").returncode == 0
