@@ -38,6 +38,7 @@
 #include <linux/keyctl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <linux/bpf.h>
 #include <seccomp.h>
 
 #include "shim.h"
@@ -926,6 +927,45 @@ int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_
         return -err;
     }
     return fd;
+}
+
+int pyoci_device_filter_attach(const char *insns, int len, const char *cgroup_dir, char *log, int log_size)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    attr.insns = (unsigned long)insns;
+    attr.insn_cnt = (unsigned)len / sizeof(struct bpf_insn);
+    attr.license = (unsigned long)"Apache-2.0";
+    int prog = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+    if (prog < 0) {
+        /* Again with the verifier's log (not the first time: a log that overflows fails the load). */
+        int err = errno;
+        attr.log_buf = (unsigned long)log;
+        attr.log_size = log_size;
+        attr.log_level = 1;
+        int again = log_size > 0 ? syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr) : -1;
+        if (again >= 0) {
+            close(again);
+            log[0] = 0; /* loaded the second time: nothing to explain */
+        }
+        return -err;
+    }
+    int dir = open(cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) {
+        int err = errno;
+        close(prog);
+        return -err;
+    }
+    memset(&attr, 0, sizeof attr);
+    attr.target_fd = dir;
+    attr.attach_bpf_fd = prog;
+    attr.attach_type = BPF_CGROUP_DEVICE;
+    attr.attach_flags = BPF_F_ALLOW_MULTI;
+    int r = syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) < 0 ? -errno : 0;
+    close(dir);
+    close(prog); /* the attachment holds its own reference; the cgroup's removal drops it */
+    return r;
 }
 
 int pyoci_seccomp_compile(unsigned int default_action, const char **arches, int narches,

@@ -85,6 +85,11 @@ int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_
 int pyoci_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data);
 int pyoci_supports_dtype(const char *dir);
 
+/* cgroup v2 devices: loads a BPF_PROG_TYPE_CGROUP_DEVICE program (len bytes of struct bpf_insn) and attaches
+ * it to cgroup_dir with BPF_F_ALLOW_MULTI. Returns 0 or -errno; a refused program leaves the verifier's
+ * words in log. */
+int pyoci_device_filter_attach(const char *insns, int len, const char *cgroup_dir, char *log, int log_size);
+
 /* linux.seccomp, compiled by libseccomp in the runtime (never in the container). */
 struct pyoci_scmp_arg {
     unsigned int index;

@@ -247,6 +247,15 @@ def _init_cpuset(path: str, mountpoint: str) -> None:
                 _write(os.path.join(cur, name), fh.read().strip())
 
 
+def _attach_device_filter(path: str, rules: list[dict[str, object]]) -> None:
+    """cgroup v2 has no devices files: an eBPF program decides. Also on hybrid hosts, where the container
+    is in the unified hierarchy too and the program is enforced besides the v1 rules (the same rules)."""
+    from ..linux.shim import attach_device_filter
+    from .devices import program
+
+    attach_device_filter(program(rules), path)
+
+
 # Errors that mean "this user may not make cgroups here", not "something is broken".
 DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -283,6 +292,8 @@ def _create(cgroups_path: str, container_id: str, resources: dict[str, object], 
             if "cpuset" in h.controllers:
                 _init_cpuset(path, h.mountpoint)
         limits.apply(cg, resources, v2_only=is_v2_host(), devices=devices)
+        if devices and cg.v2_path:
+            _attach_device_filter(cg.v2_path, resources.get("devices", []))
     except PyociError:
         cg.destroy()
         raise

@@ -11,26 +11,10 @@ if TYPE_CHECKING:
 
     from . import Cgroup
 
-# Devices every container needs; allowed after the config's own rules, as runc does.
-DEFAULT_DEVICE_RULES = [
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
-    "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
-]
-
 
 def shares_to_weight(shares: int) -> int:
     """runc's conversion of cpu.shares (2..262144) to cpu.weight (1..10000)."""
     return 1 + ((shares - 2) * 9999) // 262142 if shares else 0
-
-
-def device_rule(rule: dict[str, Any]) -> str:
-    kind = rule.get("type", "a")
-    if kind == "a":
-        return "a"
-    major = rule.get("major", -1)
-    minor = rule.get("minor", -1)
-    num = lambda n: "*" if n is None or n < 0 else str(n)  # noqa: E731
-    return f"{kind} {num(major)}:{num(minor)} {rule.get('access', 'rwm')}"
 
 
 class Writer:
@@ -115,11 +99,13 @@ def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup", devices: bool
         w("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}", f"network.priorities[{i}]")
     _hugetlb(res, w, cg)
     if devices and cg.path("devices") is not None:
+        from .devices import DEFAULT_RULES, v1_line
+
         w("devices", "devices.deny", "a", "devices")
         for i, rule in enumerate(res.get("devices", [])):
-            w("devices", "devices.allow" if rule.get("allow") else "devices.deny", device_rule(rule), f"devices[{i}]")
-        for rule in DEFAULT_DEVICE_RULES:
-            w("devices", "devices.allow", rule, "devices")
+            w("devices", "devices.allow" if rule.get("allow") else "devices.deny", v1_line(rule), f"devices[{i}]")
+        for rule in DEFAULT_RULES:
+            w("devices", "devices.allow", v1_line(rule), "devices")
 
 
 def _hugetlb(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:

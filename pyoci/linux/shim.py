@@ -134,3 +134,12 @@ def idmapped_tree(src: str, userns_fd: int, tree_rec: bool, idmap_rec: bool, wha
         raise PyociError(f"{what}: idmapped mount of {src}: its filesystem does not support idmapped mounts "
                          "(mount_setattr)", -fd)
     raise PyociError(f"{what}: idmapped mount of {src}: {('open_tree', 'mount_setattr')[stage[0]]}", -fd)
+
+
+def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
+    """Loads a cgroup v2 device program and attaches it to cgroup_dir (alongside any others)."""
+    log = ffi.new("char[]", 4096)
+    err = lib.pyoci_device_filter_attach(program, len(program), os.fsencode(cgroup_dir), log, len(log))
+    if err < 0:
+        words = ffi.string(log).decode(errors="replace").strip().splitlines()
+        raise PyociError(f"cgroup {cgroup_dir}: device filter" + (f" ({words[-1]})" if words else ""), -err)

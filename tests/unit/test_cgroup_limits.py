@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyoci.cgroups import Cgroup
-from pyoci.cgroups.limits import apply, device_rule, shares_to_weight
+from pyoci.cgroups.limits import apply, shares_to_weight
 from pyoci.errors import PyociError
 
 
@@ -34,12 +34,6 @@ def test_v2_conversions(tmp_path):
 
 def test_shares_to_weight_matches_runc():
     assert [shares_to_weight(s) for s in (2, 1024, 262144)] == [1, 39, 10000]
-
-
-def test_device_rules():
-    assert device_rule({"allow": False, "access": "rwm"}) == "a"
-    assert device_rule({"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}) == "c 1:3 rw"
-    assert device_rule({"allow": True, "type": "b", "access": "m"}) == "b *:* m"
 
 
 def test_unified_key_must_be_a_file_name(tmp_path):
