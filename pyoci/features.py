@@ -26,7 +26,7 @@ def features() -> dict[str, Any]:
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITIES),
             "cgroup": {"v1": not v2, "v2": v2 or os.path.isdir("/sys/fs/cgroup/unified"), "systemd": False,
-                       "systemdUser": False, "rdma": False},
+                       "systemdUser": False, "rdma": True},
             "seccomp": {"enabled": True, "actions": sorted(ACTIONS),
                         "operators": sorted(OPS), "knownFlags": sorted(FLAGS), "supportedFlags": sorted(FLAGS)},
             "apparmor": {"enabled": True},

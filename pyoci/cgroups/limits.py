@@ -98,6 +98,7 @@ def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup", devices: bool
     for i, prio in enumerate(network.get("priorities", [])):
         w("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}", f"network.priorities[{i}]")
     _hugetlb(res, w, cg)
+    _rdma(res, w, cg)
     if devices and cg.path("devices") is not None:
         from .devices import DEFAULT_RULES, v1_line
 
@@ -116,6 +117,24 @@ def _hugetlb(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
             w("hugetlb", f"hugetlb.{size}B.limit_in_bytes", h["limit"], f"hugepageLimits[{i}]")
         else:
             w("unified", f"hugetlb.{size}B.max", h["limit"], f"hugepageLimits[{i}]")
+
+
+def _rdma(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
+    """rdma.max, alike on v1 and v2: in the v1 rdma hierarchy where it is mounted, else the unified one."""
+    for device, limit in res.get("rdma", {}).items():
+        where = f"rdma.{device}"
+        controller = "rdma" if cg.path("rdma") is not None else "unified"
+        v2 = cg.path("unified")
+        if controller == "unified" and not (v2 and os.path.exists(os.path.join(v2, "rdma.max"))):
+            raise PyociError(f"linux.resources.{where}: the rdma controller is not available")
+        handles, objects = (limit.get(k) for k in ("hcaHandles", "hcaObjects"))
+        value = f"{device} hca_handle={'max' if handles is None else handles} " \
+                f"hca_object={'max' if objects is None else objects}"
+        w(controller, "rdma.max", value, where)
+
+
+_IO_MAX = (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+           ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops"))
 
 
 def _v2(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
@@ -141,9 +160,14 @@ def _v2(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
     if "idle" in cpu:
         w("unified", "cpu.idle", cpu["idle"], "cpu.idle")
     _cpuset_and_pids(res, w, "unified", "unified")
-    if "weight" in res.get("blockIO", {}):
-        w("unified", "io.weight", f"default {res['blockIO']['weight']}", "blockIO.weight")
+    blkio = res.get("blockIO", {})
+    if "weight" in blkio:
+        w("unified", "io.weight", f"default {blkio['weight']}", "blockIO.weight")
+    for key, name in _IO_MAX:
+        for i, d in enumerate(blkio.get(key, [])):
+            w("unified", "io.max", f"{d['major']}:{d['minor']} {name}={d['rate']}", f"blockIO.{key}[{i}]")
     _hugetlb(res, w, cg)
+    _rdma(res, w, cg)
 
 
 def _unified(res: dict[str, Any], w: Callable[..., None]) -> None:

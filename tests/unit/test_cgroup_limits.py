@@ -15,7 +15,7 @@ def written(tmp_path, paths, res, v2):
     cg = Cgroup({name: str(tmp_path / p) for name, p in paths.items()})
     for name, p in paths.items():  # the files a cgroup directory would have
         for f in ("memory.max", "memory.swap.max", "memory.low", "memory.high", "cpu.weight", "cpu.max",
-                  "cpuset.cpus", "pids.max"):
+                  "cpuset.cpus", "pids.max", "io.max", "rdma.max"):
             (tmp_path / p / f).write_text("")
     apply(cg, res, v2_only=v2)
     return {f"{p}/{f.name}": f.read_text() for p in paths.values() for f in (tmp_path / p).iterdir()
@@ -30,6 +30,19 @@ def test_v2_conversions(tmp_path):
     assert got == {"v2/memory.max": str(64 << 20), "v2/memory.swap.max": str(32 << 20), "v2/memory.low": str(1 << 20),
                    "v2/cpu.weight": "39", "v2/cpu.max": "50000 100000", "v2/cpuset.cpus": "0", "v2/pids.max": "max",
                    "v2/memory.high": "max"}
+
+
+def test_v2_io_throttle_and_rdma(tmp_path):
+    res = {"blockIO": {"throttleWriteIOPSDevice": [{"major": 7, "minor": 0, "rate": 300}]},
+           "rdma": {"rxe0": {"hcaHandles": 2}}}
+    got = written(tmp_path, {"": "v2"}, res, v2=True)
+    assert got == {"v2/io.max": "7:0 wiops=300", "v2/rdma.max": "rxe0 hca_handle=2 hca_object=max"}
+
+
+def test_rdma_without_its_controller_is_named(tmp_path):
+    (tmp_path / "v2").mkdir()
+    with pytest.raises(PyociError, match="linux.resources.rdma.mlx5_1: the rdma controller is not available"):
+        apply(Cgroup({"": str(tmp_path / "v2")}), {"rdma": {"mlx5_1": {"hcaObjects": 1}}}, v2_only=True)
 
 
 def test_shares_to_weight_matches_runc():
