@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs pyoci on Debian 12 as root, then runs a real container from a busybox bundle built here.
 # What it installs: Debian's build tools, busybox-static, runc/crun (to compare against), podman, conmon,
-# containerd and umoci (for the end-to-end tests); pyoci itself into /opt/pyoci/venv, linked as
+# containerd and umoci (for the end-to-end tests), QEMU with Debian's kernel and virtme-ng (the cgroup v2 guest,
+# tests/vm); pyoci itself into /opt/pyoci/venv, linked as
 # /usr/local/bin/pyoci.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +21,8 @@ rm -rf build  # a stale cffi build would hide changes to csrc/
 sed '1s|.*|#!/opt/pyoci/venv/bin/python3 -IS|' bin/pyoci > /usr/local/bin/pyoci.new
 chmod 755 /usr/local/bin/pyoci.new
 mv -f /usr/local/bin/pyoci.new /usr/local/bin/pyoci
+# QEMU, virtme-ng and Debian's kernel for the cgroup v2 guest the tests boot (tests/vm)
+bash tests/vm/prepare.sh /opt/pyoci/vm
 
 demo=$(mktemp -d /tmp/pyoci-demo.XXXXXX)
 trap 'rm -rf "$demo"' EXIT

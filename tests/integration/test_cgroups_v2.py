@@ -1,0 +1,138 @@
+"""cgroup v2 only: every resource written and read back from the container's cgroup files, update, pause and
+resume, events --stats, OOM (event, exit, cleanup) and what a half-failed create leaves. They run in the cgroup
+v2 guest (tests/vm/run-v2.sh, in CI through tests/e2e/test_cgroup_v2_vm.py) and skip on v1 and hybrid hosts.
+Few processes per test: under software emulation each pyoci call takes a second or more."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import cgroup_dirs
+
+ROOT = "/sys/fs/cgroup"
+pytestmark = pytest.mark.skipif(not os.path.exists(f"{ROOT}/cgroup.controllers"), reason="not a cgroup v2 host")
+
+
+def cgroup_of(pyoci, cid: str) -> str:
+    """The container's cgroup directory, as its init sees it from the host."""
+    with open(f"/proc/{pyoci.state(cid)['pid']}/cgroup") as f:
+        return ROOT + f.read().strip().split("::", 1)[1]
+
+
+def read(path: str, name: str) -> str:
+    with open(os.path.join(path, name)) as f:
+        return f.read().strip()
+
+
+def block_device() -> str:
+    """major:minor of a block device that io.max takes (the guest's loop devices)."""
+    for name in sorted(os.listdir("/sys/class/block")):
+        if name.startswith("loop"):
+            with open(f"/sys/class/block/{name}/dev") as f:
+                return f.read().strip()
+    pytest.skip("no loop block device")
+
+
+def rdma_device() -> str | None:
+    names = os.listdir("/sys/class/infiniband") if os.path.isdir("/sys/class/infiniband") else []
+    return names[0] if names else None
+
+
+def test_every_resource_lands_in_its_v2_file(pyoci, bundle):
+    dev = block_device()
+    major, minor = (int(x) for x in dev.split(":"))
+    res = {"memory": {"limit": 96 << 20, "reservation": 32 << 20, "swap": 128 << 20},
+           "cpu": {"shares": 2048, "quota": 30000, "period": 60000, "cpus": "0", "mems": "0", "idle": 0},
+           "pids": {"limit": 77},
+           "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1 << 20}],
+                       "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 300}]},
+           "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 21}],
+           "unified": {"memory.high": str(80 << 20), "pids.max": "66"}}
+    rdma = rdma_device()
+    if rdma:
+        res["rdma"] = {rdma: {"hcaHandles": 2, "hcaObjects": 100}}
+    b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources=res))
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(b), cid)
+    path = cgroup_of(pyoci, cid)
+    assert read(path, "memory.max") == str(96 << 20) and read(path, "memory.low") == str(32 << 20)
+    assert read(path, "memory.swap.max") == str(32 << 20)  # v1's memory+swap becomes swap alone
+    assert read(path, "memory.high") == str(80 << 20)
+    assert read(path, "cpu.weight") == "79" and read(path, "cpu.max") == "30000 60000"  # runc's shares → weight
+    assert read(path, "cpu.idle") == "0"
+    assert read(path, "cpuset.cpus") == "0" and read(path, "cpuset.mems") == "0"
+    assert read(path, "pids.max") == "66"  # unified keys are written last, as given
+    if os.path.exists(os.path.join(path, "io.weight")):
+        assert read(path, "io.weight") == "default 300"
+    assert read(path, "io.max") == f"{dev} rbps={1 << 20} wbps=max riops=max wiops=300"
+    assert read(path, "hugetlb.2MB.max") == str(4 << 21)
+    if rdma:
+        assert read(path, "rdma.max") == f"{rdma} hca_handle=2 hca_object=100"
+    assert read(path, "cgroup.procs").split() == [str(pyoci.state(cid)["pid"])]
+    pyoci("delete", "--force", cid)
+    assert not cgroup_dirs(cid)
+
+
+def test_a_missing_controller_or_file_is_an_error_and_nothing_is_left(pyoci, bundle):
+    for res, message in (({"unified": {"nosuch.max": "1"}}, "linux.resources.unified.nosuch.max: write 1 to"),
+                         ({"rdma": {"nosuchdev": {"hcaHandles": 1}}}, "linux.resources.rdma.nosuchdev: write")):
+        b = bundle(["true"], lambda c: c["linux"].update(resources=res))
+        cid = pyoci.new_id()
+        proc = pyoci("create", "--bundle", str(b), cid, check=False)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1 and not cgroup_dirs(cid)
+
+
+def test_update_pause_resume_and_stats(pyoci, bundle):
+    b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources={"memory": {"limit": 64 << 20},
+                                                                         "pids": {"limit": 20}}))
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(b), cid)
+    path = cgroup_of(pyoci, cid)
+    pyoci("update", "--memory", "128m", "--pids-limit", "30", "--cpu-quota", "20000", "--cpu-period", "100000",
+          "--cpu-share", "512", cid)
+    assert (read(path, "memory.max"), read(path, "pids.max")) == (str(128 << 20), "30")
+    assert (read(path, "cpu.max"), read(path, "cpu.weight")) == ("20000 100000", "20")
+    pyoci("pause", cid)
+    assert "frozen 1" in read(path, "cgroup.events") and pyoci.state(cid)["status"] == "paused"
+    pyoci("resume", cid)
+    assert "frozen 0" in read(path, "cgroup.events") and pyoci.state(cid)["status"] == "running"
+    stats = json.loads(pyoci("events", "--stats", cid).stdout)["data"]
+    assert stats["memory"]["usage"]["limit"] == 128 << 20 and stats["pids"] == {"current": 1, "limit": 30}
+    assert stats["cpu"]["usage"]["total"] > 0
+
+
+def test_oom_kill_event_exit_and_cleanup(pyoci, bundle):
+    """A hog in a small memory limit: the kernel kills it, events reports it, delete leaves nothing."""
+    hog = "until [ -e /tmp/go ]; do sleep 0.1; done; tail /dev/zero"
+    b = bundle(["sh", "-c", hog], lambda c: (c["linux"].update(resources={"memory": {"limit": 8 << 20, "swap": 8 << 20}}),
+                                             c["mounts"].append({"destination": "/tmp", "type": "tmpfs",
+                                                                 "source": "tmpfs"})))
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(b), cid)
+    path = cgroup_of(pyoci, cid)
+    watcher = subprocess.Popen([pyoci.binary, "--root", str(pyoci.root), "events", "--interval", "60s", cid],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(watcher.stdout.readline())["type"] == "stats"  # watching: let the hog go
+        pyoci("exec", cid, "touch", "/tmp/go")
+        assert json.loads(watcher.stdout.readline())["type"] == "oom"
+    finally:
+        watcher.kill()
+        watcher.wait()
+    events = dict(line.split() for line in read(path, "memory.events").splitlines())
+    assert int(events["oom_kill"]) >= 1
+    pyoci("delete", "--force", cid)
+    assert not cgroup_dirs(cid)
+
+
+def test_create_that_fails_after_the_cgroup_was_made_removes_it(pyoci, bundle):
+    b = bundle(["/no/such/binary"])
+    cid = pyoci.new_id()
+    proc = pyoci("create", "--bundle", str(b), cid, check=False)
+    assert proc.returncode == 1 and "/no/such/binary" in proc.stderr
+    assert not cgroup_dirs(cid) and not os.path.exists(os.path.join(ROOT, "pyoci", cid))
+

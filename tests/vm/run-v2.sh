@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the cgroup v2 test set on a real cgroup v2 kernel: boots Debian's stock kernel (cgroup v1 switched off)
+# under QEMU software emulation through virtme-ng, with this host's root shared read-only and a scratch
+# directory writable, against the pyoci installed here. Exit status: the guest's pytest's.
+# Usage: run-v2.sh [PYTEST ARGS...]   (default: the v2 set in guest.sh)
+# Env: PYOCI_VM  the directory prepare.sh filled (default /opt/pyoci/vm)
+#      PYTHON    a python with pyoci and pytest installed (default /opt/pyoci/venv/bin/python3)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+vm=${PYOCI_VM:-/opt/pyoci/vm}
+python=${PYTHON:-/opt/pyoci/venv/bin/python3}
+scratch=$(mktemp -d /tmp/pyoci-v2.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+# Drivers udev would load for QEMU's default PC devices: none is needed, and loading them costs seconds.
+skip=kvm,kvm_amd,kvm_intel,ahci,libahci,libata,sr_mod,cdrom,iTCO_wdt,iTCO_vendor_support,i2c_i801,lpc_ich
+skip+=,pcspkr,aesni_intel,ghash_clmulni_intel,crc32_pclmul,psmouse,i6300esb,powernow_k8,button,evdev,sg
+skip+=,serio_raw,joydev,drm,bochs,intel_rapl_msr,intel_rapl_common
+kernel_args="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 tsc=reliable clocksource=tsc mitigations=off"
+# The busybox root filesystem is made here: in the guest that alone takes a minute.
+PATH="$(dirname "$python"):$PATH" "$repo/scripts/busybox-bundle" "$scratch/bundle" >/dev/null
+guest=$(printf '%q ' env "PATH=$PATH" "PYOCI_TEST_ROOTFS=$scratch/bundle/rootfs" bash "$repo/tests/vm/guest.sh" \
+    "$repo" "$python" "$@")
+cd "$scratch"
+# vng wants pipes, not files, for its output; --force-9p: no virtiofsd here
+PATH="$vm/vng/bin:$PATH" vng --run "$vm/kernel/boot/vmlinux" --force-9p --disable-kvm --cpus 2 --memory 1G \
+    --qemu-opts="-cpu qemu64" \
+    --rwdir="$scratch" --cwd "$scratch" --append "$kernel_args modprobe.blacklist=$skip" --exec "$guest" \
+    </dev/null 2>&1 | cat
+exit "${PIPESTATUS[0]}"
