@@ -507,6 +507,17 @@ static void do_chdir(const char *path)
     if (root < 0)
         fail(errno, "open /");
     int fd = open_path(root, path, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0 && (errno == EPERM || errno == ENOSYS)) {
+        /* A seccomp profile older than openat2 refuses it (runtime-tools' and many images' do): chdir as
+           runc does, then make sure the result is inside the root, which getcwd cannot name otherwise. */
+        close(root);
+        if (chdir(path) < 0)
+            fail(errno, "chdir");
+        char buf[4096];
+        if (!getcwd(buf, sizeof buf) && errno == ENOENT)
+            fail(ENOENT, "chdir: %s is outside the container", path);
+        return;
+    }
     if (fd < 0)
         fail(errno, "chdir");
     if (fchdir(fd) < 0)

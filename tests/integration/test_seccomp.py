@@ -81,6 +81,22 @@ def test_filter_loaded_early_does_not_break_our_last_steps(pyoci, bundle):
     assert out.stdout.split() == ["ran", "0", "1", "2", "3"]
 
 
+
+@pytest.mark.parametrize("also_getcwd", [False, True])
+def test_a_profile_without_openat2_still_gets_its_cwd(pyoci, bundle, also_getcwd):
+    # Profiles older than openat2 (runtime-tools', many images') refuse it with EPERM; loaded early (no
+    # no_new_privs), the filter is in force when the executor changes to process.cwd.
+    names = ["openat2"] + (["getcwd"] if also_getcwd else [])
+    edit = with_seccomp([{"names": names, "action": "SCMP_ACT_ERRNO"}], nnp=False)
+
+    def cwd(c):
+        edit(c)
+        c["process"]["cwd"] = "/tmp"
+
+    check = '[ "$(stat -c %i .)" = "$(stat -c %i /tmp)" ] && echo in-tmp'
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", check], cwd)), pyoci.new_id())
+    assert out.stdout == "in-tmp\n"
+
 # A seccomp agent, as a separate process: it takes the container process state and the notify fd from each
 # connection to its socket and answers every notification from its table {syscall nr: [val, error]}.
 AGENT = r"""
