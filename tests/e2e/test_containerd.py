@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import exited
 
 from .engines import cgroup_file, in_terminal, missing, wait_for
 
@@ -85,14 +86,7 @@ def test_kill_all(ctr):
     before = pids(ctr, cid)
     ctr("task", "kill", "-a", "-s", "KILL", cid)
     wait_for(lambda: ctr.status(cid) == "STOPPED", "the task to stop")
-
-    def gone(pid: int) -> bool:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-        except FileNotFoundError:
-            return True
-    wait_for(lambda: all(gone(p) for p in before), "every process of the container to die")
+    wait_for(lambda: all(exited(p) for p in before), "every process of the container to die")
     ctr("task", "rm", cid)
 
 
