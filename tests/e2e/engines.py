@@ -77,9 +77,9 @@ def in_terminal(argv: list[str], *, env: dict[str, str] | None = None, keys: byt
     put it in raw mode and copy its size to the container's; `script` would do, but cannot type."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    try:
-        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
-                                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    try:  # setsid(1) rather than a preexec_fn, which is not safe in a process with threads
+        proc = subprocess.Popen(["setsid", "--ctty", "--wait", *argv], stdin=slave, stdout=slave, stderr=slave,
+                                env=env)
     finally:
         os.close(slave)
     out = bytearray()
