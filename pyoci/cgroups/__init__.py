@@ -124,6 +124,8 @@ class Cgroup:
             if not ctrl:
                 continue
             name = next((n for n in self.paths if n and ctrl in n.split(",")), None)
+            if name is None and set(self.paths) == {""}:
+                raise PyociError(f"--cgroup {ctrl}:{sub}: cgroup v2 has one hierarchy: give the path alone")
             if name is None:
                 raise PyociError(f"--cgroup {ctrl}:{sub}: the container has no {ctrl} cgroup")
             if targets.setdefault(name, (sub, f"{ctrl}:{sub}"))[0] != sub:

@@ -70,3 +70,12 @@ def test_within_needs_the_sub_cgroup_to_exist(cg):
     with pytest.raises(PyociError) as e:
         cg.within({"pids": "missing"})
     assert str(e.value) == f"--cgroup pids:missing: no sub-cgroup {cg.paths['pids']}/missing: No such file or directory"
+
+
+def test_v2_takes_the_path_alone(tmp_path):
+    (tmp_path / "c" / "sub").mkdir(parents=True)
+    cg = Cgroup({"": str(tmp_path / "c")})
+    assert cg.within({"": "sub"}).paths == {"": str(tmp_path / "c" / "sub")}
+    with pytest.raises(PyociError) as e:
+        cg.within({"memory": "sub"})
+    assert str(e.value) == "--cgroup memory:sub: cgroup v2 has one hierarchy: give the path alone"
