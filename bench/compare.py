@@ -430,19 +430,42 @@ class Bench:
             return None
         return cid
 
-    def m_state(self, rt: Runtime, cid: str) -> None:
-        res = self.call(rt, "state", cid)
+    def timed(self, rt: Runtime, key: str, *args: str) -> Result | None:
+        """One call on the running container, recorded as key.wall, key.cpu and rss.key if it succeeds."""
+        res = self.call(rt, *args)
         if not res.ok:
-            return self.problem(rt, "state (running container)", res)
+            self.problem(rt, f"{key} (running container)", res)
+            return None
+        self.add(f"{key}.wall", rt, res.wall)
+        self.add(f"{key}.cpu", rt, res.cpu)
+        self.add(f"rss.{key}", rt, res.maxrss)
+        return res
+
+    def m_state(self, rt: Runtime, cid: str) -> None:
+        res = self.timed(rt, "state", "state", cid)
+        if not res:
+            return
         try:
             status = json.loads(res.out)["status"]
         except (ValueError, KeyError, TypeError) as exc:
             return self.problem(rt, "state: unparsable output", text=f"{exc}: {res.out[:200]!r}")
         if status != "running":
             self.problem(rt, "state of the sleep 1000 container", text=f"status {status!r}, expected 'running'")
-        self.add("state.wall", rt, res.wall)
-        self.add("state.cpu", rt, res.cpu)
-        self.add("rss.state", rt, res.maxrss)
+
+    def m_exec(self, rt: Runtime, cid: str) -> None:
+        self.timed(rt, "exec", "exec", cid, "/bin/true")
+
+    def m_ps(self, rt: Runtime, cid: str) -> None:
+        # json (the pids) is what containerd's shim asks for; the table form runs the host's ps(1)
+        res = self.timed(rt, "ps", "ps", "--format", "json", cid)
+        if res is None:
+            return
+        try:
+            pids = json.loads(res.out)
+        except ValueError:
+            pids = None
+        if not isinstance(pids, list) or len(pids) != 1:
+            self.problem(rt, "ps of the sleep 1000 container", text=f"expected one pid: {res.out.strip()!r}")
 
     def m_memlimit(self, rt: Runtime, limit: int) -> None:
         cid = self.new_id(rt, "mem")
@@ -472,7 +495,8 @@ class Bench:
         for i in range(runs):
             for rt in self.order(i):
                 self.m_concurrent(rt)
-        print(f"[4/{total_steps}] state of a running container, {runs * 3} calls", file=sys.stderr)
+        print(f"[4/{total_steps}] state, exec /bin/true and ps of a running container, {runs * 3} calls each",
+              file=sys.stderr)
         sleepers = {}
         try:
             for rt in self.runtimes:
@@ -483,6 +507,8 @@ class Bench:
                 for rt in self.order(i):
                     if rt.name in sleepers:
                         self.m_state(rt, sleepers[rt.name])
+                        self.m_exec(rt, sleepers[rt.name])
+                        self.m_ps(rt, sleepers[rt.name])
         finally:
             for rt in self.runtimes:
                 if rt.name in sleepers:
@@ -557,9 +583,15 @@ METRICS = [
     ("conc.cpu", "{conc} concurrent runs: CPU", "s", 1),
     ("state.wall", "state (running): wall", "ms", 1e3),
     ("state.cpu", "state (running): CPU", "ms", 1e3),
+    ("exec.wall", "exec /bin/true (running): wall", "ms", 1e3),
+    ("exec.cpu", "exec /bin/true (running): CPU", "ms", 1e3),
+    ("ps.wall", "ps --format json (running): wall", "ms", 1e3),
+    ("ps.cpu", "ps --format json (running): CPU", "ms", 1e3),
     ("rss.create", "peak RSS create", "MiB", 1 / 1024),
     ("rss.start", "peak RSS start", "MiB", 1 / 1024),
     ("rss.state", "peak RSS state", "MiB", 1 / 1024),
+    ("rss.exec", "peak RSS exec (incl. /bin/true)", "MiB", 1 / 1024),
+    ("rss.ps", "peak RSS ps", "MiB", 1 / 1024),
     ("rss.delete", "peak RSS delete", "MiB", 1 / 1024),
     ("rss.run", "peak RSS run (incl. container)", "MiB", 1 / 1024),
 ]

@@ -188,7 +188,7 @@ def do_exec(a: SimpleNamespace, store: Store, log: Logger) -> int:
                        console_socket=a.console_socket or None, detach=a.detach, pid_file=a.pid_file or None,
                        preserve_fds=preserve, env=a.env, cwd=a.cwd or None, user=a.user or None,
                        additional_gids=[g for v in a.additional_gids for g in v.split(",") if g],
-                       caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup or None,
+                       caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup,
                        apparmor=a.apparmor or None, process_label=a.process_label or None)
     return exec_process(store, a.id, opts, log)
 
@@ -411,11 +411,11 @@ COMMANDS = {
                       dict(CREATE_VALUES), CREATE_BOOLS, {"b": "bundle"}),
     "exec": Command(do_exec, "run a new process in a running container", ("id", "command-args..."),
                     values={"process": "", "console-socket": "", "pid-file": "", "preserve-fds": "0", "cwd": "",
-                            "user": "", "process-label": "", "apparmor": "", "cgroup": ""},
+                            "user": "", "process-label": "", "apparmor": ""},
                     bools=("tty", "detach", "no-new-privs", "no-subreaper"),
                     short={"p": "process", "t": "tty", "d": "detach", "e": "env", "u": "user", "c": "cap",
                            "g": "additional-gids"},
-                    multi=("env", "cap", "additional-gids"), optional=1),
+                    multi=("env", "cap", "additional-gids", "cgroup"), optional=1),
     "start": Command(do_start, "run the process of a created container", ("id",)),
     "run": Command(do_run, "create and start a container; in the foreground, wait for it", ("id",),
                    dict(CREATE_VALUES), CREATE_BOOLS + ("detach", "keep"), {"b": "bundle", "d": "detach"}),

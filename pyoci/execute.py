@@ -19,13 +19,13 @@ class ExecOptions:
                  console_socket: str | None = None, detach: bool = False, pid_file: str | None = None,
                  preserve_fds: int = 0, env: list[str] | None = None, cwd: str | None = None,
                  user: str | None = None, additional_gids: list[str] | None = None, caps: list[str] | None = None,
-                 no_new_privs: bool = False, cgroup: str | None = None, apparmor: str | None = None,
+                 no_new_privs: bool = False, cgroup: list[str] | None = None, apparmor: str | None = None,
                  process_label: str | None = None) -> None:
         self.args, self.process_file, self.tty, self.console_socket = args, process_file, tty, console_socket
         self.detach, self.pid_file, self.preserve_fds = detach, pid_file, preserve_fds
         self.env, self.cwd, self.user = env or [], cwd, user
         self.additional_gids, self.caps, self.no_new_privs = additional_gids or [], caps or [], no_new_privs
-        self.cgroup = cgroup
+        self.cgroup = cgroup or []  # exec --cgroup: sub-cgroups to run in, as runc takes them
         self.apparmor, self.process_label = apparmor, process_label
 
 
@@ -92,8 +92,11 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
     status = state.status(store, st)
     if status != "running":
         raise PyociError(f"cannot exec in a {status} container")
+    cgroup = st.cgroup
     if opts.cgroup:
-        raise PyociError("--cgroup: sub-cgroups for exec are not supported")
+        from .cgroups import Cgroup, parse_sub_paths
+
+        cgroup = Cgroup.from_json(st.cgroup).within(parse_sub_paths(opts.cgroup)).to_json()
     cfg = spec.load(st.bundle)
     if opts.process_file:
         process = _from_file(opts.process_file)
@@ -127,7 +130,7 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
 
             send_to_listener(cfg.seccomp, fd, pid, state.oci_state(store, st))
 
-        pid = run_plan(plan.build_exec(namespaces, process, options), st.cgroup, undo, on_seccomp=notify)
+        pid = run_plan(plan.build_exec(namespaces, process, options), cgroup, undo, on_seccomp=notify)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         undo.pids.clear()

@@ -137,3 +137,12 @@ def cgroup_dirs(name: str) -> list[str]:
         if name in dirs:
             found.append(os.path.join(top, name))
     return found
+
+
+def exited(pid: int) -> bool:
+    """pid has ended (gone, or a zombie: PID 1 here reaps slowly)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True

@@ -114,13 +114,48 @@ class Cgroup:
             except OSError as exc:
                 raise PyociError(f"join cgroup {p}", exc.errno) from None
 
-    def pids(self) -> list[int]:
-        for p in self.paths.values():
-            try:
-                with open(os.path.join(p, "cgroup.procs")) as f:
-                    return [int(x) for x in f.read().split()]
-            except FileNotFoundError:
+    def within(self, subs: dict[str, str]) -> "Cgroup":
+        """The sub-cgroups `exec --cgroup` names (see parse_sub_paths); they must exist already. Hierarchies
+        whose controllers are not named stay at the container's cgroup."""
+        targets: dict[str, tuple[str, str]] = {}  # hierarchy → (sub path, the argument that named it)
+        if "" in subs:
+            targets = {name: (subs[""], subs[""]) for name in self.paths}
+        for ctrl, sub in subs.items():
+            if not ctrl:
                 continue
+            name = next((n for n in self.paths if n and ctrl in n.split(",")), None)
+            if name is None and set(self.paths) == {""}:
+                raise PyociError(f"--cgroup {ctrl}:{sub}: cgroup v2 has one hierarchy: give the path alone")
+            if name is None:
+                raise PyociError(f"--cgroup {ctrl}:{sub}: the container has no {ctrl} cgroup")
+            if targets.setdefault(name, (sub, f"{ctrl}:{sub}"))[0] != sub:
+                raise PyociError(f"--cgroup {ctrl}:{sub}: {ctrl} shares a hierarchy ({name}) with a controller "
+                                 f"given {targets[name][0]}")
+        paths = dict(self.paths)
+        for name, (sub, arg) in targets.items():
+            base = self.paths[name]
+            path = os.path.normpath(os.path.join(base, sub.lstrip("/")))
+            if path != base and not path.startswith(base + "/"):
+                raise PyociError(f"--cgroup {arg}: not a sub-cgroup of the container's cgroup")
+            if not os.path.isdir(path):
+                raise PyociError(f"--cgroup {arg}: no sub-cgroup {path}", errno.ENOENT)
+            paths[name] = path
+        return Cgroup(paths)
+
+    def pids(self) -> list[int]:
+        """Every process of the container: in its cgroup and in sub-cgroups below it (exec --cgroup, or
+        ones the container made), as runc counts them."""
+        for p in self.paths.values():
+            if not os.path.isdir(p):
+                continue
+            found = []
+            for d, _, _ in os.walk(p):
+                try:
+                    with open(os.path.join(d, "cgroup.procs")) as f:
+                        found += [int(x) for x in f.read().split()]
+                except FileNotFoundError:
+                    continue  # removed while we walked
+            return found
         return []
 
     def signal_all(self, sig: int) -> None:
@@ -156,9 +191,9 @@ class Cgroup:
         raise PyociError(f"cgroup {path}: did not become {value}")
 
     def destroy(self) -> None:
-        """Removes what create made, killing leftovers first; parents shared with others stay. A cgroup that
-        create did not make (a cgroupsPath naming one that existed, even "/") is not emptied: its other
-        processes are not the container's."""
+        """Removes what create made, with the sub-cgroups below the container's own, killing leftovers
+        first; parents shared with others stay. A cgroup that create did not make (a cgroupsPath naming one
+        that existed, even "/") is not emptied: its other processes are not the container's."""
         if not set(self.made) & set(self.paths.values()):
             return
         for attempt in range(50):
@@ -167,18 +202,49 @@ class Cgroup:
                 break
             self.signal_all(signal.SIGKILL)
             time.sleep(0.01 * (attempt + 1))
+        own = set(self.paths.values())
         for d in reversed(self.made):
-            for _ in range(20):
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:
-                    if exc.errno == errno.EBUSY and any(d == p for p in self.paths.values()):
-                        time.sleep(0.01)
-                        continue
-                    break  # not empty: another container's cgroup lives below this parent
+            if d in own:
+                for sub, _, _ in os.walk(d, topdown=False):
+                    if sub != d:
+                        _rmdir(sub, wait=True)
+            _rmdir(d, wait=d in own)
+
+
+def _rmdir(d: str, wait: bool) -> None:
+    """rmdir, retrying EBUSY (a killed process still leaving) if wait; a directory that is not empty
+    (another container's cgroup below a shared parent) stays."""
+    for _ in range(20):
+        try:
+            os.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if not (wait and exc.errno == errno.EBUSY):
+                return
+            time.sleep(0.01)
+
+
+def parse_sub_paths(args: list[str]) -> dict[str, str]:
+    """`exec --cgroup` as runc reads it: one PATH alone, for every hierarchy (the only form cgroup v2 has),
+    or CONTROLLER[,CONTROLLER...]:PATH, repeatable, for v1 controllers. Returns controller → path, with
+    "" for every hierarchy."""
+    subs: dict[str, str] = {}
+    for arg in args:
+        ctrls, sep, path = arg.partition(":")
+        if not sep:
+            if len(args) != 1:
+                raise PyociError(f"--cgroup {arg}: a path without CONTROLLER: must be the only --cgroup")
+            subs[""] = arg
+            continue
+        for ctrl in ctrls.split(","):
+            if not ctrl:
+                raise PyociError(f"--cgroup {arg}: empty controller name")
+            if ctrl in subs:
+                raise PyociError(f"--cgroup {arg}: controller {ctrl} given twice")
+            subs[ctrl] = path
+    return subs
 
 
 def _write(path: str, value: str) -> None:

@@ -10,11 +10,15 @@ Anything it had to clean up by force is reported as a warning.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
+import termios
 import time
 import uuid
 from pathlib import Path
@@ -63,6 +67,47 @@ def sh(argv: list[str], *, check: bool = True, timeout: float = TIMEOUT,
     if check and code != 0:
         raise AssertionError(f"{' '.join(argv)} failed ({code}):\nstdout: {proc.stdout}\nstderr: {proc.stderr}")
     return proc
+
+
+def in_terminal(argv: list[str], *, env: dict[str, str] | None = None, keys: bytes = b"", after: str = "",
+                rows: int = 24, cols: int = 80, timeout: float = TIMEOUT) -> tuple[int, str]:
+    """Runs argv as a session leader on a fresh pseudo-terminal of rows x cols (its controlling terminal, as
+    in an interactive shell), types keys once its output shows `after`, and returns (exit status, everything
+    it printed, without carriage returns). Engines given -t/--tty check that their own stdin is a terminal,
+    put it in raw mode and copy its size to the container's; `script` would do, but cannot type."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    try:  # setsid(1) rather than a preexec_fn, which is not safe in a process with threads
+        proc = subprocess.Popen(["setsid", "--ctty", "--wait", *argv], stdin=slave, stdout=slave, stderr=slave,
+                                env=env)
+    finally:
+        os.close(slave)
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if keys and after.encode() in out:
+                os.write(master, keys)
+                keys = b""
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: nothing holds the terminal's other side any more
+                    chunk = b""
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break  # it exited and has printed nothing since (a leftover process may hold the terminal)
+        try:
+            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+            out += f"\n(killed: timed out after {timeout} s)".encode()
+    finally:
+        os.close(master)
+    return code, out.decode(errors="replace").replace("\r", "")
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -346,8 +391,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             return self.sock.exists() and self("version", check=False, timeout=30).returncode == 0
         wait_for(up, "containerd to serve", timeout=60)
 
+    def argv(self, *args: str) -> list[str]:
+        return ["ctr", "--address", str(self.sock), "-n", self.namespace, *args]
+
     def __call__(self, *args: str, check: bool = True, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-        return sh(["ctr", "--address", str(self.sock), "-n", self.namespace, *args], check=check, timeout=timeout)
+        return sh(self.argv(*args), check=check, timeout=timeout)
 
     def stop(self) -> list[str]:
         leaks = []
@@ -396,9 +444,12 @@ class Ctr:
     def __call__(self, *args: str, check: bool = True, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
         return self.ctd(*args, check=check, timeout=timeout)
 
+    def run_argv(self, cid: str, *cmd: str, opts: tuple[str, ...] = ("--rm",)) -> list[str]:
+        return self.ctd.argv("run", "--runc-binary", RUNTIMES[self.runtime], "--runc-root", str(self.runtime_root),
+                             "--fifo-dir", str(self.ctd.fifo_dir), *opts, self.image, cid, *cmd)
+
     def run(self, cid: str, *cmd: str, opts: tuple[str, ...] = ("--rm",), check: bool = True) -> subprocess.CompletedProcess:
-        return self("run", "--runc-binary", RUNTIMES[self.runtime], "--runc-root", str(self.runtime_root),
-                    "--fifo-dir", str(self.ctd.fifo_dir), *opts, self.image, cid, *cmd, check=check)
+        return sh(self.run_argv(cid, *cmd, opts=opts), check=check)
 
     def status(self, cid: str) -> str:
         for line in self("task", "ls").stdout.splitlines()[1:]:
@@ -407,9 +458,12 @@ class Ctr:
                 return fields[2]
         return ""
 
+    def exec_argv(self, cid: str, *cmd: str, opts: tuple[str, ...] = ()) -> list[str]:
+        return self.ctd.argv("task", "exec", "--fifo-dir", str(self.ctd.fifo_dir), *opts,
+                             "--exec-id", f"x{uuid.uuid4().hex[:10]}", cid, *cmd)
+
     def exec(self, cid: str, *cmd: str, detach: bool = False, check: bool = True) -> subprocess.CompletedProcess:
-        return self("task", "exec", "--fifo-dir", str(self.ctd.fifo_dir), *(["-d"] if detach else []),
-                    "--exec-id", f"x{uuid.uuid4().hex[:10]}", cid, *cmd, check=check)
+        return sh(self.exec_argv(cid, *cmd, opts=("-d",) if detach else ()), check=check)
 
     def state_dir(self, cid: str) -> Path:
         return self.runtime_root / self.ctd.namespace / cid  # the shim runs the runtime with --root ROOT/NAMESPACE

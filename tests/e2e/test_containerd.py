@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import exited
 
-from .engines import cgroup_file, missing, wait_for
+from .engines import cgroup_file, in_terminal, missing, wait_for
 
 SKIP = missing("containerd", "ctr", "containerd-shim-runc-v2", "umoci", "tar")
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(bool(SKIP), reason=SKIP)]
@@ -85,15 +86,34 @@ def test_kill_all(ctr):
     before = pids(ctr, cid)
     ctr("task", "kill", "-a", "-s", "KILL", cid)
     wait_for(lambda: ctr.status(cid) == "STOPPED", "the task to stop")
-
-    def gone(pid: int) -> bool:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-        except FileNotFoundError:
-            return True
-    wait_for(lambda: all(gone(p) for p in before), "every process of the container to die")
+    wait_for(lambda: all(exited(p) for p in before), "every process of the container to die")
     ctr("task", "rm", cid)
+
+
+# ctr sends the terminal's size only after the task started (runc loses that race too): wait for it
+SIZE = ("i=0; while [ $i -lt 100 ]; do s=$(stty size 2>/dev/null); [ \"${s:-0 0}\" != '0 0' ] && break; "
+        "i=$((i+1)); sleep 0.05; done; echo $s")
+
+
+def test_tty(ctr):
+    """ctr run --tty: the runtime hands the pty master to the shim over --console-socket."""
+    code, out = in_terminal(ctr.run_argv(ctr.new_id(), "sh", "-c",
+                                         f"tty; {SIZE}; echo ready; read line; echo got=$line; exit 5",
+                                         opts=("--rm", "--tty")),
+                            keys=b"hello\n", after="ready", rows=33, cols=101)
+    assert code == 5, out
+    lines = out.split("\n")
+    assert lines[:3] == ["/dev/pts/0", "33 101", "ready"], out
+    assert "got=hello" in lines, out  # (the terminal echoes "hello" first)
+
+
+def test_exec_tty(ctr):
+    cid = detached(ctr, "sleep", "1000")
+    code, out = in_terminal(ctr.exec_argv(cid, "sh", "-c", f"tty; {SIZE}; exit 6", opts=("--tty",)),
+                            rows=33, cols=101)
+    assert code == 6, out
+    lines = out.split("\n")
+    assert lines[0].startswith("/dev/pts/") and lines[1] == "33 101", out
 
 
 def test_failing_create_reports_the_runtime_error(ctr):

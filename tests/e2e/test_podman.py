@@ -6,11 +6,10 @@ runtime (pyoci or runc), removing the containers it named afterwards.
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
-from .engines import RUNTIME_ROOTS, cgroup_file, missing, sh, wait_for
+from .engines import RUNTIME_ROOTS, cgroup_file, in_terminal, missing, wait_for
 
 SKIP = missing("podman", "conmon", "tar")
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(bool(SKIP), reason=SKIP)]
@@ -54,16 +53,38 @@ def test_detached_exec_and_logs(podman):
 
 
 def test_exec_with_tty(podman):
-    if not shutil.which("script"):
-        pytest.skip("script (util-linux) is not installed")
     name = detached(podman, podman.image, "sleep", "1000")
-    # podman exec -t wants a terminal on its side too: script gives it one
-    cmd = " ".join(["podman", "--runtime", podman.runtime, "exec", "-t", name,
-                    "sh", "-c", "'tty; stty size; exit 4'"])
-    proc = sh(["script", "-qec", cmd, "/dev/null"], check=False, env=podman.host.env)
-    assert proc.returncode == 4, proc.stdout + proc.stderr
-    lines = proc.stdout.replace("\r", "").split("\n")
-    assert any(line.startswith("/dev/pts/") for line in lines), proc.stdout
+    # podman exec -t wants a terminal on its side too, and copies its size to the container's
+    code, out = in_terminal(["podman", "--runtime", podman.runtime, "exec", "-t", name,
+                             "sh", "-c", "tty; stty size; exit 4"], env=podman.host.env, rows=33, cols=101)
+    assert code == 4, out
+    assert out.split("\n")[:2] == ["/dev/pts/0", "33 101"], out
+
+
+def test_run_interactive_in_a_terminal(podman):
+    # podman run -it on a terminal: the container gets a terminal of the same size and what we type
+    code, out = in_terminal(["podman", "--runtime", podman.runtime, "run", "-it", "--rm", "--name", podman.name(),
+                             f"--cgroup-parent={podman.host.cgroup_parent}", podman.image,
+                             "sh", "-c", "tty; stty size; echo ready; read line; echo got=$line; exit 5"],
+                            env=podman.host.env, keys=b"hello\n", after="ready", rows=33, cols=101)
+    assert code == 5, out
+    lines = out.split("\n")
+    assert lines[:3] == ["/dev/pts/0", "33 101", "ready"], out
+    assert "got=hello" in lines, out  # (the terminal echoes "hello" first)
+
+
+def test_top(podman):
+    name = detached(podman, podman.image, "sleep", "1000")
+    podman("exec", "-d", name, "sleep", "500")
+    # podman's own ps (psgo) reads /proc of the container's processes; no runtime call
+    wait_for(lambda: "sleep 500" in podman("top", name).stdout, "the exec'd process to show in podman top")
+    rows = [line.split(None, 1) for line in podman("top", name, "pid", "args").stdout.splitlines()[1:]]
+    assert sorted(args.strip() for _, args in rows) == ["sleep 1000", "sleep 500"]
+    assert ["1", "sleep 1000"] in [[pid, args.strip()] for pid, args in rows]
+    # ps(1) options psgo does not know make podman run ps inside the container (a runtime exec)
+    out = podman("top", name, "-ef").stdout.splitlines()
+    assert out[0].split() == ["PID", "USER", "COMMAND"]  # busybox ps's columns
+    assert {"sleep 1000", "sleep 500"} <= {line.split(None, 2)[2] for line in out[1:]}
 
 
 def test_stop_sends_sigterm(podman):
@@ -141,6 +162,21 @@ def test_pids_limit(podman):
     assert podman.run("--pids-limit", "42", podman.image, "sh", "-c", PIDS_LIMIT).stdout == "42\n"
 
 
+CPU_QUOTA = ("cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null"
+             " || cat /sys/fs/cgroup/cpu.max")
+CPU_STAT = "/sys/fs/cgroup/cpu/cpu.stat"  # v1; v2 has it at the top
+
+
+def test_cpus(podman):
+    assert podman.run("--cpus", "0.5", podman.image, "sh", "-c", CPU_QUOTA).stdout.split() == ["50000", "100000"]
+    # the quota holds: a busy loop of ~50 ms CPU at 10 ms per 100 ms period is throttled
+    out = podman.run("--cpus", "0.1", podman.image, "sh", "-c",
+                     "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done; "
+                     f"cat {CPU_STAT} 2>/dev/null || cat /sys/fs/cgroup/cpu.stat").stdout
+    stat = dict(line.split() for line in out.splitlines())
+    assert int(stat["nr_throttled"]) > 0, out
+
+
 def test_read_only(podman):
     proc = podman.run("--read-only", podman.image, "sh", "-c",
                       "touch /x 2>&1; echo rc=$?; touch /tmp/ok && echo tmp-writable", check=False)
@@ -196,3 +232,5 @@ def test_update_changes_live_limits(podman):
     shares = cgroup_file(f"{podman.host.cgroup_parent}/libpod-{podman.inspect(name, '{{.Id}}')}", "cpu", "cpu.shares")
     if shares:
         assert shares.read_text().strip() == "512"
+    podman("update", "--cpus", "1.5", name)
+    assert podman("exec", name, "sh", "-c", CPU_QUOTA).stdout.split() == ["150000", "100000"]
