@@ -153,3 +153,22 @@ def test_docker_archive_manifest_must_list_an_image(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps([]))
     with pytest.raises(PyociError, match="lists no image"):
         open_source(str(tmp_path))
+
+
+def test_a_kernel_without_overlay_is_named(monkeypatch, tmp_path):
+    from pyoci.store import info
+    from pyoci.store.layout import Layout
+
+    monkeypatch.setattr(info.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(info, "overlay_supported", lambda: False)
+    with pytest.raises(PyociError, match=r"^the kernel has no overlay filesystem \(modprobe overlay\)"):
+        info.require_overlay(Layout(str(tmp_path / "store")))
+
+
+def test_the_store_needs_root(monkeypatch, tmp_path):
+    from pyoci.store import info
+    from pyoci.store.layout import Layout
+
+    monkeypatch.setattr(info.os, "geteuid", lambda: 1000)
+    with pytest.raises(PyociError, match="the layer store needs root"):
+        info.require_overlay(Layout(str(tmp_path / "store")))
