@@ -1,13 +1,17 @@
 """linux.resources → cgroup files, for v1 and v2 (with runc's v1→v2 conversions)."""
 from __future__ import annotations
 
+import errno
 import os
+
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 
 from ..errors import PyociError
+from . import blockio
+from .stats import read_value
 
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any
 
     from . import Cgroup
 
@@ -23,11 +27,21 @@ class Writer:
     def __init__(self, cg: "Cgroup") -> None:
         self.cg = cg
 
-    def __call__(self, controller: str, name: str, value: Any, where: str) -> None:
+    def base(self, controller: str, where: str) -> str:
         base = self.cg.path(controller)
         if base is None:
             raise PyociError(f"linux.resources.{where}: the {controller} controller is not available")
-        path = os.path.join(base, name)
+        return base
+
+    def exists(self, controller: str, name: str) -> bool:
+        base = self.cg.path(controller)
+        return base is not None and os.path.exists(os.path.join(base, name))
+
+    def read(self, controller: str, name: str) -> str:
+        return read_value(self.cg.path(controller), name)
+
+    def __call__(self, controller: str, name: str, value: Any, where: str) -> None:
+        path = os.path.join(self.base(controller, where), name)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -38,7 +52,25 @@ class Writer:
             raise PyociError(f"linux.resources.{where}: write {value} to {path}", exc.errno) from None
 
 
-def _cpuset_and_pids(res: dict[str, Any], w: Callable[..., None], cpuset: str, pids: str) -> None:
+def _in_order(w: Writer, first: list[tuple[Any, ...]], last: tuple[Any, ...] | None) -> None:
+    """Writes `first`, then `last`. Some values are checked against each other (a cfs period or burst
+    against the quota, the rt period against the rt runtime): one the kernel refuses (EINVAL) because
+    the old `last` does not fit it yet is written again once the new `last` is in, as runc does."""
+    again = []
+    for args in first:
+        try:
+            w(*args)
+        except PyociError as exc:
+            if exc.errno != errno.EINVAL or last is None:
+                raise
+            again.append(args)
+    if last is not None:
+        w(*last)
+    for args in again:
+        w(*args)
+
+
+def _cpuset_and_pids(res: dict[str, Any], w: Writer, cpuset: str, pids: str) -> None:
     """The files are named alike on v1 and v2; only the hierarchy they live in differs."""
     cpu = res.get("cpu", {})
     for key in ("cpus", "mems"):
@@ -49,49 +81,73 @@ def _cpuset_and_pids(res: dict[str, Any], w: Callable[..., None], cpuset: str, p
         w(pids, "pids.max", "max" if limit <= 0 else limit, "pids.limit")
 
 
-def _v1_memory(mem: dict[str, Any], w: Callable[..., None]) -> None:
-    """memsw (memory+swap) may never be below the memory limit: when raising both, memsw goes first."""
-    limit = ("memory", "memory.limit_in_bytes", mem.get("limit"), "memory.limit")
+def _v1_memory_limit(w: Writer, value: Any) -> None:
+    """The kernel refuses (EBUSY) a limit below what the cgroup uses now: say how much that is, as runc."""
+    try:
+        w("memory", "memory.limit_in_bytes", value, "memory.limit")
+    except PyociError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        usage, peak = (w.read("memory", f"memory.{p}usage_in_bytes") for p in ("", "max_"))
+        raise PyociError(f"linux.resources.memory.limit: {value} is below the current usage {usage} "
+                         f"(peak {peak})", errno.EBUSY) from None
+
+
+def _v1_memory(mem: dict[str, Any], w: Writer) -> None:
+    """memsw (memory+swap) may never be below the memory limit: when raising both, memsw goes first.
+    Kernel memory limits are written where the kernel still has the files (runc ignores them always)."""
     swap = ("memory", "memory.memsw.limit_in_bytes", mem.get("swap"), "memory.swap")
     if "limit" in mem and "swap" in mem:
         try:
-            w(*limit)
+            _v1_memory_limit(w, mem["limit"])
             w(*swap)
         except PyociError:
             w(*swap)
-            w(*limit)
+            _v1_memory_limit(w, mem["limit"])
     elif "limit" in mem:
-        w(*limit)
+        _v1_memory_limit(w, mem["limit"])
     elif "swap" in mem:
         w(*swap)
-    for key, name in (("reservation", "memory.soft_limit_in_bytes"), ("kernel", "memory.kmem.limit_in_bytes"),
-                      ("kernelTCP", "memory.kmem.tcp.limit_in_bytes"), ("swappiness", "memory.swappiness")):
-        if key in mem:
+    if "reservation" in mem:
+        w("memory", "memory.soft_limit_in_bytes", mem["reservation"], "memory.reservation")
+    for key, name in (("kernel", "memory.kmem.limit_in_bytes"), ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
+        if key in mem and w.exists("memory", name):
             w("memory", name, mem[key], f"memory.{key}")
-
-
-def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup", devices: bool) -> None:
-    mem = res.get("memory", {})
-    _v1_memory(mem, w)
+    swappiness = mem.get("swappiness", -1)
+    if swappiness not in (-1, (1 << 64) - 1):  # -1, also as the uint64 it is in the spec: the kernel's default
+        if not 0 <= swappiness <= 100:
+            raise PyociError(f"linux.resources.memory.swappiness: {swappiness} is not in 0..100")
+        w("memory", "memory.swappiness", swappiness, "memory.swappiness")
     if mem.get("disableOOMKiller"):
         w("memory", "memory.oom_control", 1, "memory.disableOOMKiller")
-    cpu = res.get("cpu", {})
-    for key, name in (("shares", "cpu.shares"), ("period", "cpu.cfs_period_us"), ("quota", "cpu.cfs_quota_us"),
-                      ("burst", "cpu.cfs_burst_us"), ("realtimePeriod", "cpu.rt_period_us"),
-                      ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle")):
-        if key in cpu:
-            w("cpu", name, cpu[key], f"cpu.{key}")
+    if "useHierarchy" in mem:
+        w("memory", "memory.use_hierarchy", int(bool(mem["useHierarchy"])), "memory.useHierarchy")
+
+
+def _v1_cpu(cpu: dict[str, Any], w: Writer) -> None:
+    if cpu.get("shares"):
+        w("cpu", "cpu.shares", cpu["shares"], "cpu.shares")
+        got = w.read("cpu", "cpu.shares")
+        if got != str(cpu["shares"]):  # the kernel clamps it silently
+            bound = "at most" if cpu["shares"] > int(got or 0) else "at least"
+            raise PyociError(f"linux.resources.cpu.shares: {cpu['shares']}: the kernel allows {bound} {got}")
+    cfs = [("cpu", "cpu.cfs_period_us", cpu["period"], "cpu.period")] if "period" in cpu else []
+    if "burst" in cpu and w.exists("cpu", "cpu.cfs_burst_us"):  # a kernel without burst ignores it, as runc
+        cfs.append(("cpu", "cpu.cfs_burst_us", cpu["burst"], "cpu.burst"))
+    _in_order(w, cfs, ("cpu", "cpu.cfs_quota_us", cpu["quota"], "cpu.quota") if "quota" in cpu else None)
+    if "idle" in cpu:
+        w("cpu", "cpu.idle", cpu["idle"], "cpu.idle")
+    rt_period = [("cpu", "cpu.rt_period_us", cpu["realtimePeriod"], "cpu.realtimePeriod")] \
+        if "realtimePeriod" in cpu else []
+    _in_order(w, rt_period, ("cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"], "cpu.realtimeRuntime")
+              if "realtimeRuntime" in cpu else None)
+
+
+def _v1(res: dict[str, Any], w: Writer, cg: "Cgroup", devices: bool) -> None:
+    _v1_memory(res.get("memory", {}), w)
+    _v1_cpu(res.get("cpu", {}), w)
     _cpuset_and_pids(res, w, "cpuset", "pids")
-    blkio = res.get("blockIO", {})
-    for key, name in (("weight", "blkio.weight"), ("leafWeight", "blkio.leaf_weight")):
-        if key in blkio:
-            w("blkio", name, blkio[key], f"blockIO.{key}")
-    for key, name in (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
-                      ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
-                      ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
-                      ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device")):
-        for i, d in enumerate(blkio.get(key, [])):
-            w("blkio", name, f"{d['major']}:{d['minor']} {d['rate']}", f"blockIO.{key}[{i}]")
+    blockio.v1(res.get("blockIO", {}), w)
     network = res.get("network", {})
     if "classID" in network:
         w("net_cls", "net_cls.classid", network["classID"], "network.classID")
@@ -109,7 +165,7 @@ def _v1(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup", devices: bool
             w("devices", "devices.allow", v1_line(rule), "devices")
 
 
-def _hugetlb(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
+def _hugetlb(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:
     """v1 hugetlb where it is mounted; else the unified hierarchy's (hybrid hosts keep it there)."""
     for i, h in enumerate(res.get("hugepageLimits", [])):
         size = h["pageSize"].removesuffix("B")
@@ -119,7 +175,7 @@ def _hugetlb(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
             w("unified", f"hugetlb.{size}B.max", h["limit"], f"hugepageLimits[{i}]")
 
 
-def _rdma(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
+def _rdma(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:
     """rdma.max, alike on v1 and v2: in the v1 rdma hierarchy where it is mounted, else the unified one."""
     for device, limit in res.get("rdma", {}).items():
         where = f"rdma.{device}"
@@ -133,12 +189,22 @@ def _rdma(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
         w(controller, "rdma.max", value, where)
 
 
-_IO_MAX = (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
-           ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops"))
+def _check_usage(mem: dict[str, Any], w: Writer) -> None:
+    """checkBeforeUpdate: v2 takes a memory.max below the current usage and reclaims or OOM-kills to meet
+    it; the caller asked to be refused instead, as runc does (best effort: no usage read, no check)."""
+    usage = w.read("unified", "memory.current")
+    if not usage.isdigit():
+        return
+    for key in ("swap", "limit"):
+        if mem.get(key, 0) > 0 and mem[key] <= int(usage):
+            raise PyociError(f"linux.resources.memory.{key}: {mem[key]} is not above the current usage {usage} "
+                             "(checkBeforeUpdate)")
 
 
-def _v2(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
-    mem = res.get("memory", {})
+def _v2_memory(mem: dict[str, Any], w: Writer) -> None:
+    """Kernel memory, swappiness, disableOOMKiller and useHierarchy have no v2 files: ignored, as runc."""
+    if mem.get("checkBeforeUpdate"):
+        _check_usage(mem, w)
     if "limit" in mem:
         w("unified", "memory.max", "max" if mem["limit"] < 0 else mem["limit"], "memory.limit")
     if "reservation" in mem:
@@ -148,29 +214,33 @@ def _v2(res: dict[str, Any], w: Callable[..., None], cg: "Cgroup") -> None:
         # v1's memsw is memory+swap; v2's swap.max is swap alone
         value = "max" if swap < 0 else max(swap - mem.get("limit", 0), 0) if mem.get("limit", -1) >= 0 else swap
         w("unified", "memory.swap.max", value, "memory.swap")
-    cpu = res.get("cpu", {})
-    if cpu.get("shares"):
-        w("unified", "cpu.weight", shares_to_weight(cpu["shares"]), "cpu.shares")
-    if "quota" in cpu or "period" in cpu:
-        quota = cpu.get("quota", -1)
-        w("unified", "cpu.max", f"{'max' if quota is None or quota < 0 else quota} {cpu.get('period') or 100000}",
-          "cpu.quota")
-    if "burst" in cpu:
-        w("unified", "cpu.max.burst", cpu["burst"], "cpu.burst")
+
+
+def _v2_cpu(cpu: dict[str, Any], w: Writer) -> None:
+    """Realtime runtime and period have no v2 files (v2 has no rt group scheduling): ignored, as runc."""
     if "idle" in cpu:
         w("unified", "cpu.idle", cpu["idle"], "cpu.idle")
+    if cpu.get("shares"):
+        w("unified", "cpu.weight", shares_to_weight(cpu["shares"]), "cpu.shares")
+    burst = [("unified", "cpu.max.burst", cpu["burst"], "cpu.burst")] if "burst" in cpu else []
+    cpu_max = None
+    if "quota" in cpu or "period" in cpu:
+        quota = cpu.get("quota", -1)
+        cpu_max = ("unified", "cpu.max", f"{'max' if quota is None or quota < 0 else quota} "
+                   f"{cpu.get('period') or 100000}", "cpu.quota")
+    _in_order(w, burst, cpu_max)
+
+
+def _v2(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:
+    _v2_memory(res.get("memory", {}), w)
+    _v2_cpu(res.get("cpu", {}), w)
     _cpuset_and_pids(res, w, "unified", "unified")
-    blkio = res.get("blockIO", {})
-    if "weight" in blkio:
-        w("unified", "io.weight", f"default {blkio['weight']}", "blockIO.weight")
-    for key, name in _IO_MAX:
-        for i, d in enumerate(blkio.get(key, [])):
-            w("unified", "io.max", f"{d['major']}:{d['minor']} {name}={d['rate']}", f"blockIO.{key}[{i}]")
+    blockio.v2(res.get("blockIO", {}), w)
     _hugetlb(res, w, cg)
     _rdma(res, w, cg)
 
 
-def _unified(res: dict[str, Any], w: Callable[..., None]) -> None:
+def _unified(res: dict[str, Any], w: Writer) -> None:
     for key, value in res.get("unified", {}).items():
         if "/" in key or key.startswith("."):
             raise PyociError(f"linux.resources.unified.{key}: not a cgroup file name")

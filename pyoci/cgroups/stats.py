@@ -7,7 +7,9 @@ import os
 TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
-def _read(base: str | None, name: str) -> str:
+def read_value(base: str | None, name: str) -> str:
+    """A cgroup file's stripped text; "" when the controller or the file is not there (stats and checks
+    are best effort)."""
     if base is None:
         return ""
     try:
@@ -46,43 +48,43 @@ def _blkio_entries(text: str) -> list[dict[str, object]]:
 
 def _v1(cg) -> dict[str, object]:
     cpuacct, cpu, mem, pids = cg.path("cpuacct"), cg.path("cpu"), cg.path("memory"), cg.path("pids")
-    ticks = _keyed(_read(cpuacct, "cpuacct.stat"))
-    throttle = _keyed(_read(cpu, "cpu.stat"))
+    ticks = _keyed(read_value(cpuacct, "cpuacct.stat"))
+    throttle = _keyed(read_value(cpu, "cpu.stat"))
 
     def usage(prefix: str) -> dict[str, int]:
-        return {"usage": _int(_read(mem, f"{prefix}.usage_in_bytes")), "max": _int(_read(mem, f"{prefix}.max_usage_in_bytes")),
-                "failcnt": _int(_read(mem, f"{prefix}.failcnt")), "limit": _int(_read(mem, f"{prefix}.limit_in_bytes"))}
+        return {"usage": _int(read_value(mem, f"{prefix}.usage_in_bytes")), "max": _int(read_value(mem, f"{prefix}.max_usage_in_bytes")),
+                "failcnt": _int(read_value(mem, f"{prefix}.failcnt")), "limit": _int(read_value(mem, f"{prefix}.limit_in_bytes"))}
 
     blkio = cg.path("blkio")
     return {
-        "cpu": {"usage": {"total": _int(_read(cpuacct, "cpuacct.usage")),
-                          "percpu": [int(x) for x in _read(cpuacct, "cpuacct.usage_percpu").split()],
+        "cpu": {"usage": {"total": _int(read_value(cpuacct, "cpuacct.usage")),
+                          "percpu": [int(x) for x in read_value(cpuacct, "cpuacct.usage_percpu").split()],
                           "kernel": ticks.get("system", 0) * TICK_NS, "user": ticks.get("user", 0) * TICK_NS},
                 "throttling": {"periods": throttle.get("nr_periods", 0), "throttledPeriods": throttle.get("nr_throttled", 0),
                                "throttledTime": throttle.get("throttled_time", 0)}},
         "memory": {"usage": usage("memory"), "swap": usage("memory.memsw"), "kernel": usage("memory.kmem"),
-                   "kernelTCP": usage("memory.kmem.tcp"), "raw": _keyed(_read(mem, "memory.stat"))},
-        "pids": {"current": _int(_read(pids, "pids.current")), "limit": _int(_read(pids, "pids.max"))},
-        "blkio": {"ioServiceBytesRecursive": _blkio_entries(_read(blkio, "blkio.throttle.io_service_bytes")),
-                  "ioServicedRecursive": _blkio_entries(_read(blkio, "blkio.throttle.io_serviced"))},
+                   "kernelTCP": usage("memory.kmem.tcp"), "raw": _keyed(read_value(mem, "memory.stat"))},
+        "pids": {"current": _int(read_value(pids, "pids.current")), "limit": _int(read_value(pids, "pids.max"))},
+        "blkio": {"ioServiceBytesRecursive": _blkio_entries(read_value(blkio, "blkio.throttle.io_service_bytes")),
+                  "ioServicedRecursive": _blkio_entries(read_value(blkio, "blkio.throttle.io_serviced"))},
         "hugetlb": _hugetlb(cg),
     }
 
 
 def _v2(base: str, cg) -> dict[str, object]:
-    cpu = _keyed(_read(base, "cpu.stat"))
-    raw = _keyed(_read(base, "memory.stat"))
+    cpu = _keyed(read_value(base, "cpu.stat"))
+    raw = _keyed(read_value(base, "memory.stat"))
     return {
         "cpu": {"usage": {"total": cpu.get("usage_usec", 0) * 1000, "kernel": cpu.get("system_usec", 0) * 1000,
                           "user": cpu.get("user_usec", 0) * 1000},
                 "throttling": {"periods": cpu.get("nr_periods", 0), "throttledPeriods": cpu.get("nr_throttled", 0),
                                "throttledTime": cpu.get("throttled_usec", 0) * 1000}},
-        "memory": {"usage": {"usage": _int(_read(base, "memory.current")), "max": _int(_read(base, "memory.peak")),
-                             "limit": _int(_read(base, "memory.max")),
-                             "failcnt": _keyed(_read(base, "memory.events")).get("max", 0)},
-                   "swap": {"usage": _int(_read(base, "memory.swap.current")), "limit": _int(_read(base, "memory.swap.max"))},
+        "memory": {"usage": {"usage": _int(read_value(base, "memory.current")), "max": _int(read_value(base, "memory.peak")),
+                             "limit": _int(read_value(base, "memory.max")),
+                             "failcnt": _keyed(read_value(base, "memory.events")).get("max", 0)},
+                   "swap": {"usage": _int(read_value(base, "memory.swap.current")), "limit": _int(read_value(base, "memory.swap.max"))},
                    "raw": raw},
-        "pids": {"current": _int(_read(base, "pids.current")), "limit": _int(_read(base, "pids.max"))},
+        "pids": {"current": _int(read_value(base, "pids.current")), "limit": _int(read_value(base, "pids.max"))},
         "hugetlb": _hugetlb(cg),
     }
 
@@ -94,11 +96,11 @@ def _hugetlb(cg) -> dict[str, dict[str, int]]:
     for name in (os.listdir(base) if base and os.path.isdir(base) else []):
         if v1 and name.endswith(".usage_in_bytes") and name.count(".") == 2:
             size = name.split(".")[1]
-            out[size] = {"usage": _int(_read(base, name)), "max": _int(_read(base, f"hugetlb.{size}.max_usage_in_bytes")),
-                         "failcnt": _int(_read(base, f"hugetlb.{size}.failcnt"))}
+            out[size] = {"usage": _int(read_value(base, name)), "max": _int(read_value(base, f"hugetlb.{size}.max_usage_in_bytes")),
+                         "failcnt": _int(read_value(base, f"hugetlb.{size}.failcnt"))}
         elif not v1 and name.startswith("hugetlb.") and name.endswith(".current"):
             size = name.split(".")[1]
-            out[size] = {"usage": _int(_read(base, name)), "max": _int(_read(base, f"hugetlb.{size}.max"))}
+            out[size] = {"usage": _int(read_value(base, name)), "max": _int(read_value(base, f"hugetlb.{size}.max"))}
     return out
 
 
@@ -109,5 +111,5 @@ def stats(cg, v2_only: bool) -> dict[str, object]:
 def oom_kills(cg, v2_only: bool) -> int:
     """How many processes the OOM killer took from this cgroup so far."""
     if v2_only:
-        return _keyed(_read(cg.v2_path, "memory.events")).get("oom_kill", 0)
-    return _keyed(_read(cg.path("memory"), "memory.oom_control")).get("oom_kill", 0)
+        return _keyed(read_value(cg.v2_path, "memory.events")).get("oom_kill", 0)
+    return _keyed(read_value(cg.path("memory"), "memory.oom_control")).get("oom_kill", 0)

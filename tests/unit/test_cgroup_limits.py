@@ -2,21 +2,27 @@
 kernel's side is covered by the integration tests)."""
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from pyoci.cgroups import Cgroup
-from pyoci.cgroups.limits import apply, shares_to_weight
+from pyoci.cgroups.blockio import blkio_to_io_weight
+from pyoci.cgroups.limits import _in_order, apply, shares_to_weight
 from pyoci.errors import PyociError
 
 
-def written(tmp_path, paths, res, v2):
+def written(tmp_path, paths, res, v2, files=()):
+    """What apply writes into fake cgroup directories holding the usual files and `files` (name or
+    (name, content))."""
     for p in paths.values():
         (tmp_path / p).mkdir(parents=True, exist_ok=True)
     cg = Cgroup({name: str(tmp_path / p) for name, p in paths.items()})
     for name, p in paths.items():  # the files a cgroup directory would have
         for f in ("memory.max", "memory.swap.max", "memory.low", "memory.high", "cpu.weight", "cpu.max",
-                  "cpuset.cpus", "pids.max", "io.max", "rdma.max"):
-            (tmp_path / p / f).write_text("")
+                  "cpuset.cpus", "pids.max", "io.max", "rdma.max", *files):
+            f, content = (f, "") if isinstance(f, str) else f
+            (tmp_path / p / f).write_text(content)
     apply(cg, res, v2_only=v2)
     return {f"{p}/{f.name}": f.read_text() for p in paths.values() for f in (tmp_path / p).iterdir()
             if f.read_text()}
@@ -57,3 +63,102 @@ def test_unified_key_must_be_a_file_name(tmp_path):
 def test_missing_controller_is_named(tmp_path):
     with pytest.raises(PyociError, match="linux.resources.network.classID: the net_cls controller is not available"):
         written(tmp_path, {"memory": "mem"}, {"network": {"classID": 1}}, v2=False)
+
+
+def test_blkio_to_io_weight_matches_runc():
+    assert [blkio_to_io_weight(w) for w in (10, 500, 1000)] == [1, 4950, 10000]
+
+
+DEV = {"major": 8, "minor": 0}
+
+
+def test_v1_weights_fall_back_to_bfq_files(tmp_path):
+    res = {"blockIO": {"weight": 500, "leafWeight": 300, "weightDevice": [{**DEV, "weight": 200, "leafWeight": 100}]}}
+    files = ("blkio.bfq.weight", "blkio.bfq.weight_device", "blkio.leaf_weight", "blkio.leaf_weight_device")
+    got = written(tmp_path, {"blkio": "b"}, res, v2=False, files=files)
+    assert got == {"b/blkio.bfq.weight": "500", "b/blkio.leaf_weight": "300", "b/blkio.bfq.weight_device": "8:0 200",
+                   "b/blkio.leaf_weight_device": "8:0 100"}
+    got = written(tmp_path, {"blkio": "c"}, {"blockIO": {"weightDevice": [{**DEV, "weight": 200}]}}, v2=False,
+                  files=("blkio.weight", "blkio.weight_device", "blkio.bfq.weight"))
+    assert got == {"c/blkio.weight_device": "8:0 200"}  # CFQ's files first, as runc
+
+
+def test_v1_weight_without_weight_files_names_the_config_path(tmp_path):
+    for res, where in (({"weight": 500}, "blockIO.weight"),
+                       ({"weightDevice": [{**DEV, "weight": 20}]}, r"blockIO.weightDevice\[0\].weight")):
+        with pytest.raises(PyociError, match=f"linux.resources.{where}: this kernel has neither blkio.weight"):
+            written(tmp_path, {"blkio": "b"}, {"blockIO": res}, v2=False)
+    with pytest.raises(PyociError, match="linux.resources.blockIO.weight: the blkio controller is not available"):
+        written(tmp_path, {"memory": "m"}, {"blockIO": {"weight": 500}}, v2=False)
+
+
+def test_v2_weights_convert_unless_bfq(tmp_path):
+    res = {"blockIO": {"weight": 500, "leafWeight": 300, "weightDevice": [{**DEV, "weight": 200, "leafWeight": 1}]}}
+    got = written(tmp_path, {"": "iocost"}, res, v2=True, files=("io.weight",))
+    assert got == {"iocost/io.weight": "8:0 1920"}  # the device line last; leaf weights have no v2 file
+    got = written(tmp_path, {"": "oldbfq"}, {"blockIO": {"weight": 500}}, v2=True, files=(("io.bfq.weight", "100"),))
+    assert got == {"oldbfq/io.bfq.weight": "500"}
+    got = written(tmp_path, {"": "bfq"}, {"blockIO": {"weightDevice": [{**DEV, "weight": 200}]}}, v2=True,
+                  files=(("io.bfq.weight", "default 100\n"), "io.weight"))
+    assert got["bfq/io.bfq.weight"].startswith("8:0 200") and "bfq/io.weight" not in got
+
+
+def test_v1_memory_extras(tmp_path):
+    mem = {"kernel": 1 << 20, "kernelTCP": 2 << 20, "swappiness": 10, "disableOOMKiller": True, "useHierarchy": True}
+    files = ("memory.kmem.tcp.limit_in_bytes", "memory.swappiness", "memory.oom_control", "memory.use_hierarchy")
+    got = written(tmp_path, {"memory": "m"}, {"memory": mem}, v2=False, files=files)
+    # no memory.kmem.limit_in_bytes here: skipped, as runc skips kernel memory everywhere
+    assert got == {"m/memory.kmem.tcp.limit_in_bytes": str(2 << 20), "m/memory.swappiness": "10",
+                   "m/memory.oom_control": "1", "m/memory.use_hierarchy": "1"}
+    assert written(tmp_path, {"memory": "n"}, {"memory": {"swappiness": (1 << 64) - 1}}, v2=False) == {}
+    with pytest.raises(PyociError, match=r"linux.resources.memory.swappiness: 101 is not in 0..100"):
+        written(tmp_path, {"memory": "o"}, {"memory": {"swappiness": 101}}, v2=False)
+
+
+def test_v1_cpu_extras(tmp_path):
+    cpu = {"shares": 512, "period": 50000, "quota": 20000, "burst": 10000, "realtimePeriod": 500000,
+           "realtimeRuntime": 1000, "idle": 1}
+    files = ("cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us", "cpu.rt_period_us",
+             "cpu.rt_runtime_us", "cpu.idle")
+    got = written(tmp_path, {"cpu,cpuacct": "c"}, {"cpu": cpu}, v2=False, files=files)
+    assert got == {"c/cpu.shares": "512", "c/cpu.cfs_period_us": "50000", "c/cpu.cfs_quota_us": "20000",
+                   "c/cpu.cfs_burst_us": "10000", "c/cpu.rt_period_us": "500000", "c/cpu.rt_runtime_us": "1000",
+                   "c/cpu.idle": "1"}
+    got = written(tmp_path, {"cpu": "d"}, {"cpu": {"burst": 1}}, v2=False, files=("cpu.shares",))
+    assert got == {}  # a kernel without cpu.cfs_burst_us: ignored, as runc
+
+
+def test_v2_ignores_what_it_has_no_files_for_and_writes_burst(tmp_path):
+    res = {"memory": {"kernel": 1, "kernelTCP": 1, "swappiness": 5, "disableOOMKiller": True, "useHierarchy": False},
+           "cpu": {"realtimePeriod": 1, "realtimeRuntime": 1, "burst": 1000, "idle": 1}}
+    got = written(tmp_path, {"": "v2"}, res, v2=True, files=("cpu.max.burst", "cpu.idle"))
+    assert got == {"v2/cpu.max.burst": "1000", "v2/cpu.idle": "1"}
+
+
+def test_v2_check_before_update_refuses_limits_below_usage(tmp_path):
+    usage = ("memory.current", str(50 << 20))
+    for key in ("limit", "swap"):
+        mem = {"limit": 64 << 20, "swap": 128 << 20, "checkBeforeUpdate": True, key: 40 << 20}
+        with pytest.raises(PyociError, match=f"memory.{key}: {40 << 20} is not above the current usage {50 << 20}"):
+            written(tmp_path, {"": key}, {"memory": mem}, v2=True, files=(usage,))
+    got = written(tmp_path, {"": "ok"}, {"memory": {"limit": 64 << 20, "checkBeforeUpdate": True}}, v2=True,
+                  files=(usage,))
+    assert got["ok/memory.max"] == str(64 << 20)
+    got = written(tmp_path, {"": "off"}, {"memory": {"limit": 40 << 20}}, v2=True, files=(usage,))
+    assert got["off/memory.max"] == str(40 << 20)
+
+
+def test_values_the_kernel_checks_against_each_other_are_retried_after():
+    done, refused = [], {"cpu.cfs_period_us"}
+
+    def w(controller, name, value, where):
+        if name in refused:
+            refused.discard(name)
+            raise PyociError(where, errno.EINVAL)
+        done.append(name)
+
+    _in_order(w, [("cpu", "cpu.cfs_period_us", 1, "cpu.period")], ("cpu", "cpu.cfs_quota_us", 1, "cpu.quota"))
+    assert done == ["cpu.cfs_quota_us", "cpu.cfs_period_us"]
+    refused.add("cpu.rt_period_us")
+    with pytest.raises(PyociError, match="cpu.realtimePeriod"):  # nothing to write after it: the refusal stands
+        _in_order(w, [("cpu", "cpu.rt_period_us", 1, "cpu.realtimePeriod")], None)
