@@ -139,6 +139,15 @@ def cgroup_dirs(name: str) -> list[str]:
     return found
 
 
+def create_refused(pyoci, bundle, resources: dict, message: str) -> None:
+    """create with these linux.resources fails with one line carrying message and leaves no cgroup."""
+    b = bundle(["true"], lambda c: c["linux"].update(resources=resources))
+    cid = pyoci.new_id()
+    proc = pyoci("create", "--bundle", str(b), cid, check=False)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and not cgroup_dirs(cid)
+
+
 def exited(pid: int) -> bool:
     """pid has ended (gone, or a zombie: PID 1 here reaps slowly)."""
     try:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import cgroup_dirs
+from conftest import cgroup_dirs, create_refused
 
 V1 = "/sys/fs/cgroup"
 pytestmark = pytest.mark.skipif(os.path.exists(f"{V1}/cgroup.controllers"), reason="a cgroup v2 host")
@@ -25,15 +25,6 @@ def need(*files: str) -> None:
 def read(controller: str, cgroup: str, name: str) -> str:
     with open(f"{V1}/{controller}/{cgroup}/{name}") as f:
         return f.read().strip()
-
-
-def refused(pyoci, bundle, res: dict, message: str) -> None:
-    """create fails with one line carrying message, and leaves no cgroup behind."""
-    b = bundle(["true"], lambda c: c["linux"].update(resources=res))
-    cid = pyoci.new_id()
-    proc = pyoci("create", "--bundle", str(b), cid, check=False)
-    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
-    assert len(proc.stderr.splitlines()) == 1 and not cgroup_dirs(cid)
 
 
 def test_memory_extras_land_in_their_files(pyoci, bundle):
@@ -96,7 +87,7 @@ def test_memory_limit_below_usage_names_the_usage(pyoci, bundle):
 
 def test_shares_the_kernel_clamps_are_refused(pyoci, bundle):
     need("cpu/cpu.shares")
-    refused(pyoci, bundle, {"cpu": {"shares": 1}}, "linux.resources.cpu.shares: 1: the kernel allows at least 2")
+    create_refused(pyoci, bundle, {"cpu": {"shares": 1}}, "linux.resources.cpu.shares: 1: the kernel allows at least 2")
 
 
 def block_devices() -> dict[str, str]:
@@ -132,11 +123,11 @@ def test_blockio_weights(pyoci, bundle):
     other = next((d for d, sched in block_devices().items() if sched not in ("bfq", "cfq")), None)
     if not cfq and other:  # BFQ refuses a device it does not schedule, in one line naming the entry
         major, minor = (int(n) for n in other.split(":"))
-        refused(pyoci, bundle, {"blockIO": {"weightDevice": [{"major": major, "minor": minor, "weight": 200}]}},
+        create_refused(pyoci, bundle, {"blockIO": {"weightDevice": [{"major": major, "minor": minor, "weight": 200}]}},
                 f"linux.resources.blockIO.weightDevice[0].weight: write {other} 200 to")
     if not cfq:
-        refused(pyoci, bundle, {"blockIO": {"leafWeight": 300}}, "linux.resources.blockIO.leafWeight: write 300")
-        refused(pyoci, bundle, {"blockIO": {"weightDevice": [{"major": 7, "minor": 0, "leafWeight": 300}]}},
+        create_refused(pyoci, bundle, {"blockIO": {"leafWeight": 300}}, "linux.resources.blockIO.leafWeight: write 300")
+        create_refused(pyoci, bundle, {"blockIO": {"weightDevice": [{"major": 7, "minor": 0, "leafWeight": 300}]}},
                 "linux.resources.blockIO.weightDevice[0].leafWeight: write 7:0 300")
 
 

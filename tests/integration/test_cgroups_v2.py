@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import cgroup_dirs
+from conftest import cgroup_dirs, create_refused
 
 ROOT = "/sys/fs/cgroup"
 pytestmark = pytest.mark.skipif(not os.path.exists(f"{ROOT}/cgroup.controllers"), reason="not a cgroup v2 host")
@@ -65,8 +65,10 @@ def test_every_resource_lands_in_its_v2_file(pyoci, bundle):
     assert read(path, "cpu.idle") == "0"
     assert read(path, "cpuset.cpus") == "0" and read(path, "cpuset.mems") == "0"
     assert read(path, "pids.max") == "66"  # unified keys are written last, as given
-    if os.path.exists(os.path.join(path, "io.weight")):
-        assert read(path, "io.weight") == "default 300"
+    if os.path.exists(os.path.join(path, "io.bfq.weight")):
+        assert read(path, "io.bfq.weight") == "default 300"  # BFQ takes v1's scale
+    elif os.path.exists(os.path.join(path, "io.weight")):
+        assert read(path, "io.weight") == "default 2930"  # runc's 10..1000 → 1..10000
     assert read(path, "io.max") == f"{dev} rbps={1 << 20} wbps=max riops=max wiops=300"
     assert read(path, "hugetlb.2MB.max") == str(4 << 21)
     if rdma:
@@ -79,11 +81,40 @@ def test_every_resource_lands_in_its_v2_file(pyoci, bundle):
 def test_a_missing_controller_or_file_is_an_error_and_nothing_is_left(pyoci, bundle):
     for res, message in (({"unified": {"nosuch.max": "1"}}, "linux.resources.unified.nosuch.max: write 1 to"),
                          ({"rdma": {"nosuchdev": {"hcaHandles": 1}}}, "linux.resources.rdma.nosuchdev: write")):
-        b = bundle(["true"], lambda c: c["linux"].update(resources=res))
-        cid = pyoci.new_id()
-        proc = pyoci("create", "--bundle", str(b), cid, check=False)
-        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
-        assert len(proc.stderr.splitlines()) == 1 and not cgroup_dirs(cid)
+        create_refused(pyoci, bundle, res, message)
+
+
+def test_weights_burst_check_before_update_and_what_v2_ignores(pyoci, bundle):
+    """Per-device weights through iocost (switched on for the guest's loop device), cpu.max.burst (in
+    `update` written again after a quota that lets it in), v1-only keys ignored as runc ignores them, and
+    checkBeforeUpdate refusing a memory.max at or below what the cgroup uses."""
+    dev = block_device()
+    try:
+        with open(f"{ROOT}/io.cost.qos", "w") as f:
+            f.write(f"{dev} enable=1")
+    except OSError as exc:
+        pytest.skip(f"iocost cannot be switched on for {dev}: {exc}")
+    major, minor = (int(x) for x in dev.split(":"))
+    res = {"memory": {"limit": 64 << 20, "kernel": 1 << 20, "kernelTCP": 1 << 20, "swappiness": 10,
+                      "disableOOMKiller": True, "useHierarchy": False},
+           "cpu": {"quota": 20000, "period": 100000, "burst": 10000, "realtimePeriod": 500000, "realtimeRuntime": 1000},
+           "blockIO": {"weight": 500, "leafWeight": 300,
+                       "weightDevice": [{"major": major, "minor": minor, "weight": 200, "leafWeight": 100}]}}
+    b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources=res))
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(b), cid)
+    path = cgroup_of(pyoci, cid)
+    assert read(path, "io.weight").splitlines() == ["default 4950", f"{dev} 1920"]
+    assert (read(path, "cpu.max"), read(path, "cpu.max.burst")) == ("20000 100000", "10000")
+    pyoci("update", "--cpu-burst", "40000", "--cpu-quota", "50000", cid)  # 40000 > the old quota 20000
+    assert (read(path, "cpu.max"), read(path, "cpu.max.burst")) == ("50000 100000", "40000")
+    limit = int(read(path, "memory.current")) // 2
+    proc = pyoci("update", "--resources", "-", cid, check=False,
+                 input=json.dumps({"memory": {"limit": limit, "checkBeforeUpdate": True}}).encode())
+    assert proc.returncode == 1 and f"linux.resources.memory.limit: {limit} is not above" in proc.stderr, proc.stderr
+    assert read(path, "memory.max") == str(64 << 20)
+    pyoci("delete", "--force", cid)
+    assert not cgroup_dirs(cid)
 
 
 def test_update_pause_resume_and_stats(pyoci, bundle):
