@@ -209,11 +209,29 @@ def _v2_memory(mem: dict[str, Any], w: Writer) -> None:
         w("unified", "memory.max", "max" if mem["limit"] < 0 else mem["limit"], "memory.limit")
     if "reservation" in mem:
         w("unified", "memory.low", max(mem["reservation"], 0), "memory.reservation")
-    if "swap" in mem:
-        swap = mem["swap"]
-        # v1's memsw is memory+swap; v2's swap.max is swap alone
-        value = "max" if swap < 0 else max(swap - mem.get("limit", 0), 0) if mem.get("limit", -1) >= 0 else swap
-        w("unified", "memory.swap.max", value, "memory.swap")
+    swap = _v2_swap(mem, w)
+    # a kernel without swap accounting has no memory.swap.max: "no limit" and "no swap" are then true anyway
+    if swap is not None and (swap not in ("max", "0") or w.exists("unified", "memory.swap.max")):
+        w("unified", "memory.swap.max", swap, "memory.swap")
+
+
+def _v2_swap(mem: dict[str, Any], w: Writer) -> str | None:
+    """memory.swap.max from v1's memory+swap, converted as runc does: swap alone is memory+swap less the
+    memory limit (the one given, else on update the one in force); 0 is unset, -1 unlimited; unlimited
+    memory with swap unset makes swap unlimited too."""
+    swap, limit = mem.get("swap", 0), mem.get("limit")
+    if not swap:
+        return "max" if limit == -1 else None
+    if swap < 0:
+        return "max"
+    if limit is None:
+        current = w.read("unified", "memory.max")
+        limit = int(current) if current.isdigit() else -1
+    if limit < 0:
+        return str(swap)
+    if swap < limit:
+        raise PyociError(f"linux.resources.memory.swap: {swap} (memory+swap) is below the memory limit {limit}")
+    return str(swap - limit)
 
 
 def _v2_cpu(cpu: dict[str, Any], w: Writer) -> None:

@@ -162,3 +162,18 @@ def test_values_the_kernel_checks_against_each_other_are_retried_after():
     refused.add("cpu.rt_period_us")
     with pytest.raises(PyociError, match="cpu.realtimePeriod"):  # nothing to write after it: the refusal stands
         _in_order(w, [("cpu", "cpu.rt_period_us", 1, "cpu.realtimePeriod")], None)
+
+
+def test_v2_swap_is_converted_as_runc_does(tmp_path):
+    def swap_max(mem, current=None):
+        got = written(tmp_path / str(len(list(tmp_path.iterdir()))), {"": "v2"}, {"memory": mem}, v2=True,
+                      files=(("memory.max", current),) if current else ())
+        return got.get("v2/memory.swap.max")
+
+    assert swap_max({"limit": 64, "swap": 64}) == "0"  # memory+swap equal to memory: no swap
+    assert swap_max({"limit": -1}) == "max" and swap_max({"limit": 64, "swap": -1}) == "max"
+    assert swap_max({"limit": 64, "swap": 0}) is None  # 0 is unset
+    assert swap_max({"swap": 96}, current="64") == "32"  # update: the limit in force
+    assert swap_max({"swap": 96}, current="max") == "96"
+    with pytest.raises(PyociError, match=r"memory.swap: 32 \(memory\+swap\) is below the memory limit 64"):
+        swap_max({"limit": 64, "swap": 32})
