@@ -298,6 +298,7 @@ UPDATE_FLAGS = {
     "cpu-rt-period": ("cpu", "realtimePeriod", False), "cpu-rt-runtime": ("cpu", "realtimeRuntime", False),
     "cpuset-cpus": ("cpu", "cpus", None), "cpuset-mems": ("cpu", "mems", None),
     "pids-limit": ("pids", "limit", False), "blkio-weight": ("blockIO", "weight", False),
+    "cpu-idle": ("cpu", "idle", False),
 }
 
 

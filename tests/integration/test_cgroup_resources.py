@@ -42,12 +42,12 @@ def test_memory_extras_land_in_their_files(pyoci, bundle):
     assert not cgroup_dirs(cid)
 
 
-def test_cpu_burst_realtime_and_idle_land_in_their_files(pyoci, bundle):
+def test_cpu_burst_realtime_idle_and_cpuset_land_in_their_files(pyoci, bundle):
     need("cpu/cpu.cfs_burst_us", "cpu/cpu.rt_runtime_us", "cpu/cpu.idle")
     # realtime time must come from the parent's budget: pyoci's default parent has none, the root has
     name = f"pyoci-rt-{uuid.uuid4().hex[:8]}"
     cpu = {"period": 50000, "quota": 20000, "burst": 10000, "realtimePeriod": 500000, "realtimeRuntime": 10000,
-           "idle": 1}
+           "idle": 1, "cpus": "0", "mems": "0"}
     b = bundle(["sleep", "1000"], lambda c: c["linux"].update(cgroupsPath=f"/{name}", resources={"cpu": cpu}))
     cid = pyoci.new_id()
     pyoci("create", "--bundle", str(b), cid)
@@ -55,6 +55,7 @@ def test_cpu_burst_realtime_and_idle_land_in_their_files(pyoci, bundle):
         got = [read("cpu", name, f) for f in ("cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us",
                                               "cpu.rt_period_us", "cpu.rt_runtime_us", "cpu.idle")]
         assert got == ["50000", "20000", "10000", "500000", "10000", "1"]
+        assert (read("cpuset", name, "cpuset.cpus"), read("cpuset", name, "cpuset.mems")) == ("0", "0")
     finally:
         pyoci("delete", "--force", cid)
     assert not cgroup_dirs(name)
@@ -62,13 +63,14 @@ def test_cpu_burst_realtime_and_idle_land_in_their_files(pyoci, bundle):
 
 def test_update_writes_in_the_order_the_kernel_needs(pyoci, bundle):
     """The kernel refuses a burst above the current quota: the new quota must go in first."""
-    need("cpu/cpu.cfs_burst_us")
+    need("cpu/cpu.cfs_burst_us", "cpu/cpu.idle")
     b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources={"cpu": {"quota": 20000, "period": 100000}}))
     cid = pyoci.new_id()
     pyoci("run", "-d", "--bundle", str(b), cid)
-    pyoci("update", "--cpu-burst", "40000", "--cpu-quota", "50000", cid)
+    pyoci("update", "--cpu-burst", "40000", "--cpu-quota", "50000", "--cpu-idle", "1", cid)
     cg = f"pyoci/{cid}"
     assert (read("cpu", cg, "cpu.cfs_quota_us"), read("cpu", cg, "cpu.cfs_burst_us")) == ("50000", "40000")
+    assert read("cpu", cg, "cpu.idle") == "1"
     proc = pyoci("update", "--cpu-burst", "90000", cid, check=False)  # nothing to write after it: refused
     assert proc.returncode == 1 and "linux.resources.cpu.burst: write 90000" in proc.stderr, proc.stderr
     pyoci("delete", "--force", cid)

@@ -106,8 +106,10 @@ def test_weights_burst_check_before_update_and_what_v2_ignores(pyoci, bundle):
     path = cgroup_of(pyoci, cid)
     assert read(path, "io.weight").splitlines() == ["default 4950", f"{dev} 1920"]
     assert (read(path, "cpu.max"), read(path, "cpu.max.burst")) == ("20000 100000", "10000")
-    pyoci("update", "--cpu-burst", "40000", "--cpu-quota", "50000", cid)  # 40000 > the old quota 20000
-    assert (read(path, "cpu.max"), read(path, "cpu.max.burst")) == ("50000 100000", "40000")
+    pyoci("update", "--cpu-burst", "40000", "--cpu-quota", "50000", "--cpu-idle", "1", cid)  # 40000 > old quota
+    assert [read(path, f) for f in ("cpu.max", "cpu.max.burst", "cpu.idle")] == ["50000 100000", "40000", "1"]
+    pyoci("update", "--memory-swap", "96m", cid)  # memory+swap less the limit in force
+    assert read(path, "memory.swap.max") == str(32 << 20)
     limit = int(read(path, "memory.current")) // 2
     proc = pyoci("update", "--resources", "-", cid, check=False,
                  input=json.dumps({"memory": {"limit": limit, "checkBeforeUpdate": True}}).encode())
