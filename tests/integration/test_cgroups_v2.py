@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import time
+import uuid
 
 import pytest
 
@@ -36,9 +39,38 @@ def block_device() -> str:
     pytest.skip("no loop block device")
 
 
-def rdma_device() -> str | None:
-    names = os.listdir("/sys/class/infiniband") if os.path.isdir("/sys/class/infiniband") else []
-    return names[0] if names else None
+def run(*argv: str) -> None:
+    """One setup command; its stderr in the failure, since a bare CalledProcessError says too little."""
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(argv)}: {proc.stderr.strip()}"
+
+
+@pytest.fixture
+def rxe_device():
+    """A soft-RoCE device of its own over a fresh veth pair (the guest has no RDMA hardware), removed with
+    the veth afterwards even when the test fails."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    missing = [tool for tool in ("rdma", "ip", "modprobe") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"no {', '.join(missing)} tool (iproute2/kmod)")
+    probe = subprocess.run(["modprobe", "rdma_rxe"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no rdma_rxe module: {probe.stderr.strip()}")
+    tag = uuid.uuid4().hex[:8]
+    veth, name = f"rdv{tag}", f"rdrxe{tag}"  # a netdev name has at most 15 characters
+    run("ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
+    try:
+        run("ip", "link", "set", veth, "up")
+        run("rdma", "link", "add", name, "type", "rxe", "netdev", veth)
+        deadline = time.monotonic() + 10
+        while not os.path.isdir(f"/sys/class/infiniband/{name}"):
+            assert time.monotonic() < deadline, f"{name} never appeared under /sys/class/infiniband"
+            time.sleep(0.1)
+        yield name
+    finally:
+        subprocess.run(["rdma", "link", "delete", name], capture_output=True)
+        subprocess.run(["ip", "link", "delete", veth], capture_output=True)
 
 
 def test_every_resource_lands_in_its_v2_file(pyoci, bundle):
@@ -51,9 +83,6 @@ def test_every_resource_lands_in_its_v2_file(pyoci, bundle):
                        "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 300}]},
            "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 21}],
            "unified": {"memory.high": str(80 << 20), "pids.max": "66"}}
-    rdma = rdma_device()
-    if rdma:
-        res["rdma"] = {rdma: {"hcaHandles": 2, "hcaObjects": 100}}
     b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources=res))
     cid = pyoci.new_id()
     pyoci("create", "--bundle", str(b), cid)
@@ -71,9 +100,17 @@ def test_every_resource_lands_in_its_v2_file(pyoci, bundle):
         assert read(path, "io.weight") == "default 2930"  # runc's 10..1000 → 1..10000
     assert read(path, "io.max") == f"{dev} rbps={1 << 20} wbps=max riops=max wiops=300"
     assert read(path, "hugetlb.2MB.max") == str(4 << 21)
-    if rdma:
-        assert read(path, "rdma.max") == f"{rdma} hca_handle=2 hca_object=100"
     assert read(path, "cgroup.procs").split() == [str(pyoci.state(cid)["pid"])]
+    pyoci("delete", "--force", cid)
+    assert not cgroup_dirs(cid)
+
+
+def test_rdma_limits_land_in_rdma_max_for_a_real_device(pyoci, bundle, rxe_device):
+    b = bundle(["sleep", "1000"],
+               lambda c: c["linux"].update(resources={"rdma": {rxe_device: {"hcaHandles": 3, "hcaObjects": 100}}}))
+    cid = pyoci.new_id("rd")
+    pyoci("create", "--bundle", str(b), cid)
+    assert read(cgroup_of(pyoci, cid), "rdma.max") == f"{rxe_device} hca_handle=3 hca_object=100"
     pyoci("delete", "--force", cid)
     assert not cgroup_dirs(cid)
 
