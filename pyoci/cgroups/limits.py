@@ -120,8 +120,9 @@ def _v1_memory(mem: dict[str, Any], w: Writer) -> None:
         w("memory", "memory.swappiness", swappiness, "memory.swappiness")
     if mem.get("disableOOMKiller"):
         w("memory", "memory.oom_control", 1, "memory.disableOOMKiller")
-    if "useHierarchy" in mem:
-        w("memory", "memory.use_hierarchy", int(bool(mem["useHierarchy"])), "memory.useHierarchy")
+    if mem.get("useHierarchy"):
+        # Only turning it on is written: kernels since 5.x keep it on and refuse 0, and runc ignores the key.
+        w("memory", "memory.use_hierarchy", 1, "memory.useHierarchy")
 
 
 def _v1_cpu(cpu: dict[str, Any], w: Writer) -> None:

@@ -177,3 +177,9 @@ def test_v2_swap_is_converted_as_runc_does(tmp_path):
     assert swap_max({"swap": 96}, current="max") == "96"
     with pytest.raises(PyociError, match=r"memory.swap: 32 \(memory\+swap\) is below the memory limit 64"):
         swap_max({"limit": 64, "swap": 32})
+
+
+
+def test_use_hierarchy_false_is_left_to_the_kernel(tmp_path):
+    assert written(tmp_path, {"memory": "m"}, {"memory": {"useHierarchy": False}}, v2=False,
+                   files=("memory.use_hierarchy",)) == {}
