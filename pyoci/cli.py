@@ -263,8 +263,7 @@ def do_ps(a: SimpleNamespace, store: Store, log: Logger) -> int:
     """runc's ps: the container's pids as JSON, or the host's `ps` rows of those pids."""
     from .container import processes
 
-    if a.format not in ("table", "json"):
-        raise PyociError(f"--format must be table or json, not {json.dumps(a.format)}")
+    check_format(a.format)
     pids = processes(store, a.id)
     if a.format == "json":
         print(json.dumps(pids))

@@ -8,7 +8,7 @@ from . import state
 from .container import Undo, connect_console, open_namespaces, run_plan, write_pid_file
 from .errors import ConfigError, PyociError
 from .log import Logger
-from .spec import Namespace, Process, User
+from .spec import Namespace, Process, User, merge_env
 from .state import Store
 
 
@@ -41,13 +41,6 @@ def _from_file(path: str) -> Process:
     return spec.parse_process(raw)
 
 
-def _merge_env(base: list[str], extra: list[str]) -> list[str]:
-    env = {e.split("=", 1)[0]: e for e in base}
-    for e in extra:
-        env[e.split("=", 1)[0]] = e
-    return list(env.values())
-
-
 def _from_flags(opts: ExecOptions, base: Process) -> Process:
     from .linux.caps import CAPABILITIES
 
@@ -76,7 +69,7 @@ def _from_flags(opts: ExecOptions, base: Process) -> Process:
     cwd = opts.cwd or base.cwd
     if not cwd.startswith("/"):
         raise PyociError(f"--cwd {cwd}: must be absolute")
-    return Process(args=opts.args, cwd=cwd, env=_merge_env(base.env, opts.env), terminal=opts.tty, user=user,
+    return Process(args=opts.args, cwd=cwd, env=merge_env(base.env, opts.env), terminal=opts.tty, user=user,
                    capabilities=caps, rlimits=base.rlimits, no_new_privileges=base.no_new_privileges or opts.no_new_privs,
                    oom_score_adj=None, apparmor_profile=opts.apparmor or base.apparmor_profile,
                    selinux_label=opts.process_label or base.selinux_label)

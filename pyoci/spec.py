@@ -25,6 +25,14 @@ PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave", "
 SUPPORTED_VERSION = re.compile(r"^1\.[0-3]\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
 
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """KEY=VALUE lists joined: a key in extra replaces base's, in base's place."""
+    env = {e.split("=", 1)[0]: e for e in base}
+    for e in extra:
+        env[e.split("=", 1)[0]] = e
+    return list(env.values())
+
+
 @dataclass
 class IDMapping:
     container_id: int

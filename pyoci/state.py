@@ -41,7 +41,8 @@ class State:
         "hooks": {},  # poststart/poststop, run by later calls
         "namespaces": {},  # type → path of the namespace to join
         "has_process": True,  # a config without process can be created, never started
-        "host_mounts": {},  # no mount namespace: rootfs path → mounts stacked on it before create (not ours)
+        "host_mounts": {},  # mounts made on the host (no mount namespace, or an image's overlay): rootfs path →
+        # mounts stacked on it before create (not ours)
     }
 
     def __init__(self, **values: object) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from ..defaults import default_config
 from ..errors import PyociError
+from ..spec import merge_env
 
 
 def _rows(data: bytes | None):
@@ -42,14 +43,6 @@ def resolve_user(spec: str, read: Callable[[str], bytes | None]) -> dict[str, in
     return {"uid": uid, "gid": gid}
 
 
-def _merge_env(base: list[str], extra: list[str]) -> list[str]:
-    out: dict[str, str] = {}
-    for item in base + extra:
-        key = item.split("=", 1)[0]
-        out[key] = item
-    return list(out.values())
-
-
 def runtime_config(image: dict[str, Any], read: Callable[[str], bytes | None], rootfs: str,
                    args: list[str] | None = None, tty: bool = False, hostname: str = "pyoci") -> dict[str, Any]:
     conf = image.get("config") or {}
@@ -61,7 +54,7 @@ def runtime_config(image: dict[str, Any], read: Callable[[str], bytes | None], r
     proc = cfg["process"]
     proc["terminal"] = tty
     proc["args"] = list(entry) + list(cmd)
-    proc["env"] = _merge_env(proc["env"] if tty else proc["env"][:1], conf.get("Env") or [])
+    proc["env"] = merge_env(proc["env"] if tty else proc["env"][:1], conf.get("Env") or [])
     proc["cwd"] = conf.get("WorkingDir") or "/"
     proc["user"] = resolve_user(conf.get("User") or "", read)
     cfg["root"] = {"path": rootfs, "readonly": False}

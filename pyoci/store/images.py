@@ -62,12 +62,15 @@ def decompressed(f):
     return f
 
 
-def _copy_blob(src, dest: str, progress: Progress) -> tuple[str, int]:
+def _copy_blob(src, dest: str, progress: Progress) -> tuple[str, int, str]:
+    """Copies a blob into the store's staging; its digest, size and compression (from its first bytes)."""
     hr = digest.HashingReader(src, progress.advance)
+    head = b""
     with open(dest, "wb") as out:
         while chunk := hr.read(1 << 20):
+            head = head or chunk[:4]
             out.write(chunk)
-    return hr.digest(), hr.size
+    return hr.digest(), hr.size, compression(head)
 
 
 def _unpack_blob(blob_path: str, diff: str) -> str:
@@ -135,12 +138,10 @@ def store_image(layout: Layout, src: SourceImage, open_blob, tags: list[str], pr
             staged_blob = os.path.join(staging, f"blob{i}")
             progress.start(f"layer {i + 1}/{len(src.layers)} {(blob.digest or diff_id)[7:19]}", blob.size)
             with open_blob(blob.path) as f:
-                d, size = _copy_blob(f, staged_blob, progress)
+                d, size, kind = _copy_blob(f, staged_blob, progress)
             if blob.digest and d != blob.digest:
                 raise PyociError(f"layer {i} ({blob.digest}): blob content does not match its digest")
             blobs.append((staged_blob, d))
-            with open(staged_blob, "rb") as f:
-                kind = compression(f.read(4))
             descs.append({"mediaType": blob.media_type or LAYER_TYPES[kind], "digest": d, "size": size})
             if not layout.has_layer(lid):
                 staged = os.path.join(staging, f"layer{i}")

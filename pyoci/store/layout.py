@@ -56,14 +56,17 @@ class Layout:
         return tempfile.mkdtemp(prefix=prefix, dir=self.tmp)
 
     @contextmanager
-    def lock(self, exclusive: bool):
+    def _flock(self, name: str, exclusive: bool):
         self.ensure()
-        fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(os.path.join(self.root, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
         finally:
             os.close(fd)
+
+    def lock(self, exclusive: bool):
+        return self._flock(".lock", exclusive)
 
     def load(self) -> dict:
         try:
@@ -80,15 +83,10 @@ class Layout:
     @contextmanager
     def records_for_update(self):
         """Yields store.json's data for changing; written back atomically when the block ends cleanly."""
-        self.ensure()
-        fd = os.open(os.path.join(self.root, ".records.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self._flock(".records.lock", exclusive=True):
             data = self.load()
             yield data
             tmp = f"{self.records}.{os.getpid()}"
             with open(tmp, "w") as f:
                 json.dump(data, f, indent=1, sort_keys=True)
             os.replace(tmp, self.records)
-        finally:
-            os.close(fd)
