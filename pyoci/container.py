@@ -286,8 +286,8 @@ def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None, o
 
 
 def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_mounted, on_seccomp=None) -> int:
-    """The parent's side of the sync protocol: joins the first child to the cgroup, writes id maps, runs the
-    runtime's hooks and passes a seccomp notify fd on when asked."""
+    """The parent's side of the sync protocol: writes id maps, runs the runtime's hooks and passes a seccomp
+    notify fd on when asked (the child joins its cgroups itself)."""
     import socket
 
     from .cgroups import Cgroup, is_v2_host
@@ -307,10 +307,7 @@ def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_moun
                                      "linux.resources.memory.limit is too small")
                 raise PyociError("the container process exited before it was ready")
             msg = shim.decode(data)
-            if msg.type == shim.MSG_START:
-                Cgroup.from_json(cgroup).join(first)
-                sync.send(b"\0")
-            elif msg.type == shim.MSG_USERNS:
+            if msg.type == shim.MSG_USERNS:
                 on_userns(first)
                 sync.send(b"\0")
             elif msg.type == shim.MSG_PID:

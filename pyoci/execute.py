@@ -85,11 +85,11 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
     status = state.status(store, st)
     if status != "running":
         raise PyociError(f"cannot exec in a {status} container")
-    cgroup = st.cgroup
-    if opts.cgroup:
-        from .cgroups import Cgroup, parse_sub_paths
+    from .cgroups import Cgroup, parse_sub_paths
 
-        cgroup = Cgroup.from_json(st.cgroup).within(parse_sub_paths(opts.cgroup)).to_json()
+    cgroup = Cgroup.from_json(st.cgroup)
+    if opts.cgroup:
+        cgroup = cgroup.within(parse_sub_paths(opts.cgroup))
     cfg = spec.load(st.bundle)
     if opts.process_file:
         process = _from_file(opts.process_file)
@@ -123,7 +123,8 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
 
             send_to_listener(cfg.seccomp, fd, pid, state.oci_state(store, st))
 
-        pid = run_plan(plan.build_exec(namespaces, process, options), cgroup, undo, on_seccomp=notify)
+        pid = run_plan(plan.build_exec(namespaces, process, options, cgroup), cgroup.to_json(), undo,
+                       on_seccomp=notify)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         undo.pids.clear()

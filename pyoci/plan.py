@@ -17,7 +17,7 @@ from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE
 from .linux.mountopts import MS_SLAVE, PROPAGATION
 from .linux.rlimits import RLIMITS
 from .linux.seccomp import FLAG_NEW_LISTENER
-from .linux.shim import MSG_MOUNTED, MSG_READY, MSG_START, MSG_USERNS, Step
+from .linux.shim import MSG_MOUNTED, MSG_READY, MSG_USERNS, Step
 from .spec import Config, Hook, Mount, Namespace, Process
 
 CLONE_FLAGS = {
@@ -52,9 +52,11 @@ class Options:
 
 
 def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[int, int]],
-                     opts: Options) -> list[Step]:
+                     opts: Options, cgroup: Cgroup) -> list[Step]:
     by_type = {ns.type: ns for ns in namespaces}
-    steps = [Step("sync", "start", n1=MSG_START, n2=1)]
+    # The cgroups first: before a user namespace takes the right to write them, before a cgroup namespace.
+    steps = [Step("join_cgroup", f"join cgroup {path}", s1=path, n1=int(not name))
+             for name, path in cgroup.paths.items()]
     user = by_type.get("user")
     if user and user.path:
         steps.append(Step("setns", f"linux.namespaces (user {user.path})", fd=opts.ns_fds["user"],
@@ -253,7 +255,7 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
     # one joined by path, or (no "mount" entry: inherit the runtime's) the host's, where `delete` takes them
     # down again.
     host_ns = cfg.namespace("mount") is None
-    steps = _namespace_steps(cfg.namespaces, cfg.time_offsets, opts)
+    steps = _namespace_steps(cfg.namespaces, cfg.time_offsets, opts, cgroup)
     steps += _mount_steps(cfg, opts, cgroup, host_ns)
     if cfg.process and cfg.process.oom_score_adj is not None:
         steps.append(Step("write_file", "process.oomScoreAdj", s1="/proc/self/oom_score_adj",
@@ -307,9 +309,10 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
     return steps
 
 
-def build_exec(namespaces: list[Namespace], process: Process, opts: Options) -> list[Step]:
-    """The plan of `exec`: join every namespace of the container (user first), then the process setup."""
-    steps = _namespace_steps(namespaces, {}, opts)
+def build_exec(namespaces: list[Namespace], process: Process, opts: Options, cgroup: Cgroup) -> list[Step]:
+    """The plan of `exec`: join the container's cgroups and every namespace (user first), then the process
+    setup."""
+    steps = _namespace_steps(namespaces, {}, opts, cgroup)
     if not any(ns.type == "mount" for ns in namespaces):
         # The container lives in the host's mount namespace: its root is a chroot, so is the new process's.
         steps += [Step("set_root", "root.path", s1=opts.rootfs), Step("pivot", "chroot", n1=2)]

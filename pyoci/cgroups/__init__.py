@@ -107,13 +107,6 @@ class Cgroup:
     def v2_path(self) -> str | None:
         return self.paths.get("")
 
-    def join(self, pid: int) -> None:
-        for p in self.paths.values():
-            try:
-                _write(os.path.join(p, "cgroup.procs"), str(pid))
-            except OSError as exc:
-                raise PyociError(f"join cgroup {p}", exc.errno) from None
-
     def within(self, subs: dict[str, str]) -> "Cgroup":
         """The sub-cgroups `exec --cgroup` names (see parse_sub_paths); they must exist already. Hierarchies
         whose controllers are not named stay at the container's cgroup."""

@@ -10,7 +10,7 @@ from .._shim import ffi, lib
 from ..errors import PyociError
 
 OP = {name[len("PYOCI_OP_"):].lower(): getattr(lib, name) for name in dir(lib) if name.startswith("PYOCI_OP_")}
-MSG_START, MSG_USERNS, MSG_PID = lib.PYOCI_MSG_START, lib.PYOCI_MSG_USERNS, lib.PYOCI_MSG_PID
+MSG_USERNS, MSG_PID = lib.PYOCI_MSG_USERNS, lib.PYOCI_MSG_PID
 MSG_MOUNTED, MSG_READY, MSG_ERROR = lib.PYOCI_MSG_MOUNTED, lib.PYOCI_MSG_READY, lib.PYOCI_MSG_ERROR
 MSG_SECCOMP_FD = lib.PYOCI_MSG_SECCOMP_FD
 MESSAGE = struct.Struct("iiii240s")
@@ -91,9 +91,11 @@ def encode(steps: list[Step]) -> tuple[object, list[object]]:
 
 
 def spawn(steps: list[Step], sync_fd: int) -> int:
-    """Starts a child that runs the steps in order and never returns to Python."""
+    """Starts a child that runs the steps in order and never returns to Python; it is born in the plan's v2
+    cgroup where the kernel allows (see the join_cgroup step)."""
     arr, keep = encode(steps)
-    pid = lib.pyoci_spawn(arr, len(steps), sync_fd)
+    v2 = next((s.s1 for s in steps if s.op == "join_cgroup" and s.n1), None)
+    pid = lib.pyoci_spawn(arr, len(steps), sync_fd, ffi.NULL if v2 is None else os.fsencode(v2))
     if pid < 0:
         raise PyociError("clone", -pid)
     return pid
