@@ -60,6 +60,35 @@ def test_delete_keeps_a_parent_it_did_not_make(pyoci, bundle):
     assert not cgroup_dirs(os.path.basename(parent))
 
 
+def test_a_cgroup_that_refuses_the_process_is_named(pyoci, bundle):
+    """The executor joins its cgroups itself; on cgroup v2 it is born in its cgroup (clone3), and where the
+    kernel refuses that it falls back to cgroup.procs. A v2 cgroup whose child has a controller enabled takes
+    no process of its own: the refusal names the cgroup, and create leaves nothing behind."""
+    base = "/sys/fs/cgroup/unified" if V1 else "/sys/fs/cgroup"
+    with open(f"{base}/cgroup.controllers") as f:
+        controllers = f.read().split()
+    if not controllers:
+        pytest.skip(f"no controller on {base}: every cgroup there takes processes")
+    name = f"pyoci-refuse-{uuid.uuid4().hex[:8]}"
+    refusing = f"{base}/{name}"
+    os.mkdir(refusing)
+    try:
+        with open(f"{refusing}/cgroup.subtree_control", "w") as f:
+            f.write(f"+{controllers[0]}")
+        os.mkdir(f"{refusing}/leaf")
+        b = bundle(["true"], lambda c: c["linux"].update(cgroupsPath=f"/{name}"))
+        proc = pyoci("create", "--bundle", str(b), pyoci.new_id(), check=False)
+        assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert f"join cgroup {refusing}: " in proc.stderr, proc.stderr
+        assert pyoci("list", "-q").stdout.split() == []
+        assert cgroup_dirs(name) == [refusing]  # the v1 ones create made are gone
+        with open(f"{refusing}/cgroup.procs") as f:
+            assert f.read() == ""
+    finally:
+        os.rmdir(f"{refusing}/leaf")
+        os.rmdir(refusing)
+
+
 def test_memory_limit_kills_a_hog_and_small_limit_runs_true(pyoci, bundle):
     def edit(c, limit):
         c["linux"]["resources"] = {"memory": {"limit": limit, "swap": limit}}
