@@ -5,7 +5,7 @@ runc's whole `state`), and none of them loads the config validator or jsonschema
 """
 from __future__ import annotations
 
-import json
+from . import jsonio
 import os
 import sys
 from types import SimpleNamespace
@@ -94,7 +94,7 @@ def parse_command(a: SimpleNamespace, rest: list[str]) -> None:
         rest = rest[1:]
     cmd = table.get(a.command)
     if cmd is None:
-        raise PyociError(f"unknown command {json.dumps(a.command)} (see pyoci --help)")
+        raise PyociError(f"unknown command {jsonio.dumps(a.command)} (see pyoci --help)")
     a.cmd = cmd
     # A command that takes a command line (exec, ps) reads its own flags only before the first word, as
     # Go's flag package does; the others accept flags anywhere.
@@ -155,7 +155,7 @@ def _rootless(a: SimpleNamespace) -> bool:
         return os.geteuid() != 0
     if a.rootless in ("true", "false"):
         return a.rootless == "true"
-    raise PyociError(f"--rootless must be true, false or auto, not {json.dumps(a.rootless)}")
+    raise PyociError(f"--rootless must be true, false or auto, not {jsonio.dumps(a.rootless)}")
 
 
 def _create_options(a: SimpleNamespace):
@@ -203,7 +203,7 @@ def do_start(a: SimpleNamespace, store: Store, log: Logger) -> int:
 def do_state(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .state import oci_state
 
-    print(json.dumps(oci_state(store, store.load(a.id)), indent=2))
+    print(jsonio.dumps(oci_state(store, store.load(a.id)), indent=2))
     return 0
 
 
@@ -234,7 +234,7 @@ def do_list(a: SimpleNamespace, store: Store, log: Logger) -> int:
     if a.quiet:
         print("\n".join(s["id"] for s in states))
     elif a.format == "json":
-        print(json.dumps(states))
+        print(jsonio.dumps(states))
     else:
         print_table([("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")] +
                     [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states])
@@ -243,7 +243,7 @@ def do_list(a: SimpleNamespace, store: Store, log: Logger) -> int:
 
 def check_format(fmt: str) -> None:
     if fmt not in ("table", "json"):
-        raise PyociError(f"--format must be table or json, not {json.dumps(fmt)}")
+        raise PyociError(f"--format must be table or json, not {jsonio.dumps(fmt)}")
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:
@@ -266,7 +266,7 @@ def do_ps(a: SimpleNamespace, store: Store, log: Logger) -> int:
     check_format(a.format)
     pids = processes(store, a.id)
     if a.format == "json":
-        print(json.dumps(pids))
+        print(jsonio.dumps(pids))
         return 0
     import subprocess
 
@@ -326,10 +326,10 @@ def do_update(a: SimpleNamespace, store: Store, log: Logger) -> int:
     if a.resources:
         try:
             if a.resources == "-":
-                res = json.load(sys.stdin)
+                res = jsonio.load(sys.stdin)
             else:
                 with open(a.resources) as f:
-                    res = json.load(f)
+                    res = jsonio.load(f)
         except (OSError, ValueError) as exc:
             raise PyociError(f"--resources {a.resources}: {exc}") from None
         if not isinstance(res, dict):
@@ -371,7 +371,7 @@ def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
     path = os.path.join(a.bundle, "config.json")
     try:
         with open(path, "x") as f:
-            json.dump(default_config(rootless=a.rootless), f, indent=2)
+            jsonio.dump(default_config(rootless=a.rootless), f, indent=2)
             f.write("\n")
     except FileExistsError:
         raise PyociError(f"{path} exists: remove it first") from None
@@ -383,7 +383,7 @@ def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
 def do_features(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .features import features
 
-    print(json.dumps(features(), indent=2))
+    print(jsonio.dumps(features(), indent=2))
     return 0
 
 
@@ -398,7 +398,7 @@ def do_info(a: SimpleNamespace, store: Store, log: Logger) -> int:
             "Cgroup Version": "2" if is_v2_host() else "1 (hybrid)" if os.path.isdir("/sys/fs/cgroup/unified") else "1",
             **store_info(Layout(a.store))}
     if a.format == "json":
-        print(json.dumps(data, indent=2))
+        print(jsonio.dumps(data, indent=2))
     else:
         for key, value in data.items():
             shown = str(value).lower() if isinstance(value, bool) else value
@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     where = a.command + (f" {a.id}" if getattr(a, "id", None) else "")
     try:
         if a.log_format not in ("text", "json"):
-            raise PyociError(f"--log-format must be text or json, not {json.dumps(a.log_format)}")
+            raise PyociError(f"--log-format must be text or json, not {jsonio.dumps(a.log_format)}")
         if a.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
             raise PyociError("--systemd-cgroup: systemd is not running on this host; use cgroupfs (drop the flag)")
         return a.cmd.run(a, Store(a.root or default_root()), log)

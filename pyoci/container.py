@@ -1,7 +1,7 @@
 """The lifecycle in one place: create, start, kill, delete, and the guards on each status."""
 from __future__ import annotations
 
-import json
+from . import jsonio
 import os
 import signal
 import time
@@ -231,7 +231,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
             created = _hook_state(st, "created")
             for kind in ("prestart", "createRuntime"):
                 hooks.run(kind, cfg.hooks.get(kind, []), created)
-            return json.dumps(created).encode() + b"\0" + json.dumps(_hook_state(st, "running")).encode()
+            return jsonio.dumps(created).encode() + b"\0" + jsonio.dumps(_hook_state(st, "running")).encode()
 
         def notify(pid: int, fd: int) -> None:
             from .linux.seccomp import send_to_listener
@@ -409,7 +409,7 @@ def parse_signal(text: str) -> int:
         name = name if name.startswith("SIG") else "SIG" + name
         if name in SIGNALS:
             return int(SIGNALS[name])
-    raise PyociError(f"invalid signal {json.dumps(text)}")
+    raise PyociError(f"invalid signal {jsonio.dumps(text)}")
 
 
 def kill(store: Store, container_id: str, sig: int, all_processes: bool = False) -> None:
@@ -482,7 +482,7 @@ def events(store: Store, container_id: str, once: bool, interval: float) -> None
 
     def emit(kind: str, data: dict | None = None) -> None:
         event = {"type": kind, "id": container_id, **({"data": data} if data is not None else {})}
-        print(json.dumps(event), flush=True)
+        print(jsonio.dumps(event), flush=True)
 
     if once:
         emit("stats", stats(cg, v2))

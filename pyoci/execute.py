@@ -2,7 +2,7 @@
 the container's process settings unless the caller overrides them."""
 from __future__ import annotations
 
-import json
+from . import jsonio
 
 from . import state
 from .container import Undo, connect_console, open_namespaces, run_plan, write_pid_file
@@ -34,7 +34,7 @@ def _from_file(path: str) -> Process:
 
     try:
         with open(path, "rb") as f:
-            raw = json.load(f)
+            raw = jsonio.load(f)
     except (OSError, ValueError) as exc:
         raise PyociError(f"--process {path}: cannot read: {exc}") from None
     spec.validate_schema({"ociVersion": "1.0.0", "process": raw})

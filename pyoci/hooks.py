@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-import json
+from . import jsonio
 from .errors import PyociError
 
 TYPE_CHECKING = False  # typing itself costs the short commands a few ms
@@ -18,7 +18,7 @@ def run(kind: str, hooks: list[Hook], state: dict[str, object]) -> None:
         return
     import subprocess
 
-    data = json.dumps(state).encode()
+    data = jsonio.dumps(state).encode()
     for i, h in enumerate(hooks):
         what = f"hooks.{kind}[{i}] ({h.path})"
         env = dict(e.split("=", 1) for e in h.env if "=" in e)

@@ -4,7 +4,7 @@ containerd's shim and podman read the last JSON line of the log file to show the
 """
 from __future__ import annotations
 
-import json
+from . import jsonio
 import os
 import sys
 import time
@@ -21,9 +21,9 @@ class Logger:
             return
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": now})
+            line = jsonio.dumps({"level": level, "msg": msg, "time": now})
         else:
-            line = f'time="{now}" level={level} msg={json.dumps(msg)}'
+            line = f'time="{now}" level={level} msg={jsonio.dumps(msg)}'
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:

@@ -1,15 +1,14 @@
-"""config.json: load, validate (schema from specs/ + the rules a schema cannot state), parse into dataclasses.
+"""config.json: load, validate (schema from specs/ + the rules a schema cannot state), parse into records (pyoci.record).
 
 The schema check uses a validator generated from specs/config.schema.json at build time, so `create`
 never imports jsonschema; the test suite holds the generated code to jsonschema's verdicts.
 """
 from __future__ import annotations
 
-import json
+from . import jsonio
 import os
 import re
-from decimal import Decimal
-from dataclasses import dataclass, field
+from .record import field, record
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 if TYPE_CHECKING:
     from typing import Any
@@ -33,14 +32,14 @@ def merge_env(base: list[str], extra: list[str]) -> list[str]:
     return list(env.values())
 
 
-@dataclass
+@record
 class IDMapping:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass
+@record
 class Mount:
     destination: str
     type: str = ""
@@ -50,13 +49,13 @@ class Mount:
     gid_mappings: list[IDMapping] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Namespace:
     type: str
     path: str = ""
 
 
-@dataclass
+@record
 class Device:
     type: str
     path: str
@@ -67,7 +66,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass
+@record
 class Hook:
     path: str
     args: list[str] = field(default_factory=list)
@@ -75,7 +74,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -83,14 +82,14 @@ class User:
     additional_gids: list[int] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Rlimit:
     type: str
     hard: int
     soft: int
 
 
-@dataclass
+@record
 class Process:
     args: list[str]
     cwd: str = "/"
@@ -106,7 +105,7 @@ class Process:
     selinux_label: str = ""
 
 
-@dataclass
+@record
 class Config:
     oci_version: str
     root_path: str
@@ -148,11 +147,11 @@ def check_strings(value: Any, path: str = "") -> None:
     "\\ud800" escapes decode to one, and no file name or argument can hold it)."""
     if isinstance(value, str):
         if "\0" in value:
-            raise ConfigError(f"contains a NUL byte: {json.dumps(value)[:200]}", path=path)
+            raise ConfigError(f"contains a NUL byte: {jsonio.dumps(value)[:200]}", path=path)
         try:
             value.encode()
         except UnicodeEncodeError:
-            raise ConfigError(f"not valid Unicode (a lone surrogate): {json.dumps(value)[:200]}", path=path) from None
+            raise ConfigError(f"not valid Unicode (a lone surrogate): {jsonio.dumps(value)[:200]}", path=path) from None
     elif isinstance(value, dict):
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
@@ -171,9 +170,9 @@ def validate_schema(raw: Any) -> None:
     except JsonSchemaValueException as exc:
         path, text = schema_path_message(exc.name or "data", exc.message)
         if exc.rule == "enum":
-            text = f"unknown value {json.dumps(exc.value)} ({text})"
+            text = f"unknown value {jsonio.dumps(exc.value)} ({text})"
         elif exc.rule == "propertyNames":
-            text = f"invalid key in {json.dumps(sorted(exc.value))[:200]}: keys must be non-empty strings"
+            text = f"invalid key in {jsonio.dumps(sorted(exc.value))[:200]}: keys must be non-empty strings"
         raise ConfigError(text, path=path) from None
     check_strings(raw)
 
@@ -182,8 +181,8 @@ def load(bundle: str) -> Config:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            # No config field is a real number: a Decimal fails every integer check, as 1.0 does in runc.
-            raw = json.load(f, parse_float=Decimal)
+            # No config field is a real number: a Real fails every integer check, as 1.0 does in runc.
+            raw = jsonio.load(f, parse_float=jsonio.Real)
     except FileNotFoundError:
         raise ConfigError(f"not found in bundle {bundle}") from None
     except (OSError, ValueError) as exc:
@@ -196,7 +195,7 @@ def load(bundle: str) -> Config:
 
 def _abs(value: str, where: str) -> str:
     if not value.startswith("/"):
-        raise ConfigError(f"must be absolute: {json.dumps(value)}", path=where)
+        raise ConfigError(f"must be absolute: {jsonio.dumps(value)}", path=where)
     return value
 
 
@@ -220,9 +219,9 @@ def check_proc_mount(i: int, m: Mount) -> None:
     bind = m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
     if m.destination == "/proc":
         if m.type != "proc" and not bind:
-            raise ConfigError(f"only a proc mount can go on /proc, not {json.dumps(m.type or 'none')}", path=where)
+            raise ConfigError(f"only a proc mount can go on /proc, not {jsonio.dumps(m.type or 'none')}", path=where)
     elif m.destination.startswith("/proc/") and m.destination not in PROC_FILES_ALLOWED:
-        raise ConfigError(f"cannot mount inside /proc: {json.dumps(m.destination)}", path=where)
+        raise ConfigError(f"cannot mount inside /proc: {jsonio.dumps(m.destination)}", path=where)
 
 
 def parse_process(p: dict[str, Any]) -> Process:
@@ -234,15 +233,15 @@ def parse_process(p: dict[str, Any]) -> Process:
         for kind in CAP_SETS:
             for i, name in enumerate(caps.get(kind, [])):
                 if name not in CAPABILITIES:
-                    raise ConfigError(f"unknown capability {json.dumps(name)}", path=f"process.capabilities.{kind}[{i}]")
+                    raise ConfigError(f"unknown capability {jsonio.dumps(name)}", path=f"process.capabilities.{kind}[{i}]")
         caps = {kind: list(caps.get(kind, [])) for kind in CAP_SETS}
     rlimits, seen = [], set()
     for i, r in enumerate(p.get("rlimits", [])):
         where = f"process.rlimits[{i}].type"
         if r["type"] not in RLIMITS:
-            raise ConfigError(f"unknown rlimit {json.dumps(r['type'])}", path=where)
+            raise ConfigError(f"unknown rlimit {jsonio.dumps(r['type'])}", path=where)
         if r["type"] in seen:
-            raise ConfigError(f"duplicate rlimit {json.dumps(r['type'])}", path=where)
+            raise ConfigError(f"duplicate rlimit {jsonio.dumps(r['type'])}", path=where)
         if r["soft"] > r["hard"]:
             raise ConfigError("soft limit is above the hard limit", path=f"process.rlimits[{i}]")
         seen.add(r["type"])
@@ -278,7 +277,7 @@ def _namespaces(linux: dict[str, Any]) -> list[Namespace]:
     out, seen = [], set()
     for i, ns in enumerate(linux.get("namespaces", [])):
         if ns["type"] in seen:
-            raise ConfigError(f"duplicate namespace {json.dumps(ns['type'])}", path=f"linux.namespaces[{i}].type")
+            raise ConfigError(f"duplicate namespace {jsonio.dumps(ns['type'])}", path=f"linux.namespaces[{i}].type")
         seen.add(ns["type"])
         path = ns.get("path", "")
         if path:
@@ -345,7 +344,7 @@ def _check_linux(cfg: Config) -> None:
     if cfg.domainname and "uts" not in kinds:
         raise ConfigError("setting the domainname needs a uts namespace", path="domainname")
     if cfg.rootfs_propagation and cfg.rootfs_propagation not in PROPAGATIONS:
-        raise ConfigError(f"unknown propagation {json.dumps(cfg.rootfs_propagation)}", path="linux.rootfsPropagation")
+        raise ConfigError(f"unknown propagation {jsonio.dumps(cfg.rootfs_propagation)}", path="linux.rootfsPropagation")
     for key in ("maskedPaths", "readonlyPaths"):
         for i, p in enumerate(getattr(cfg, "masked_paths" if key == "maskedPaths" else "readonly_paths")):
             _abs(p, f"linux.{key}[{i}]")
@@ -358,7 +357,7 @@ def _check_linux(cfg: Config) -> None:
 def parse(raw: dict[str, Any]) -> Config:
     version = raw["ociVersion"]
     if not SUPPORTED_VERSION.match(version):
-        raise ConfigError(f"unsupported version {json.dumps(version)} (1.0.0 through 1.3.x are)", path="ociVersion")
+        raise ConfigError(f"unsupported version {jsonio.dumps(version)} (1.0.0 through 1.3.x are)", path="ociVersion")
     root = raw.get("root")
     if not root:
         raise ConfigError("required on Linux", path="root")

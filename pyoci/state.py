@@ -3,7 +3,7 @@ time from the init pid and its start time, the exec fifo and the freezer — nev
 from __future__ import annotations
 
 import fcntl
-import json
+from . import jsonio
 import os
 import re
 import time
@@ -26,7 +26,7 @@ def default_root() -> str:
 
 def validate_id(container_id: str) -> None:
     if not ID_RE.match(container_id) or container_id in (".", "..") or ".." in container_id:
-        raise PyociError(f"invalid container id {json.dumps(container_id)}: use 1-1024 of [A-Za-z0-9_+.-], no \"..\"")
+        raise PyociError(f"invalid container id {jsonio.dumps(container_id)}: use 1-1024 of [A-Za-z0-9_+.-], no \"..\"")
 
 
 class State:
@@ -81,7 +81,7 @@ class Store:
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
-            raise PyociError(f"container {json.dumps(container_id)} already exists") from None
+            raise PyociError(f"container {jsonio.dumps(container_id)} already exists") from None
         os.chmod(path, 0o700)
         return path
 
@@ -89,18 +89,18 @@ class Store:
         validate_id(container_id)
         try:
             with open(os.path.join(self.dir(container_id), STATE_FILE)) as f:
-                raw = json.load(f)
+                raw = jsonio.load(f)
             return State(**raw)
         except FileNotFoundError:
-            raise PyociError(f"container {json.dumps(container_id)} does not exist") from None
+            raise PyociError(f"container {jsonio.dumps(container_id)} does not exist") from None
         except (ValueError, TypeError) as exc:
-            raise PyociError(f"container {json.dumps(container_id)}: corrupt state: {exc}") from None
+            raise PyociError(f"container {jsonio.dumps(container_id)}: corrupt state: {exc}") from None
 
     def save(self, st: State) -> None:
         path = os.path.join(self.dir(st.id), STATE_FILE)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(st.to_json(), f)
+            jsonio.dump(st.to_json(), f)
         os.rename(tmp, path)
 
     def ids(self) -> list[str]:
@@ -114,7 +114,7 @@ class Store:
         try:
             fd = os.open(self.dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise PyociError(f"container {json.dumps(container_id)} does not exist") from None
+            raise PyociError(f"container {jsonio.dumps(container_id)} does not exist") from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 

@@ -54,10 +54,9 @@ def _check_notify(seccomp: dict) -> None:
 def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> None:
     """The runtime-spec's container process state and the notify fd, in one message on a new connection to
     listenerPath (an agent such as a seccomp-notify handler)."""
-    import json
     import socket
 
-    from .. import OCI_VERSION
+    from .. import OCI_VERSION, jsonio
     from ..errors import PyociError
 
     path = seccomp["listenerPath"]
@@ -67,7 +66,7 @@ def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> No
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(path)
-            socket.send_fds(sock, [json.dumps(message).encode()], [notify_fd])
+            socket.send_fds(sock, [jsonio.dumps(message).encode()], [notify_fd])
     except OSError as exc:
         raise PyociError(f"linux.seccomp.listenerPath ({path}): send the notify fd", exc.errno) from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from dataclasses import dataclass, field
+from ..record import field, record
 
 from .._shim import ffi, lib
 from ..errors import PyociError
@@ -16,7 +16,7 @@ MSG_SECCOMP_FD = lib.PYOCI_MSG_SECCOMP_FD
 MESSAGE = struct.Struct("iiii240s")
 
 
-@dataclass
+@record
 class Step:
     """One plan step; `what` names the config item it came from, for the error a failure turns into."""
     op: str
@@ -37,7 +37,7 @@ class Step:
     nums: list[int] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Message:
     type: int
     step: int

@@ -10,7 +10,7 @@ import json
 import os
 import platform
 import tarfile
-from dataclasses import dataclass, field
+from ..record import field, record
 
 from ..errors import PyociError
 from . import digest
@@ -25,7 +25,7 @@ ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc6
         "riscv64": "riscv64"}.get(platform.machine(), platform.machine())
 
 
-@dataclass
+@record
 class Blob:
     """A layer blob: its digest if the source names one (a docker archive does not), and how to open it."""
     path: str
@@ -34,7 +34,7 @@ class Blob:
     size: int | None = None
 
 
-@dataclass
+@record
 class SourceImage:
     """manifest is the source's own manifest bytes, kept so an export gives back the same image; a docker
     archive has none and gets one made for it."""
