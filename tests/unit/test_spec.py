@@ -453,3 +453,31 @@ def test_mounts_runc_refuses_on_proc(tmp_path, cfg, destination, kind, message):
         m["type"] = kind
     cfg["mounts"].append(m)
     assert error(tmp_path, cfg) == f"config.json: mounts[{len(cfg['mounts']) - 1}].destination: {message}"
+
+
+VERSION_RE = r"^1\.[0-3]\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+VERSION_PIECES = ["1", ".", "0", "3", "4", "9", "٣", "-", "+", "a", "Z", "\n", " ", "_", "10"]
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "1.3.99-rc.1+a.b", "1.4.0", "1.0", "1.0.", "1.0.x", "1.0.0-", "1.0.0+",
+                                     "1.0.0\n", "1.0.0\n\n", "1.0.0-a\n", "1.0.0\n+a", "1.0.٣", "1.0.0+a+b", "2.0.0",
+                                     "1.0.0-a_b", "1.00.0", "1.0.0-+a", "", "1.1.1-..--"])
+def test_supported_version_is_the_regex_verdict(version):
+    import re
+
+    assert spec.supported_version(version) is bool(re.match(VERSION_RE, version))
+
+
+def test_supported_version_is_the_regex_verdict_on_any_mix():
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=2000)
+    @given(st.lists(st.sampled_from(VERSION_PIECES), max_size=12).map("".join))
+    def check(version):
+        assert spec.supported_version("1." + version) is bool(re.match(VERSION_RE, "1." + version))
+        assert spec.supported_version(version) is bool(re.match(VERSION_RE, version))
+
+    check()
