@@ -779,6 +779,38 @@ def test_generated_validator_is_standalone():
     assert issubclass(_config_validator.JsonSchemaValueException, ValueError)
 
 
+PATTERN_SAMPLES = ["", "\n", "x\ny", "MB:0=70", "L3:0=ff", "1MB", "2GB", "10KB\n", "B", "1XB", "rwm", "rw\n", "rx",
+                   "CAP_SYS_ADMIN", "CAP_", "cap_chown", "CAP_X\n", "RLIMIT_NOFILE", "RLIMIT_1", "1.0.0", "1.3.0-rc.1+dev",
+                   "01.0.0", "1.0.0\n", "1.0.0-01", "1.0.0-0a.b", "1.0.0+a..b", "1.0", "\u0661.0.0", "MB:\n"]
+
+
+def test_precompiled_patterns_are_what_re_compiles():
+    """setup.py hands the validator its patterns compiled at build time, so that importing it does not
+    import re: each must be the very pattern re.compile makes, and find what it finds."""
+    import re
+
+    assert _config_validator.REGEX_PATTERNS
+    for key, pattern in _config_validator.REGEX_PATTERNS.items():
+        reference = re.compile(pattern.pattern)
+        assert pattern == reference and pattern.flags == reference.flags and pattern.groups == reference.groups
+        for text in PATTERN_SAMPLES + [key]:
+            for method in ("search", "match", "fullmatch"):
+                got, expected = getattr(pattern, method)(text), getattr(reference, method)(text)
+                assert (got and (got.span(), got.groups())) == (expected and (expected.span(), expected.groups()))
+
+
+def test_patterns_fall_back_to_re_on_another_sre():
+    """Compiled code only fits the _sre it was made for: on another one the validator compiles with re."""
+    source = Path(_config_validator.__file__).read_text()
+    guard = "if (_sre.MAGIC, _sre.CODESIZE, sys.version_info[:2]) == "
+    assert guard in source
+    start = source.index(guard) + len(guard)
+    namespace: dict = {}
+    exec(source[:start] + "None" + source[source.index(":\n", start):], namespace)
+    assert namespace["REGEX_PATTERNS"] == _config_validator.REGEX_PATTERNS
+    assert "re" in namespace
+
+
 @pytest.mark.parametrize("label, instance, valid",
                          [(k, v, True) for k, v in STATE_VALID.items()]
                          + [(k, v, False) for k, v in STATE_INVALID.items()])
