@@ -1,12 +1,11 @@
 """The lifecycle in one place: create, start, kill, delete, and the guards on each status."""
 from __future__ import annotations
 
-from . import jsonio
+import _signal  # signal.py's C core, int constants: signal.py itself imports enum
 import os
-import signal
 import time
 
-from . import OCI_VERSION, hooks, state
+from . import OCI_VERSION, hooks, jsonio, state
 from .errors import ConfigError, PyociError
 from .log import Logger
 from .state import FIFO, State, Store
@@ -47,7 +46,7 @@ class Undo:
         self.close_fds()
         for pid in self.pids:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, _signal.SIGKILL)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
@@ -114,8 +113,9 @@ SUN_PATH_MAX = 107
 def connect_console(path: str) -> int:
     """Connects to the caller's --console-socket (a unix stream socket); the executor sends the pty master
     over it."""
-    import socket
     import stat
+
+    from .linux import unixsock
 
     what = f"--console-socket {path}"
     target, parent = os.path.abspath(path), -1
@@ -127,9 +127,7 @@ def connect_console(path: str) -> int:
             target = f"/proc/self/fd/{parent}/{os.path.basename(target)}"
             if len(os.fsencode(target)) > SUN_PATH_MAX:
                 raise PyociError(f"{what}: the socket's name is too long")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(target)
-            return sock.detach()
+        return unixsock.connect(target).detach()
     except OSError as exc:
         raise PyociError(f"{what}: connect", exc.errno) from None
     finally:
@@ -265,11 +263,9 @@ def _mount_layer(layer: str, rootfs: str, mounted: int) -> None:
 
 def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None, on_seccomp=None) -> int:
     """Starts the executor on the plan and drives it until READY; returns the pid that will execve."""
-    import socket
+    from .linux import shim, unixsock
 
-    from .linux import shim
-
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = unixsock.socketpair(unixsock.SOCK_SEQPACKET)
     try:
         try:
             first = shim.spawn(steps, child.fileno())
@@ -288,17 +284,15 @@ def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None, o
 def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_mounted, on_seccomp=None) -> int:
     """The parent's side of the sync protocol: writes id maps, runs the runtime's hooks and passes a seccomp
     notify fd on when asked (the child joins its cgroups itself)."""
-    import socket
-
     from .cgroups import Cgroup, is_v2_host
-    from .linux import shim
+    from .linux import shim, unixsock
 
     # The init's pid comes from the forking process, the init's own messages from the init: the two race, so
     # MOUNTED and a notify fd wait for the pid and READY counts only once the pid is known.
     pid, mounted, ready, notify_fd = 0, False, False, -1
     try:
         while not (ready and pid):
-            data, fds, _, _ = socket.recv_fds(sync, 4096, 1)
+            data, fds = unixsock.recv_fds(sync, 4096, 1)
             if not data:
                 from .cgroups.stats import oom_kills
 
@@ -396,19 +390,19 @@ def start(store: Store, container_id: str, log: Logger) -> State:
         os.close(lock)
 
 
-SIGNALS = {name: getattr(signal, name) for name in dir(signal) if name.startswith("SIG") and not name.startswith("SIG_")}
+SIGNALS = {name: getattr(_signal, name) for name in dir(_signal) if name.startswith("SIG") and not name.startswith("SIG_")}
 
 
 def parse_signal(text: str) -> int:
     if text.isdigit():
         num = int(text)
-        if 0 < num < signal.NSIG:
+        if 0 < num < _signal.NSIG:
             return num
     else:
         name = text.upper()
         name = name if name.startswith("SIG") else "SIG" + name
         if name in SIGNALS:
-            return int(SIGNALS[name])
+            return SIGNALS[name]
     raise PyociError(f"invalid signal {jsonio.dumps(text)}")
 
 
@@ -437,7 +431,7 @@ def _kill_and_wait(st: State, timeout: float = 10.0) -> None:
     Cgroup.from_json(st.cgroup).freeze(False)  # a frozen process cannot die
     if state.alive(st):
         try:
-            os.kill(st.pid, signal.SIGKILL)
+            os.kill(st.pid, _signal.SIGKILL)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout

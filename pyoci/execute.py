@@ -76,10 +76,9 @@ def _from_flags(opts: ExecOptions, base: Process) -> Process:
 
 
 def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger) -> int:
-    import socket
-
     from . import plan, spec
     from .foreground import supervise
+    from .linux import unixsock
 
     st = store.load(container_id)
     status = state.status(store, st)
@@ -108,7 +107,7 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
             if opts.console_socket:
                 console_fd = connect_console(opts.console_socket)
             else:
-                ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                ours = unixsock.socketpair(unixsock.SOCK_STREAM)
                 console_fd = ours[1].detach()
             undo.fds.append(console_fd)
         namespaces = [Namespace(kind, path) for kind, path in st.namespaces.items()]
@@ -135,7 +134,7 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
         raise
     master = -1
     if ours:
-        _, fds, _, _ = socket.recv_fds(ours[0], 256, 1)
+        _, fds = unixsock.recv_fds(ours[0], 256, 1)
         ours[0].close()
         master = fds[0] if fds else -1
     if opts.detach:

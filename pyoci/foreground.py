@@ -4,20 +4,21 @@ The container's init is our child (the executor forks it with CLONE_PARENT), so 
 """
 from __future__ import annotations
 
+import _signal  # signal.py's C core, int constants: signal.py itself imports enum
 import os
 import select
-import signal
-import socket
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 if TYPE_CHECKING:
     from typing import Callable
 
-from .container import CreateOptions, create, delete, start
+from .container import SIGNALS, CreateOptions, create, delete, start
 from .errors import PyociError
+from .linux import unixsock
 from .log import Logger
 from .state import Store
 
-FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+# every signal with a name (as signal.Signals has them) but the three that cannot or must not go on
+FORWARDED = sorted(set(SIGNALS.values()) - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD})
 
 
 def _exit_code(status: int) -> int:
@@ -37,10 +38,10 @@ def _forward_signals(pid: int) -> Callable[[], None]:
     old = {}
     for s in FORWARDED:
         try:
-            old[s] = signal.signal(s, forward)
+            old[s] = _signal.signal(s, forward)
         except (OSError, ValueError):
             pass
-    return lambda: [signal.signal(s, h) for s, h in old.items()]
+    return lambda: [_signal.signal(s, h) for s, h in old.items()]
 
 
 def _relay(master: int, pid: int) -> int:
@@ -113,7 +114,7 @@ def run(store: Store, container_id: str, opts: CreateOptions, log: Logger, detac
     ours = None
     if not detach and not opts.console_socket:
         # Offer a console; create uses it only if process.terminal is set.
-        ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours = unixsock.socketpair(unixsock.SOCK_STREAM)
         opts.console_fd = ours[1].fileno()
     try:
         st = create(store, container_id, opts, log)
@@ -125,7 +126,7 @@ def run(store: Store, container_id: str, opts: CreateOptions, log: Logger, detac
         try:
             # The executor sent the pty master before it reported ready, so it is here already if at all.
             ours[0].setblocking(False)
-            _, fds, _, _ = socket.recv_fds(ours[0], 256, 1)
+            _, fds = unixsock.recv_fds(ours[0], 256, 1)
             master = fds[0] if fds else -1
         except BlockingIOError:
             pass

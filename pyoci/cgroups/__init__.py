@@ -7,8 +7,8 @@ its cgroup namespace.
 from __future__ import annotations
 
 import errno
+import _signal  # signal.py's C core, int constants: signal.py itself imports enum
 import os
-import signal
 import time
 
 from ..errors import PyociError
@@ -193,7 +193,7 @@ class Cgroup:
             left = self.pids()
             if not left:
                 break
-            self.signal_all(signal.SIGKILL)
+            self.signal_all(_signal.SIGKILL)
             time.sleep(0.01 * (attempt + 1))
         own = set(self.paths.values())
         for d in reversed(self.made):

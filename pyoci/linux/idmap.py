@@ -61,16 +61,16 @@ def write_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping], r
 def userns_fd(uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bool, where: str) -> int:
     """An fd of a new user namespace with these maps (what mount_setattr's MOUNT_ATTR_IDMAP takes). A helper
     process makes it; its fd keeps the namespace alive after the helper is gone."""
-    import signal
-    import socket
+    import _signal
 
     from .shim import MSG_ERROR, MSG_USERNS, Step, decode, spawn
+    from .unixsock import SOCK_SEQPACKET, socketpair
 
     steps = [Step("unshare", f"{where} (user namespace)", flags=CLONE_NEWUSER)]
     if rootless:
         steps.append(Step("dumpable", f"{where} (id maps)", n1=1))
     steps.append(Step("sync", f"{where} (id maps)", n1=MSG_USERNS, n2=1))  # never answered: killed instead
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = socketpair(SOCK_SEQPACKET)
     try:
         pid = spawn(steps, child.fileno())
     finally:
@@ -87,5 +87,5 @@ def userns_fd(uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bo
             raise PyociError(f"{where}: open the idmapped mount's user namespace", exc.errno) from None
     finally:
         parent.close()
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -54,9 +54,8 @@ def _check_notify(seccomp: dict) -> None:
 def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> None:
     """The runtime-spec's container process state and the notify fd, in one message on a new connection to
     listenerPath (an agent such as a seccomp-notify handler)."""
-    import socket
-
     from .. import OCI_VERSION, jsonio
+    from . import unixsock
     from ..errors import PyociError
 
     path = seccomp["listenerPath"]
@@ -64,9 +63,11 @@ def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> No
     if "listenerMetadata" in seccomp:
         message["metadata"] = seccomp["listenerMetadata"]
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(path)
-            socket.send_fds(sock, [jsonio.dumps(message).encode()], [notify_fd])
+        sock = unixsock.connect(path)
+        try:
+            unixsock.send_fds(sock, [jsonio.dumps(message).encode()], [notify_fd])
+        finally:
+            sock.close()
     except OSError as exc:
         raise PyociError(f"linux.seccomp.listenerPath ({path}): send the notify fd", exc.errno) from None
 
