@@ -5,15 +5,15 @@ runc's whole `state`), and none of them loads the config validator or jsonschema
 """
 from __future__ import annotations
 
-from . import jsonio
 import os
 import sys
-from types import SimpleNamespace
 
-from . import OCI_VERSION, __version__
+from . import OCI_VERSION, __version__, jsonio
 from .errors import PyociError
 from .log import Logger
 from .state import Store, default_root
+
+SimpleNamespace = type(sys.implementation)  # types.SimpleNamespace, as types.py defines it: types costs an import
 
 
 class Command:

@@ -2,9 +2,7 @@
 the container's process settings unless the caller overrides them."""
 from __future__ import annotations
 
-from . import jsonio
-
-from . import state
+from . import jsonio, state
 from .container import Undo, connect_console, open_namespaces, run_plan, write_pid_file
 from .errors import ConfigError, PyociError
 from .log import Logger

@@ -4,10 +4,11 @@ containerd's shim and podman read the last JSON line of the log file to show the
 """
 from __future__ import annotations
 
-from . import jsonio
 import os
 import sys
 import time
+
+from . import jsonio
 
 
 class Logger:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import stat
-from .record import field, record
 
 from .cgroups import Cgroup
 from .errors import ConfigError
@@ -16,8 +15,8 @@ from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, PROPAGATION
 from .linux.rlimits import RLIMITS
-from .linux.seccomp import FLAG_NEW_LISTENER
 from .linux.shim import MSG_MOUNTED, MSG_READY, MSG_USERNS, Step
+from .record import field, record
 from .spec import Config, Hook, Mount, Namespace, Process
 
 CLONE_FLAGS = {
@@ -218,7 +217,11 @@ def _seccomp_step(seccomp: tuple[list[int], int]) -> Step:
 
 def _notify(opts: Options) -> bool:
     """A filter with SCMP_ACT_NOTIFY hands its fd to the runtime, which must still be there to pass it on."""
-    return bool(opts.seccomp and opts.seccomp[1] & FLAG_NEW_LISTENER)
+    if not opts.seccomp:
+        return False
+    from .linux.seccomp import FLAG_NEW_LISTENER  # only with a filter: the module costs a plain run an import
+
+    return bool(opts.seccomp[1] & FLAG_NEW_LISTENER)
 
 
 def _late_seccomp(p: Process, opts: Options, before_ready: bool) -> list[Step]:

@@ -5,16 +5,17 @@ never imports jsonschema; the test suite holds the generated code to jsonschema'
 """
 from __future__ import annotations
 
-from . import jsonio
 import os
-from .record import field, record
+
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 if TYPE_CHECKING:
     from typing import Any
 
+from . import jsonio
 from .errors import ConfigError
 from .linux.caps import CAPABILITIES
 from .linux.rlimits import RLIMITS
+from .record import field, record
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")

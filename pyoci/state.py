@@ -3,11 +3,10 @@ time from the init pid and its start time, the exec fifo and the freezer — nev
 from __future__ import annotations
 
 import fcntl
-from . import jsonio
 import os
 import time
 
-from . import OCI_VERSION
+from . import OCI_VERSION, jsonio
 from .errors import PyociError
 
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from ..record import field, record
 
 from .._shim import ffi, lib
 from ..errors import PyociError
+from ..record import field, record
 
 OP = {name[len("PYOCI_OP_"):].lower(): getattr(lib, name) for name in dir(lib) if name.startswith("PYOCI_OP_")}
 MSG_USERNS, MSG_PID = lib.PYOCI_MSG_USERNS, lib.PYOCI_MSG_PID

@@ -10,9 +10,9 @@ import json
 import os
 import platform
 import tarfile
-from ..record import field, record
 
 from ..errors import PyociError
+from ..record import field, record
 from . import digest
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
