@@ -2,8 +2,9 @@
 
 The generated validator exists so that `create` does not pay `import jsonschema` (~100 ms) per call;
 jsonschema stays the reference that the test suite checks the generated code against. Its output is then
-made cheaper still to import: its regex patterns come compiled (see precompiled_patterns), and it takes the
-numbers pyoci.jsonio gives, so it imports neither re nor decimal (several ms per call each).
+made cheaper still to import (see lean_validator): its regex patterns come compiled, it takes the numbers
+pyoci.jsonio gives, so it imports neither re nor decimal (several ms per call each), and its raises do not
+carry schema fragments that nothing reads.
 """
 import json
 from pathlib import Path
@@ -26,12 +27,10 @@ JsonSchemaValuesException = JsonSchemaValueException
 """
 
 
-
-
-def replace_once(code: str, old: str, new: str) -> str:
+def must_replace(code: str, old: str, new: str) -> str:
     """A post-processing edit that must apply: a new fastjsonschema that words its output differently
     fails the build instead of shipping an unprocessed validator."""
-    if code.count(old) < 1:
+    if old not in code:
         raise RuntimeError(f"fastjsonschema's output changed: no {old!r} in it")
     return code.replace(old, new)
 
@@ -75,18 +74,6 @@ def precompiled_patterns(code: str) -> str:
     return code[:start] + fast + code[end:]
 
 
-def lean_validator(code: str) -> str:
-    """fastjsonschema's module made standalone and cheap to import."""
-    code = replace_once(code, "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException",
-                        STANDALONE_ERRORS)
-    # spec.load reads reals as pyoci.jsonio.Real, which no type check takes: Decimal never reaches a
-    # number's bounds check, so the validator need not import decimal to name it
-    code = replace_once(code, "from decimal import Decimal\n", "")
-    code = replace_once(code, "(int, float, Decimal)", "(int, float)")
-    code = replace_once(code, "import re\n", "")
-    return without_definitions(precompiled_patterns(code))
-
-
 def without_definitions(code: str) -> str:
     """Each raise in fastjsonschema's code carries the schema of the failing place as a dict literal
     (`definition=`), which pyoci never reads: dropped, the module is some 40% smaller and unmarshals that
@@ -101,6 +88,18 @@ def without_definitions(code: str) -> str:
             return node
 
     return ast.unparse(Strip().visit(ast.parse(code))) + "\n"
+
+
+def lean_validator(code: str) -> str:
+    """fastjsonschema's module made standalone and cheap to import."""
+    code = must_replace(code, "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException",
+                        STANDALONE_ERRORS)
+    # spec.load reads reals as pyoci.jsonio.Real, which no type check takes: Decimal never reaches a
+    # number's bounds check, so the validator need not import decimal to name it
+    code = must_replace(code, "from decimal import Decimal\n", "")
+    code = must_replace(code, "(int, float, Decimal)", "(int, float)")
+    code = must_replace(code, "import re\n", "")
+    return without_definitions(precompiled_patterns(code))
 
 
 class BuildWithValidator(build_py):

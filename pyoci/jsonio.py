@@ -50,7 +50,6 @@ class _Context:
 
     def __init__(self, parse_float: Callable[[str], Any]) -> None:
         self.parse_float = parse_float
-        self.memo: dict[str, str] = {}
 
 
 _scanners: dict[object, Callable[[str, int], tuple[Any, int]]] = {}

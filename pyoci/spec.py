@@ -1,4 +1,4 @@
-"""config.json: load, validate (schema from specs/ + the rules a schema cannot state), parse into records (pyoci.record).
+"""config.json: load, validate (schema from specs/ + the rules a schema cannot state), parse into records.
 
 The schema check uses a validator generated from specs/config.schema.json at build time, so `create`
 never imports jsonschema; the test suite holds the generated code to jsonschema's verdicts.

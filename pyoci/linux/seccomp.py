@@ -55,8 +55,8 @@ def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> No
     """The runtime-spec's container process state and the notify fd, in one message on a new connection to
     listenerPath (an agent such as a seccomp-notify handler)."""
     from .. import OCI_VERSION, jsonio
-    from . import unixsock
     from ..errors import PyociError
+    from . import unixsock
 
     path = seccomp["listenerPath"]
     message = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid, "state": state}

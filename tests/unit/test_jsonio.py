@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 from pyoci import jsonio
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-                      max_leaves=20)
+
+
+def containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4)
+
+
+values = st.recursive(scalars, containers, max_leaves=20)
 
 
 @settings(max_examples=300)
