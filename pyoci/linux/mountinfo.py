@@ -4,10 +4,16 @@ from __future__ import annotations
 import os
 
 
+def _path(field: bytes) -> str:
+    """A mountinfo path with its octal escapes (\\040 for a space) decoded. The unicode_escape codec costs
+    an import, so a field without a backslash is decoded as that codec would: byte for byte (latin-1)."""
+    return field.decode("unicode_escape") if b"\\" in field else field.decode("latin-1")
+
+
 def mount_points() -> list[str]:
-    """Every mount point, in mount order, octal escapes (\\040 for a space) decoded."""
+    """Every mount point, in mount order."""
     with open("/proc/self/mountinfo", "rb") as f:
-        return [line.split(b" ")[4].decode("unicode_escape") for line in f]
+        return [_path(line.split(b" ")[4]) for line in f]
 
 
 def mountpoint_of(path: str) -> str:
@@ -26,6 +32,6 @@ def filesystem_of(path: str) -> str:
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
             left, _, right = line.partition(b" - ")
-            if left.split(b" ")[4].decode("unicode_escape") == mp:
+            if _path(left.split(b" ")[4]) == mp:
                 fstype = right.split(b" ")[0].decode()
     return fstype
