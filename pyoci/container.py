@@ -139,7 +139,6 @@ def _idmapped_trees(cfg, bundle: str, undo: Undo, rootless: bool) -> dict[int, i
     """Detached idmapped copies of the idmapped binds' sources, made here in the host's namespaces (where
     mount_setattr may idmap the filesystem) and moved into place by the executor, as runc does."""
     from .linux import mountopts, shim
-    from .linux.idmap import userns_fd
     from .plan import bind_source
 
     trees = {}
@@ -147,6 +146,8 @@ def _idmapped_trees(cfg, bundle: str, undo: Undo, rootless: bool) -> dict[int, i
         o = mountopts.parse(m.options)
         if not (m.uid_mappings or o.idmap):
             continue
+        from .linux.idmap import userns_fd  # only idmapped mounts need it
+
         maps = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else (cfg.uid_mappings, cfg.gid_mappings)
         ns = userns_fd(*maps, rootless, f"mounts[{i}]")
         try:
@@ -168,7 +169,6 @@ def _listen_fds() -> int:
 
 def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) -> State:
     from . import cgroups, plan, spec
-    from .linux.idmap import write_maps
 
     state.validate_id(container_id)
     bundle = os.path.abspath(opts.bundle)
@@ -225,21 +225,24 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
         def mounted(pid: int) -> bytes:
             """Before pivot_root: record the init, run prestart and createRuntime hooks."""
             st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+            st.namespaces = _namespace_paths(cfg, pid)
             store.save(st)
             created = _hook_state(st, "created")
             for kind in ("prestart", "createRuntime"):
                 hooks.run(kind, cfg.hooks.get(kind, []), created)
             return jsonio.dumps(created).encode() + b"\0" + jsonio.dumps(_hook_state(st, "running")).encode()
 
+        def userns(pid: int) -> None:
+            from .linux.idmap import write_maps
+
+            write_maps(pid, cfg.uid_mappings, cfg.gid_mappings, unprivileged)
+
         def notify(pid: int, fd: int) -> None:
             from .linux.seccomp import send_to_listener
 
             send_to_listener(cfg.seccomp, fd, pid, {**_hook_state(st, "creating"), "pid": pid})
 
-        run_plan(steps, st.cgroup, undo,
-                 lambda pid: write_maps(pid, cfg.uid_mappings, cfg.gid_mappings, unprivileged), mounted, notify)
-        st.namespaces = _namespace_paths(cfg, st.pid)
-        store.save(st)
+        run_plan(steps, st.cgroup, undo, userns, mounted, notify)
         if opts.pid_file:
             write_pid_file(opts.pid_file, st.pid)
     except BaseException:

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 
-
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
@@ -71,34 +70,35 @@ def _table(cls: type) -> list[tuple[str, Any, Any]]:
 def record(cls: type[T]) -> type[T]:
     table = _table(cls)
     names = frozenset(name for name, _, _ in table)
+    positional = tuple(name for name, _, _ in table)
+    defaults = {name: default for name, default, factory in table if factory is MISSING and default is not MISSING}
+    factories = tuple((name, factory) for name, _, factory in table if factory is not MISSING)
+    required = tuple(name for name, default, factory in table if default is MISSING and factory is MISSING)
     qualname = cls.__qualname__
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) > len(table):
-            raise TypeError(f"{qualname}.__init__() takes {len(table) + 1} positional arguments but "
+        # A plan has a hundred steps of seventeen fields: the values go in by dict updates, not one by one.
+        if len(args) > len(positional):
+            raise TypeError(f"{qualname}.__init__() takes {len(positional) + 1} positional arguments but "
                             f"{len(args) + 1} were given")
-        for key in kwargs:
-            if key not in names:
-                raise TypeError(f"{qualname}.__init__() got an unexpected keyword argument {key!r}")
-        missing = []
-        for i, (name, default, factory) in enumerate(table):
-            if i < len(args):
-                if name in kwargs:
-                    raise TypeError(f"{qualname}.__init__() got multiple values for argument {name!r}")
-                value = args[i]
-            elif name in kwargs:
-                value = kwargs[name]
-            elif factory is not MISSING:
-                value = factory()
-            elif default is not MISSING:
-                value = default
-            else:
-                missing.append(repr(name))
-                continue
-            setattr(self, name, value)
+        given = dict(zip(positional, args))
+        if kwargs:
+            for key in kwargs:
+                if key not in names:
+                    raise TypeError(f"{qualname}.__init__() got an unexpected keyword argument {key!r}")
+                if key in given:
+                    raise TypeError(f"{qualname}.__init__() got multiple values for argument {key!r}")
+            given.update(kwargs)
+        missing = [repr(name) for name in required if name not in given]
         if missing:
             raise TypeError(f"{qualname}.__init__() missing {len(missing)} required positional "
                             f"argument{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+        values = self.__dict__
+        values.update(defaults)
+        for name, factory in factories:
+            if name not in given:
+                values[name] = factory()
+        values.update(given)
 
     def _values(obj: Any) -> tuple[Any, ...]:
         return tuple(getattr(obj, name) for name, _, _ in table)

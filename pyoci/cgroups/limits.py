@@ -7,7 +7,6 @@ import os
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 
 from ..errors import PyociError
-from . import blockio
 from .stats import read_value
 
 if TYPE_CHECKING:
@@ -148,7 +147,10 @@ def _v1(res: dict[str, Any], w: Writer, cg: "Cgroup", devices: bool) -> None:
     _v1_memory(res.get("memory", {}), w)
     _v1_cpu(res.get("cpu", {}), w)
     _cpuset_and_pids(res, w, "cpuset", "pids")
-    blockio.v1(res.get("blockIO", {}), w)
+    if "blockIO" in res:
+        from . import blockio  # a config without blockIO does not pay for its import
+
+        blockio.v1(res["blockIO"], w)
     network = res.get("network", {})
     if "classID" in network:
         w("net_cls", "net_cls.classid", network["classID"], "network.classID")
@@ -254,7 +256,10 @@ def _v2(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:
     _v2_memory(res.get("memory", {}), w)
     _v2_cpu(res.get("cpu", {}), w)
     _cpuset_and_pids(res, w, "unified", "unified")
-    blockio.v2(res.get("blockIO", {}), w)
+    if "blockIO" in res:
+        from . import blockio
+
+        blockio.v2(res["blockIO"], w)
     _hugetlb(res, w, cg)
     _rdma(res, w, cg)
 
