@@ -17,4 +17,22 @@ if [ $# -eq 0 ]; then
         "$repo/tests/integration/test_cgroups.py" -k "not hog and not events_stats_and_oom"
 fi
 cd /tmp  # not the repository: its pyoci/ has no compiled executor and would shadow the installed one
-exec "$python" -m pytest -p no:cacheprovider -q -n 2 --rootdir "$repo" --basetemp=/tmp/pytest -rs --durations=0 "$@"
+# A hang in here would otherwise show only as the host's 30-minute timeout with nothing said: after
+# GUEST_TIMEOUT seconds the processes left and where they sleep are printed, and the run fails.
+"$python" -m pytest -p no:cacheprovider -q -n 2 --rootdir "$repo" --basetemp=/tmp/pytest -rs --durations=0 "$@" &
+pytest_pid=$!
+( sleep "${GUEST_TIMEOUT:-600}"
+  echo "guest: pytest still running after ${GUEST_TIMEOUT:-600}s; processes and where they wait:"
+  for d in /proc/[0-9]*; do
+      cmd=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null | cut -c1-160)
+      [ -n "$cmd" ] || continue  # a kernel thread
+      echo "$(basename "$d") ppid=$(awk '/^PPid/ {print $2}' "$d/status" 2>/dev/null)" \
+           "state=$(awk '/^State/ {print $2}' "$d/status" 2>/dev/null) wchan=$(cat "$d/wchan" 2>/dev/null) $cmd"
+      grep -q pyoci "$d/cmdline" 2>/dev/null && sed 's/^/    /' "$d/stack" 2>/dev/null
+  done
+  kill -9 "$pytest_pid" ) &
+watchdog=$!
+status=0
+wait "$pytest_pid" || status=$?
+kill "$watchdog" 2>/dev/null || true
+exit "$status"

@@ -4,6 +4,7 @@
 # directory writable, against the pyoci installed here. Exit status: the guest's pytest's.
 # Usage: run-v2.sh [PYTEST ARGS...]   (default: the v2 set in guest.sh)
 # Env: PYOCI_VM  the directory prepare.sh filled (default /opt/pyoci/vm)
+#      GUEST_TIMEOUT  seconds before the guest prints where its processes wait and fails (default 600)
 #      PYTHON    a python with pyoci and pytest installed (default /opt/pyoci/venv/bin/python3)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,7 +19,7 @@ skip+=,serio_raw,joydev,drm,bochs,intel_rapl_msr,intel_rapl_common
 kernel_args="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 tsc=reliable clocksource=tsc mitigations=off"
 # The busybox root filesystem is made here: in the guest that alone takes a minute.
 PATH="$(dirname "$python"):$PATH" "$repo/scripts/busybox-bundle" "$scratch/bundle" >/dev/null
-guest=$(printf '%q ' env "PATH=$PATH" "PYOCI_TEST_ROOTFS=$scratch/bundle/rootfs" bash "$repo/tests/vm/guest.sh" \
+guest=$(printf '%q ' env "PATH=$PATH" "PYOCI_TEST_ROOTFS=$scratch/bundle/rootfs" "GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}" bash "$repo/tests/vm/guest.sh" \
     "$repo" "$python" "$@")
 cd "$scratch"
 # vng wants pipes, not files, for its output; --force-9p: no virtiofsd here
