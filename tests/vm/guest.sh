@@ -25,10 +25,12 @@ pytest_pid=$!
   echo "guest: pytest still running after ${GUEST_TIMEOUT:-600}s; processes and where they wait:"
   for d in /proc/[0-9]*; do
       cmd=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null | cut -c1-160)
-      [ -n "$cmd" ] || continue  # a kernel thread
+      state=$(awk '/^State/ {print $2}' "$d/status" 2>/dev/null)
+      [ -n "$cmd" ] || [ "$state" = D ] || continue  # a kernel thread, or a process past exit, not blocked
+      [ -n "$cmd" ] || cmd="[$(cat "$d/comm" 2>/dev/null)]"
       echo "$(basename "$d") ppid=$(awk '/^PPid/ {print $2}' "$d/status" 2>/dev/null)" \
            "state=$(awk '/^State/ {print $2}' "$d/status" 2>/dev/null) wchan=$(cat "$d/wchan" 2>/dev/null) $cmd"
-      grep -q pyoci "$d/cmdline" 2>/dev/null && sed 's/^/    /' "$d/stack" 2>/dev/null
+      if [ "$state" = D ] || grep -q pyoci "$d/cmdline" 2>/dev/null; then sed 's/^/    /' "$d/stack" 2>/dev/null; fi
   done
   kill -9 "$pytest_pid" ) &
 watchdog=$!
