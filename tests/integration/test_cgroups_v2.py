@@ -147,7 +147,8 @@ def test_weights_burst_check_before_update_and_what_v2_ignores(pyoci, bundle):
     assert [read(path, f) for f in ("cpu.max", "cpu.max.burst", "cpu.idle")] == ["50000 100000", "40000", "1"]
     pyoci("update", "--memory-swap", "96m", cid)  # memory+swap less the limit in force
     assert read(path, "memory.swap.max") == str(32 << 20)
-    limit = int(read(path, "memory.current")) // 2
+    limit = 4096  # below what any live process is charged (its kernel stack alone); half of memory.current
+    # raced with the guest reclaiming the container's pages under load
     proc = pyoci("update", "--resources", "-", cid, check=False,
                  input=json.dumps({"memory": {"limit": limit, "checkBeforeUpdate": True}}).encode())
     assert proc.returncode == 1 and f"linux.resources.memory.limit: {limit} is not above" in proc.stderr, proc.stderr
