@@ -11,6 +11,10 @@ from .log import Logger
 from .state import FIFO, State, Store
 from .store import ROOTFS_ANNOTATION
 
+TYPE_CHECKING = False  # annotations are strings; start, kill and delete must not pay for cgroups' import here
+if TYPE_CHECKING:
+    from .cgroups import Cgroup
+
 
 class CreateOptions:
     """What the command line adds to a create (a plain class: start, kill and delete import this module)."""
@@ -242,7 +246,7 @@ def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) ->
 
             send_to_listener(cfg.seccomp, fd, pid, {**_hook_state(st, "creating"), "pid": pid})
 
-        run_plan(steps, st.cgroup, undo, userns, mounted, notify)
+        run_plan(steps, cg, undo, userns, mounted, notify)
         if opts.pid_file:
             write_pid_file(opts.pid_file, st.pid)
     except BaseException:
@@ -264,7 +268,7 @@ def _mount_layer(layer: str, rootfs: str, mounted: int) -> None:
     mount(layer)
 
 
-def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None, on_seccomp=None) -> int:
+def run_plan(steps, cgroup: Cgroup, undo: Undo, on_userns=None, on_mounted=None, on_seccomp=None) -> int:
     """Starts the executor on the plan and drives it until READY; returns the pid that will execve."""
     from .linux import shim, unixsock
 
@@ -284,10 +288,10 @@ def run_plan(steps, cgroup: dict, undo: Undo, on_userns=None, on_mounted=None, o
     return pid
 
 
-def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_mounted, on_seccomp=None) -> int:
+def _drive(sync, first: int, steps, cgroup: Cgroup, undo: Undo, on_userns, on_mounted, on_seccomp=None) -> int:
     """The parent's side of the sync protocol: writes id maps, runs the runtime's hooks and passes a seccomp
     notify fd on when asked (the child joins its cgroups itself)."""
-    from .cgroups import Cgroup, is_v2_host
+    from .cgroups import is_v2_host
     from .linux import shim, unixsock
 
     # The init's pid comes from the forking process, the init's own messages from the init: the two race, so
@@ -299,7 +303,7 @@ def _drive(sync, first: int, steps, cgroup: dict, undo: Undo, on_userns, on_moun
             if not data:
                 from .cgroups.stats import oom_kills
 
-                if oom_kills(Cgroup.from_json(cgroup), is_v2_host()):
+                if oom_kills(cgroup, is_v2_host()):
                     raise PyociError("the OOM killer took the container process before it was ready: "
                                      "linux.resources.memory.limit is too small")
                 raise PyociError("the container process exited before it was ready")

@@ -120,8 +120,7 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
 
             send_to_listener(cfg.seccomp, fd, pid, state.oci_state(store, st))
 
-        pid = run_plan(plan.build_exec(namespaces, process, options, cgroup), cgroup.to_json(), undo,
-                       on_seccomp=notify)
+        pid = run_plan(plan.build_exec(namespaces, process, options, cgroup), cgroup, undo, on_seccomp=notify)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         undo.pids.clear()
