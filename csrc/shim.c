@@ -662,8 +662,11 @@ static void do_drop_bounding(unsigned long long keep)
     for (int cap = 0; cap <= 63; cap++) {
         if (keep & (1ULL << cap))
             continue;
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)  /* past the kernel's last capability: so is every higher one */
+                break;
             fail(errno, "drop bounding capability %d", cap);
+        }
     }
 }
 

@@ -12,13 +12,19 @@ _NAMES = (
 CAPABILITIES: dict[str, int] = {f"CAP_{name}": bit for bit, name in enumerate(_NAMES)}
 
 
+_last_cap: list[int] = []
+
+
 def last_cap() -> int:
-    """The highest capability this kernel knows; higher bits cannot be kept or dropped."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(_NAMES) - 1
+    """The highest capability this kernel knows; higher bits cannot be kept or dropped. Read once per
+    process: a create asks for each of the five sets."""
+    if not _last_cap:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_cap.append(int(f.read()))
+        except OSError:
+            _last_cap.append(len(_NAMES) - 1)
+    return _last_cap[0]
 
 
 def mask(names: list[str]) -> int:
