@@ -3,6 +3,8 @@ create made."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -87,6 +89,23 @@ def test_a_cgroup_that_refuses_the_process_is_named(pyoci, bundle):
     finally:
         os.rmdir(f"{refusing}/leaf")
         os.rmdir(refusing)
+
+
+def test_the_hastened_join_leaves_the_runtime_where_it_is():
+    """create, run and exec start the cgroup lock's grace period early by moving the runtime into the v2
+    cgroup it is in (cgroups.hasten_v2_join): the process stays there and nothing is said."""
+    base = "/sys/fs/cgroup/unified" if V1 else "/sys/fs/cgroup"
+    name = f"pyoci-hasten-{uuid.uuid4().hex[:8]}"
+    os.mkdir(f"{base}/{name}")
+    try:
+        code = ("import time; from pyoci.cgroups import hasten_v2_join; hasten_v2_join(); time.sleep(0.3); "
+                "print(open('/proc/self/cgroup').read())")
+        proc = subprocess.run(["sh", "-c", f'echo $$ > {base}/{name}/cgroup.procs && exec "$0" -c "$1"',
+                               sys.executable, code], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert f"0::/{name}" in proc.stdout.splitlines(), proc.stdout
+    finally:
+        os.rmdir(f"{base}/{name}")
 
 
 def test_memory_limit_kills_a_hog_and_small_limit_runs_true(pyoci, bundle):
