@@ -67,31 +67,18 @@ def hasten_v2_join() -> None:
 
     A write to cgroup.procs takes the cgroup threadgroup lock for writing, and the first writer after a quiet
     spell waits a grace period (5-15 ms) before it gets it; writers that follow within about one more grace
-    period get it at once. So a thread moves this process into the v2 cgroup it is already in (a no-op move
-    that takes the same lock) while the config is read and the plan built, and the executor's own join comes
-    after it. Best effort: any error only means the executor waits as before."""
-    import _thread
+    period get it at once. So a child of the shim moves itself into the v2 cgroup it is already in (a no-op
+    move that takes the same lock) while the config is read and the plan built, and the executor's own join
+    comes after it; run_plan collects the child."""
+    from ..linux import shim
 
     try:
         with open("/proc/self/cgroup") as f:
             own = next((line[3:].rstrip("\n") for line in f if line.startswith("0::")), None)
     except OSError:
         return
-    if own is None:
-        return
-    procs = f"{ROOT if is_v2_host() else ROOT + '/unified'}{own.rstrip('/')}/cgroup.procs"
-    _thread.start_new_thread(_move_self, (procs,))
-
-
-def _move_self(procs: str) -> None:
-    try:
-        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+    if own is not None:
+        shim.hasten_join(f"{ROOT if is_v2_host() else ROOT + '/unified'}{own.rstrip('/')}/cgroup.procs")
 
 
 def resolve(cgroups_path: str, container_id: str, h: Hierarchy) -> str:

@@ -92,18 +92,21 @@ def test_a_cgroup_that_refuses_the_process_is_named(pyoci, bundle):
 
 
 def test_the_hastened_join_leaves_the_runtime_where_it_is():
-    """create, run and exec start the cgroup lock's grace period early by moving the runtime into the v2
-    cgroup it is in (cgroups.hasten_v2_join): the process stays there and nothing is said."""
+    """create, run and exec start the cgroup lock's grace period early (cgroups.hasten_v2_join): a child of the
+    shim moves itself into the v2 cgroup the runtime is in. The runtime stays where it is, nothing is said,
+    and once collected the child is gone (no zombie)."""
     base = "/sys/fs/cgroup/unified" if V1 else "/sys/fs/cgroup"
     name = f"pyoci-hasten-{uuid.uuid4().hex[:8]}"
     os.mkdir(f"{base}/{name}")
     try:
-        code = ("import time; from pyoci.cgroups import hasten_v2_join; hasten_v2_join(); time.sleep(0.3); "
-                "print(open('/proc/self/cgroup').read())")
+        code = ("import os; from pyoci.cgroups import hasten_v2_join; from pyoci.linux import shim; "
+                "hasten_v2_join(); shim.reap_hastener(); "
+                "print(open('/proc/self/cgroup').read()); print('children:', open(f'/proc/self/task/{os.getpid()}/children').read())")
         proc = subprocess.run(["sh", "-c", f'echo $$ > {base}/{name}/cgroup.procs && exec "$0" -c "$1"',
-                               sys.executable, code], capture_output=True, text=True, timeout=30)
+                               sys.executable, code], capture_output=True, text=True, timeout=30, cwd="/")
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
         assert f"0::/{name}" in proc.stdout.splitlines(), proc.stdout
+        assert "children: " in proc.stdout.splitlines(), proc.stdout
     finally:
         os.rmdir(f"{base}/{name}")
 
