@@ -22,15 +22,24 @@ cd /tmp  # not the repository: its pyoci/ has no compiled executor and would sha
 "$python" -m pytest -p no:cacheprovider -q -n 2 --rootdir "$repo" --basetemp=/tmp/pytest -rs --durations=0 "$@" &
 pytest_pid=$!
 ( sleep "${GUEST_TIMEOUT:-600}"
-  echo "guest: pytest still running after ${GUEST_TIMEOUT:-600}s; processes and where they wait:"
+  echo "guest: pytest still running after ${GUEST_TIMEOUT:-600}s"
+  # First what the kernel itself says: the backtraces of the CPUs (a lock holder spinning or preempted shows
+  # here) and of every blocked (D) task, kernel threads included. This reads no other process's memory, so a
+  # task stuck holding an mm or exec lock cannot stop it.
+  echo l > /proc/sysrq-trigger
+  echo w > /proc/sysrq-trigger
+  sleep 2
+  echo "guest: kernel log:"
+  dmesg | tail -n 400
+  # Then every task, whatever its state, with its kernel stack: a holder may also sleep interruptibly. Reads
+  # of another process's cmdline take its mmap lock, so each read is bounded.
+  echo "guest: all tasks and where they wait:"
   for d in /proc/[0-9]*; do
-      cmd=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null | cut -c1-160)
-      state=$(awk '/^State/ {print $2}' "$d/status" 2>/dev/null)
-      [ -n "$cmd" ] || [ "$state" = D ] || continue  # a kernel thread, or a process past exit, not blocked
+      cmd=$(timeout 5 tr '\0' ' ' < "$d/cmdline" 2>/dev/null | cut -c1-160)
       [ -n "$cmd" ] || cmd="[$(cat "$d/comm" 2>/dev/null)]"
       echo "$(basename "$d") ppid=$(awk '/^PPid/ {print $2}' "$d/status" 2>/dev/null)" \
            "state=$(awk '/^State/ {print $2}' "$d/status" 2>/dev/null) wchan=$(cat "$d/wchan" 2>/dev/null) $cmd"
-      if [ "$state" = D ] || grep -q pyoci "$d/cmdline" 2>/dev/null; then sed 's/^/    /' "$d/stack" 2>/dev/null; fi
+      timeout 5 sed 's/^/    /' "$d/stack" 2>/dev/null
   done
   kill -9 "$pytest_pid" ) &
 watchdog=$!
