@@ -41,7 +41,6 @@
 #include <linux/bpf.h>
 #include <seccomp.h>
 
-#include "rawsys.h"
 #include "shim.h"
 #include "trampoline_elf.h"
 
@@ -469,10 +468,9 @@ static void do_write_file(const char *path, const char *data)
 /* Joining a cgroup through cgroup.procs makes the kernel take the cgroup threadgroup lock for writing, which
  * waits for an RCU grace period: 10-20 ms on this kind of machine, per create. A v1 hierarchy lets a thread
  * move just itself through `tasks` without that lock, and this process has one thread. cgroup v2 has only
- * cgroup.procs for a move into another domain; the hastener (pyoci_hasten_join) has usually paid that grace
- * period already by the time this runs. (clone3's CLONE_INTO_CGROUP would spare v2 the move too; with it,
- * the tests' Debian 6.1 guest hung in two of nine loaded runs, once seen with cgroup_mutex held for good, so
- * it is not used.) */
+ * cgroup.procs for a move into another domain. (clone3's CLONE_INTO_CGROUP would spare v2 the move too; with
+ * it, the tests' Debian 6.1 guest hung in two of nine loaded runs, once seen with cgroup_mutex held for good,
+ * so it is not used.) */
 static void do_join_cgroup(const struct pyoci_step *s)
 {
     char path[4096];
@@ -917,64 +915,6 @@ int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd)
     for (cur_step = 0; cur_step < nsteps; cur_step++)
         run_step(&steps[cur_step]);
     _exit(0);
-}
-
-#ifdef RAW_SYSCALLS
-/* The cgroup hastener (see pyoci/cgroups hasten_v2_join): a child that shares this process's memory, so it
- * costs no copy of the Python process, and that is not a libc thread, so the executor cloned later inherits
- * no lock of it (a Python thread here once left the executor waiting for a libc lock forever). It runs on
- * its own stack, makes only raw system calls (errno belongs to the parent) and starts with every signal
- * blocked (the parent's handlers are Python's). */
-static char hasten_stack[16384] __attribute__((aligned(16)));
-static char hasten_procs[4096];
-static pid_t hastener;
-
-static int hasten_child(void *unused)
-{
-    (void)unused;
-    long fd = raw_syscall4(RAW_NR_OPENAT, AT_FDCWD, (long)hasten_procs, O_WRONLY | O_CLOEXEC, 0);
-    if (fd >= 0)
-        raw_syscall4(RAW_NR_WRITE, fd, (long)"0", 1, 0);
-    return 0;
-}
-#endif
-
-int pyoci_hasten_join(const char *procs)
-{
-#ifdef RAW_SYSCALLS
-    if (hastener)
-        return -EBUSY;
-    if (strlen(procs) >= sizeof hasten_procs)
-        return -ENAMETOOLONG;
-    strcpy(hasten_procs, procs);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    /* No exit signal: the parent is not told; pyoci_reap_hastener collects it. */
-    pid_t pid = clone(hasten_child, hasten_stack + sizeof hasten_stack, CLONE_VM, NULL);
-    int err = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0)
-        return -err;
-    hastener = pid;
-    return pid;
-#else
-    (void)procs;
-    return -ENOSYS;
-#endif
-}
-
-int pyoci_reap_hastener(void)
-{
-#ifdef RAW_SYSCALLS
-    if (!hastener)
-        return 0;
-    while (waitpid(hastener, NULL, __WALL) < 0)
-        if (errno != EINTR)
-            return -errno;
-    hastener = 0;
-#endif
-    return 0;
 }
 
 /* For the mounts a container without its own mount namespace left on the host. */

@@ -76,10 +76,6 @@ struct pyoci_msg {
 
 int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd);
 int pyoci_umount_lazy(const char *target);
-/* Starts a child that moves itself into the cgroup whose cgroup.procs is `procs` (the one it is in) and
- * exits: returns its pid or -errno. pyoci_reap_hastener waits for it (0 or -errno). */
-int pyoci_hasten_join(const char *procs);
-int pyoci_reap_hastener(void);
 /* A detached copy of src's mount (its whole tree if tree_rec) idmapped through userns_fd (recursively if
  * idmap_rec), for the executor to move into place. Returns the fd, or -errno with *stage 0 (open_tree) or
  * 1 (mount_setattr). */

@@ -167,16 +167,7 @@ def _create_options(a: SimpleNamespace):
                          rootless_cgroups=_rootless(a))
 
 
-def _hasten_v2_join() -> None:
-    """For the commands that start an executor, as early as they can (see cgroups.hasten_v2_join)."""
-    if os.geteuid() == 0:
-        from .cgroups import hasten_v2_join
-
-        hasten_v2_join()
-
-
 def do_create(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    _hasten_v2_join()
     from .container import create
 
     create(store, a.id, _create_options(a), log)
@@ -184,14 +175,12 @@ def do_create(a: SimpleNamespace, store: Store, log: Logger) -> int:
 
 
 def do_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    _hasten_v2_join()
     from .foreground import run
 
     return run(store, a.id, _create_options(a), log, detach=a.detach, keep=a.keep)
 
 
 def do_exec(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    _hasten_v2_join()
     from .execute import ExecOptions, exec_process
 
     preserve = _preserve_fds(a)

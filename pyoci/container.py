@@ -283,7 +283,6 @@ def run_plan(steps, cgroup: Cgroup, undo: Undo, on_userns=None, on_mounted=None,
         pid = _drive(parent, first, steps, cgroup, undo, on_userns, on_mounted, on_seccomp)
     finally:
         parent.close()
-        shim.reap_hastener()
     os.waitpid(first, 0)
     undo.pids.remove(first)
     return pid

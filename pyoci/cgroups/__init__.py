@@ -1,8 +1,8 @@
 """cgroups: one interface over v1, hybrid and v2 hosts.
 
 `create` makes the container's directories (remembering which ones it made, so `delete` removes those and
-nothing else) and applies `linux.resources`; the executor joins them itself (the plan's first steps) before
-it makes its cgroup namespace.
+nothing else), applies `linux.resources`, and `join` moves the first container process in before it makes
+its cgroup namespace.
 """
 from __future__ import annotations
 
@@ -59,26 +59,6 @@ KNOWN_V1 = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
 
 def is_v2_host() -> bool:
     return os.path.exists(os.path.join(ROOT, "cgroup.controllers"))
-
-
-def hasten_v2_join() -> None:
-    """Starts, beside the caller, the RCU grace period that the executor's cgroup v2 join would otherwise
-    wait for alone (see do_join_cgroup in csrc/shim.c).
-
-    A write to cgroup.procs takes the cgroup threadgroup lock for writing, and the first writer after a quiet
-    spell waits a grace period (5-15 ms) before it gets it; writers that follow within about one more grace
-    period get it at once. So a child of the shim moves itself into the v2 cgroup it is already in (a no-op
-    move that takes the same lock) while the config is read and the plan built, and the executor's own join
-    comes after it; run_plan collects the child."""
-    from ..linux import shim
-
-    try:
-        with open("/proc/self/cgroup") as f:
-            own = next((line[3:].rstrip("\n") for line in f if line.startswith("0::")), None)
-    except OSError:
-        return
-    if own is not None:
-        shim.hasten_join(f"{ROOT if is_v2_host() else ROOT + '/unified'}{own.rstrip('/')}/cgroup.procs")
 
 
 def resolve(cgroups_path: str, container_id: str, h: Hierarchy) -> str:

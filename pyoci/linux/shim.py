@@ -90,15 +90,6 @@ def encode(steps: list[Step]) -> tuple[object, list[object]]:
     return arr, keep
 
 
-def hasten_join(procs: str) -> None:
-    """Best effort (see cgroups.hasten_v2_join): any refusal only means the executor waits as before."""
-    lib.pyoci_hasten_join(procs.encode())
-
-
-def reap_hastener() -> None:
-    lib.pyoci_reap_hastener()
-
-
 def spawn(steps: list[Step], sync_fd: int) -> int:
     """Starts a child that runs the steps in order and never returns to Python."""
     arr, keep = encode(steps)
