@@ -63,6 +63,7 @@ static char exec_path[4096];
 static int cur_step = -1;
 static int tramp_fd = -1;      /* sealed memfd holding the exec trampoline (see trampoline.c) */
 static int seccomp_loaded;
+static int born_in_cgroup;     /* clone3 started us in the v2 cgroup (CLONE_INTO_CGROUP) */
 /* The parent's go-ahead after the mounts carries the state JSON for the in-container hooks:
  * "created" state, NUL, "running" state. */
 static char hook_states[65536];
@@ -465,15 +466,15 @@ static void do_write_file(const char *path, const char *data)
     close(fd);
 }
 
-/* Joining a cgroup through cgroup.procs makes the kernel take the cgroup threadgroup lock for writing, which
- * waits for an RCU grace period: 10-20 ms on this kind of machine, per create. A v1 hierarchy lets a thread
- * move just itself through `tasks` without that lock, and this process has one thread. cgroup v2 has only
- * cgroup.procs for a move into another domain. (clone3's CLONE_INTO_CGROUP would spare v2 the move too; with
- * it, the tests' Debian 6.1 guest hung in two of nine loaded runs, once seen with cgroup_mutex held for good,
- * so it is not used.) */
+/* Joining a cgroup by writing its pid to cgroup.procs makes the kernel take the cgroup threadgroup lock for
+ * writing, which waits for an RCU grace period: 10-20 ms on this kind of machine, per create. A v1 hierarchy
+ * lets a thread move just itself through `tasks` without that lock, and this process has one thread; v2
+ * has no such file, so spawn starts us in the v2 cgroup instead and cgroup.procs is only the fallback. */
 static void do_join_cgroup(const struct pyoci_step *s)
 {
     char path[4096];
+    if (s->n1 && born_in_cgroup)
+        return;
     if (snprintf(path, sizeof path, "%s/%s", s->s1, s->n1 ? "cgroup.procs" : "tasks") >= (int)sizeof path)
         fail(ENAMETOOLONG, "cgroup path");
     do_write_file(path, "0");
@@ -892,12 +893,39 @@ static void run_step(const struct pyoci_step *s)
     }
 }
 
-int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd)
+/* struct clone_args of clone3(2), kernel ABI (glibc 2.36 has no declaration of its own). */
+struct pyoci_clone_args {
+    unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* A child born in the v2 cgroup when the kernel can (5.7+); any refusal falls back to a plain clone and the
+ * plan's join step, whose error then names the cgroup. */
+static pid_t clone_child(const char *cgroup_v2)
+{
+    int cgroup_fd = cgroup_v2 ? open(cgroup_v2, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (cgroup_fd >= 0) {
+        struct pyoci_clone_args args = { .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD,
+                                         .cgroup = (unsigned long long)cgroup_fd };
+        pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+        close(cgroup_fd);
+        if (pid >= 0) {
+            born_in_cgroup = pid == 0;
+            return pid;
+        }
+    }
+    return (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd, const char *cgroup_v2)
 {
     tramp_fd = make_trampoline();
     if (tramp_fd < 0)
         return -errno;
-    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+    pid_t pid = clone_child(cgroup_v2);
     if (pid != 0) {
         int err = errno;
         close(tramp_fd);

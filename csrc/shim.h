@@ -40,8 +40,8 @@ enum pyoci_op {
     PYOCI_OP_SECCOMP = 34,    /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_*
                                  (with NEW_LISTENER: the notify fd goes to the parent, then wait for it) */
     PYOCI_OP_DUMPABLE = 35,   /* n1: PR_SET_DUMPABLE value (a non-root parent writes our id maps while it is 1) */
-    PYOCI_OP_JOIN_CGROUP = 36 /* s1: cgroup directory; n1: 1 = cgroup v2 (cgroup.procs), 0 = a v1 hierarchy
-                                 (tasks) */
+    PYOCI_OP_JOIN_CGROUP = 36 /* s1: cgroup directory; n1: 1 = cgroup v2 (spawn's clone3 put us there already
+                                 where it could), 0 = a v1 hierarchy */
 };
 
 enum pyoci_msg_type {
@@ -74,7 +74,8 @@ struct pyoci_msg {
     char detail[240];
 };
 
-int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd);
+/* cgroup_v2: the v2 cgroup the child is born in (CLONE_INTO_CGROUP), or NULL. */
+int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd, const char *cgroup_v2);
 int pyoci_umount_lazy(const char *target);
 /* A detached copy of src's mount (its whole tree if tree_rec) idmapped through userns_fd (recursively if
  * idmap_rec), for the executor to move into place. Returns the fd, or -errno with *stage 0 (open_tree) or

@@ -1,8 +1,8 @@
 """cgroups: one interface over v1, hybrid and v2 hosts.
 
 `create` makes the container's directories (remembering which ones it made, so `delete` removes those and
-nothing else), applies `linux.resources`, and `join` moves the first container process in before it makes
-its cgroup namespace.
+nothing else) and applies `linux.resources`; the executor joins them itself (born in the v2 one, the plan's
+first steps for the rest) before it makes its cgroup namespace.
 """
 from __future__ import annotations
 

@@ -61,9 +61,9 @@ def test_delete_keeps_a_parent_it_did_not_make(pyoci, bundle):
 
 
 def test_a_cgroup_that_refuses_the_process_is_named(pyoci, bundle):
-    """The executor joins its cgroups itself (v2: through cgroup.procs). A v2 cgroup whose child has a domain
-    controller enabled takes no process of its own: the refusal names the cgroup, and create leaves nothing
-    behind."""
+    """The executor joins its cgroups itself; on cgroup v2 it is born in its cgroup (clone3), and where the
+    kernel refuses that it falls back to cgroup.procs. A v2 cgroup whose child has a domain controller enabled
+    takes no process of its own: the refusal names the cgroup, and create leaves nothing behind."""
     base = "/sys/fs/cgroup/unified" if V1 else "/sys/fs/cgroup"
     with open(f"{base}/cgroup.controllers") as f:  # threaded controllers (cpuset, cpu, pids) do not count
         controllers = [c for c in f.read().split() if c not in ("cpuset", "cpu", "perf_event", "pids")]
