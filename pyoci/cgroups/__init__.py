@@ -201,9 +201,32 @@ class Cgroup:
         for d in reversed(self.made):
             if d in own:
                 for sub, _, _ in os.walk(d, topdown=False):
+                    release_rdma_pools(sub)
                     if sub != d:
                         _rmdir(sub, wait=True)
             _rmdir(d, wait=d in own)
+
+
+def release_rdma_pools(d: str) -> None:
+    """Puts the rdma limits of a cgroup about to be removed back to max, which frees the kernel's pool for
+    that device in it (nothing is charged once the container is gone). Removing the cgroup does not free it
+    (Linux 6.1's rdmacg_css_offline only marks it max): the pool outlives the cgroup, and when the device is
+    removed later the kernel trips over it (list_del corruption) with the rdma cgroup lock held, so every
+    cgroup removal on the host hangs from then on. Seen in the tests' guest: `rdma link delete` after a
+    container with rdma limits."""
+    path = os.path.join(d, "rdma.max")
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        device, _, limits = line.partition(" ")
+        if any(not kv.endswith("=max") for kv in limits.split()):
+            try:
+                _write(path, " ".join([device] + [f"{kv.partition('=')[0]}=max" for kv in limits.split()]))
+            except OSError:
+                pass
 
 
 def _rmdir(d: str, wait: bool) -> None:

@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from conftest import cgroup_dirs, create_refused
+from pyoci.cgroups import release_rdma_pools
 
 ROOT = "/sys/fs/cgroup"
 pytestmark = pytest.mark.skipif(not os.path.exists(f"{ROOT}/cgroup.controllers"), reason="not a cgroup v2 host")
@@ -113,6 +114,47 @@ def test_rdma_limits_land_in_rdma_max_for_a_real_device(pyoci, bundle, rxe_devic
     assert read(cgroup_of(pyoci, cid), "rdma.max") == f"{rxe_device} hca_handle=3 hca_object=100"
     pyoci("delete", "--force", cid)
     assert not cgroup_dirs(cid)
+
+
+def test_a_device_removed_after_a_container_with_rdma_limits_harms_nothing(pyoci, bundle, rxe_device):
+    """delete puts the limits back to max first (cgroups.release_rdma_pools): a pool left behind by the
+    removed cgroup made the device's removal trip the kernel (list_del corruption, the rdma cgroup lock held
+    for good, and every cgroup removal after it hung)."""
+    b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources={"rdma": {rxe_device: {"hcaHandles": 2}}}))
+    marker = f"pyoci-test-{uuid.uuid4().hex[:8]}"
+    with open("/dev/kmsg", "w") as kmsg:
+        kmsg.write(marker)
+    cid = pyoci.new_id("rd")
+    pyoci("create", "--bundle", str(b), cid)
+    path = cgroup_of(pyoci, cid)
+    assert read(path, "rdma.max") == f"{rxe_device} hca_handle=2 hca_object=max"
+    pyoci("delete", "--force", cid)
+    time.sleep(1)  # the kernel frees the removed cgroup's state after an RCU grace period and a work item
+    # New cgroups with the rdma controller take the freed memory again (a stale pool's list then points into
+    # zeroed memory, which the kernel's list checks catch), and removing them must still work afterwards.
+    fillers = [f"/sys/fs/cgroup/pyoci-rdfill-{uuid.uuid4().hex[:8]}" for _ in range(32)]
+    with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
+        f.write("+rdma")
+    try:
+        for d in fillers:
+            os.mkdir(d)
+        run("rdma", "link", "delete", rxe_device)
+    finally:
+        subprocess.run(["sh", "-c", "rmdir \"$@\" 2>/dev/null; true", "sh", *fillers], timeout=30)
+    assert not [d for d in fillers if os.path.exists(d)]
+    log = subprocess.run(["dmesg"], capture_output=True, text=True).stdout.partition(marker)[2]
+    assert "list_del corruption" not in log and "kernel BUG" not in log, log[-3000:]
+
+
+def test_release_rdma_pools_puts_the_limits_back_to_max(pyoci, bundle, rxe_device):
+    b = bundle(["sleep", "1000"],
+               lambda c: c["linux"].update(resources={"rdma": {rxe_device: {"hcaHandles": 3, "hcaObjects": 100}}}))
+    cid = pyoci.new_id("rd")
+    pyoci("create", "--bundle", str(b), cid)
+    path = cgroup_of(pyoci, cid)
+    release_rdma_pools(path)
+    assert read(path, "rdma.max") == f"{rxe_device} hca_handle=max hca_object=max"
+    pyoci("delete", "--force", cid)
 
 
 def test_a_missing_controller_or_file_is_an_error_and_nothing_is_left(pyoci, bundle):

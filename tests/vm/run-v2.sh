@@ -29,7 +29,7 @@ guest=$(printf '%q ' env "PATH=$PATH" "PYOCI_TEST_ROOTFS=$scratch/bundle/rootfs"
     "$repo" "$python" "$@")
 cd "$scratch"
 # vng wants pipes, not files, for its output; --force-9p: no virtiofsd here
-PATH="$vm/vng/bin:$PATH" vng --run "$vm/kernel/boot/vmlinux" --force-9p --disable-kvm --cpus 2 --memory 1G \
+PATH="$vm/vng/bin:$PATH" vng --run "$vm/kernel/boot/vmlinux" --verbose --force-9p --disable-kvm --cpus 2 --memory 1G \
     --qemu-opts="-cpu qemu64" \
     --rwdir="$scratch" --cwd "$scratch" --append "$kernel_args modprobe.blacklist=$skip" --exec "$guest" \
     </dev/null 2>&1 | cat
