@@ -220,11 +220,10 @@ def release_rdma_pools(d: str) -> None:
             lines = f.read().splitlines()
     except OSError:
         return
-    for line in lines:
-        device, _, limits = line.partition(" ")
-        if any(not kv.endswith("=max") for kv in limits.split()):
+    for fields in map(str.split, lines):  # device name, then name=value per resource
+        if any(not kv.endswith("=max") for kv in fields[1:]):
             try:
-                _write(path, " ".join([device] + [f"{kv.partition('=')[0]}=max" for kv in limits.split()]))
+                _write(path, " ".join(fields[:1] + [f"{kv.partition('=')[0]}=max" for kv in fields[1:]]))
             except OSError:
                 pass
 

@@ -28,7 +28,8 @@ PATH="$(dirname "$python"):$PATH" "$repo/scripts/busybox-bundle" "$scratch/bundl
 guest=$(printf '%q ' env "PATH=$PATH" "PYOCI_TEST_ROOTFS=$scratch/bundle/rootfs" "GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}" bash "$repo/tests/vm/guest.sh" \
     "$repo" "$python" "$@")
 cd "$scratch"
-# vng wants pipes, not files, for its output; --force-9p: no virtiofsd here
+# vng wants pipes, not files, for its output; --force-9p: no virtiofsd here; --verbose: the guest kernel's
+# console (an oops, a BUG, an RCU stall) shows in the output, where a stalled guest says nothing else
 PATH="$vm/vng/bin:$PATH" vng --run "$vm/kernel/boot/vmlinux" --verbose --force-9p --disable-kvm --cpus 2 --memory 1G \
     --qemu-opts="-cpu qemu64" \
     --rwdir="$scratch" --cwd "$scratch" --append "$kernel_args modprobe.blacklist=$skip" --exec "$guest" \
