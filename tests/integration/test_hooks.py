@@ -33,7 +33,7 @@ def test_all_hooks_run_in_order_with_state(pyoci, bundle, tmp_path, rootfs):
             "prestart": [recorder(out, "prestart")],
             "createRuntime": [recorder(out, "createRuntime")],
             "createContainer": [recorder(out, "createContainer")],
-            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", f'state=$(cat); echo "startContainer $(readlink /proc/self/ns/mnt) $state" >> /out/hooks.log']}],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", 'state=$(cat); echo "startContainer $(readlink /proc/self/ns/mnt) $state" >> /out/hooks.log']}],
             "poststart": [recorder(out, "poststart")],
             "poststop": [recorder(out, "poststop")],
         }

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import time
-
-import pytest
 
 
 def as_fd3(fd):
