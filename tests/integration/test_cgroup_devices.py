@@ -1,7 +1,7 @@
 """Device rules against the real kernel: the cgroup v2 eBPF filter on its own (in the unified hierarchy, which
 this hybrid host has too) and containers whose rules allow and deny /dev/fuse (10:229: no capability is needed
-to open it, and no default rule covers it). On a hybrid host the v1 rules apply as well; in the cgroup v2 guest
-(tests/vm) only the eBPF filter does."""
+to open it, and no default rule covers it). On a hybrid host containers get the v1 rules alone; in the cgroup
+v2 guest (tests/vm) the eBPF filter."""
 from __future__ import annotations
 
 import os
@@ -93,7 +93,10 @@ def test_container_without_a_rule_gets_only_the_defaults(pyoci, bundle):
 def test_a_hole_in_a_wildcard_rule_is_refused_and_nothing_is_left(pyoci, bundle):
     rules = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "access": "rwm"},
              {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "w"}]
-    v2_mount()  # v1 alone takes the rule and ignores it, as the kernel does
+    from pyoci.cgroups import hierarchies
+
+    if any("devices" in h.controllers for h in hierarchies()):
+        pytest.skip("the v1 devices controller decides here: it takes the rule and ignores it, as the kernel does")
     b = bundle(["true"], lambda c: c["linux"].update(resources={"devices": rules}))
     cid = pyoci.new_id()
     proc = pyoci("create", "--bundle", str(b), cid, check=False)
