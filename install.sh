@@ -2,8 +2,7 @@
 # Installs pyoci on Debian 12 as root, then runs a real container from a busybox bundle built here.
 # What it installs: Debian's build tools, busybox-static, runc/crun (to compare against), podman, conmon,
 # containerd and umoci (for the end-to-end tests), QEMU with Debian's kernel and virtme-ng (the cgroup v2 guest,
-# tests/vm); pyoci itself into /opt/pyoci/venv, linked as
-# /usr/local/bin/pyoci.
+# tests/vm); pyoci itself into /opt/pyoci/venv, linked as /usr/local/bin/pyoci.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
@@ -17,10 +16,8 @@ apt-get install -y -q --no-install-recommends \
 /usr/bin/python3 -m venv /opt/pyoci/venv
 rm -rf build  # a stale cffi build would hide changes to csrc/
 /opt/pyoci/venv/bin/pip install -q --disable-pip-version-check ".[test]"
-# The command on PATH runs the venv's python with -I -S: no site machinery, a few ms less on every call.
-sed '1s|.*|#!/opt/pyoci/venv/bin/python3 -IS|' bin/pyoci > /usr/local/bin/pyoci.new
-chmod 755 /usr/local/bin/pyoci.new
-mv -f /usr/local/bin/pyoci.new /usr/local/bin/pyoci
+# The pyoci command (CPython embedded, the package frozen in: csrc/launcher.c) on PATH
+ln -sfn /opt/pyoci/venv/bin/pyoci /usr/local/bin/pyoci
 # QEMU, virtme-ng and Debian's kernel for the cgroup v2 guest the tests boot (tests/vm)
 bash tests/vm/prepare.sh /opt/pyoci/vm
 

@@ -497,5 +497,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def launch() -> None:
+    """The `pyoci` command's entry (csrc/launcher.c calls it): main, then an immediate exit. The
+    interpreter's teardown (every module and object freed one by one, a few ms) does nothing pyoci needs:
+    its files are closed and its log lines written by then, so the standard streams are flushed and the
+    process ends at once."""
+    code = 1
+    try:
+        code = main()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:  # `pyoci list | head -1`
+            code = code or 1
+    os._exit(code)

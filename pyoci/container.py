@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import _signal  # signal.py's C core, int constants: signal.py itself imports enum
+import gc
 import os
 import time
 
@@ -488,6 +489,7 @@ def events(store: Store, container_id: str, once: bool, interval: float) -> None
     if once:
         emit("stats", stats(cg, v2))
         return
+    gc.enable()  # the pyoci command starts without it (csrc/launcher.c); this loop lasts as long as the container
     seen, due = oom_kills(cg, v2), 0.0
     while True:
         running = state.alive(st)

@@ -5,6 +5,7 @@ The container's init is our child (the executor forks it with CLONE_PARENT), so 
 from __future__ import annotations
 
 import _signal  # signal.py's C core, int constants: signal.py itself imports enum
+import gc
 import os
 import select
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
@@ -149,6 +150,7 @@ def run(store: Store, container_id: str, opts: CreateOptions, log: Logger, detac
 
 def supervise(pid: int, master: int = -1, restore: Callable[[], None] | None = None) -> int:
     """Waits for our child pid (relaying its pty if master >= 0), forwarding signals; its exit status."""
+    gc.enable()  # the pyoci command starts without it (csrc/launcher.c); this wait may last for days
     restore = restore or _forward_signals(pid)
     try:
         return _relay(master, pid) if master >= 0 else _wait(pid)

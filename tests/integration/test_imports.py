@@ -1,11 +1,14 @@
 """The lifecycle commands import nothing heavy: each stdlib module below costs every call milliseconds (json
 pulls re and enum, dataclasses pulls inspect and ast, signal and socket pull enum), and jsonschema ~100 ms.
 pyoci reaches the same ends through _json (pyoci.jsonio), _signal, _socket (pyoci.linux.unixsock),
-pyoci.record and a validator generated at build time. Each command runs as install.sh runs it (python -I -S)
-under -X importtime, whose report names every module that was imported."""
+pyoci.record and a validator generated at build time. Each command runs as the installed `pyoci` command
+(csrc/launcher.c) with PYOCI_IMPORTTIME set, its -X importtime, whose report names every module imported."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,12 +63,9 @@ def test_loading_a_config_imports_nothing_heavy(tmp_path):
 
 @pytest.fixture
 def lean(tmp_path) -> Runtime:
-    """pyoci run as install.sh's launcher runs it, reporting its imports on stderr."""
+    """The installed pyoci command, reporting its imports on stderr."""
     need_root()
-    wrapper = tmp_path / "pyoci-importtime"
-    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -I -S -X importtime {PYOCI} "$@"\n')
-    wrapper.chmod(0o755)
-    rt = Runtime(tmp_path / "state", str(wrapper))
+    rt = Runtime(tmp_path / "state", run_as={"env": {**os.environ, "PYOCI_IMPORTTIME": "1"}})
     yield rt
     rt.cleanup()
 
@@ -89,3 +89,20 @@ def test_lifecycle_commands_import_nothing_heavy(lean, bundle):
     call(lean, "ps", "--format", "json", cid)  # (its table runs ps(1) through subprocess)
     call(lean, "kill", cid, "KILL")
     call(lean, "delete", "--force", cid)
+
+
+def test_the_command_reads_no_python_module_from_disk(pyoci, bundle, tmp_path):
+    """The command carries pyoci's modules and the standard library's start-up ones frozen in: a call opens
+    no .py or .pyc file (each would be a path search, a stat and a read)."""
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    trace = tmp_path / "trace"
+    cid = pyoci.new_id("frz")
+    for args in (["run", "--bundle", str(bundle(["true"])), pyoci.new_id("frz")],
+                 ["create", "--bundle", str(bundle(["true"])), cid], ["state", cid], ["start", cid],
+                 ["delete", "--force", cid], ["--version"]):
+        subprocess.run(["strace", "-qq", "-e", "trace=open,openat,openat2", "-o", str(trace), PYOCI,
+                        "--root", str(pyoci.root), *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+        opened = [line for line in trace.read_text().splitlines() if re.search(r'\.pyc?"', line)]
+        assert opened == [], f"pyoci {args[0]}"

@@ -1,0 +1,112 @@
+/* The `pyoci` command: CPython, embedded, with pyoci's Python modules frozen in.
+
+Why a compiled command instead of a `#!python -IS` script: every runtime call is a new process, and on the
+short commands (state, start, kill, delete) the interpreter's own start-up is most of the cost. Embedded,
+the interpreter skips what a general-purpose `python3` does first (locating its prefix, reading pyvenv.cfg,
+finding `encodings` on disk, compiling the script), and pyoci's modules come from this binary
+(PyImport_FrozenModules) instead of a path search, a stat and a .pyc read each.
+
+setup.py generates launcher_data.h from the package it is installing, so the code that runs is the code
+that is installed: the frozen modules, and PYOCI_STDLIB and PYOCI_DYNLOAD (the linked interpreter's library
+directories), PYOCI_HOME (its prefix) and PYOCI_SITE_FROM_BIN (the package directory relative to the
+directory this command is installed in).
+*/
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "launcher_data.h"
+
+static void fail(const char *what) {
+    fprintf(stderr, "pyoci: %s\n", what);
+    exit(1);
+}
+
+static void check(PyStatus status) {
+    if (PyStatus_Exception(status))
+        Py_ExitStatusException(status);
+}
+
+static void add_path(PyConfig *config, const char *path) {
+    wchar_t *wide = Py_DecodeLocale(path, NULL);
+    if (!wide)
+        fail("cannot decode a library path");
+    check(PyWideStringList_Append(&config->module_search_paths, wide));
+    PyMem_RawFree(wide);
+}
+
+/* This command's real path (followed through the /usr/local/bin link), and from it the installed package
+   directory (site-packages). */
+static void own_paths(char *exe, char *site, size_t size) {
+    if (!realpath("/proc/self/exe", exe))
+        fail("cannot find the pyoci command's own path in /proc/self/exe");
+    const char *slash = strrchr(exe, '/');
+    if ((size_t)snprintf(site, size, "%.*s/%s", (int)(slash - exe), exe, PYOCI_SITE_FROM_BIN) >= size)
+        fail("install path too long");
+}
+
+/* The package is frozen, but pyoci._shim is an extension module on disk: the package's __path__ must
+   name its installed directory for the import system to find it. */
+static int add_package_dir(const char *site) {
+    PyObject *pkg = PyImport_ImportModule("pyoci");
+    if (!pkg)
+        return -1;
+    PyObject *path = PyObject_GetAttrString(pkg, "__path__");
+    Py_DECREF(pkg);
+    if (!path)
+        return -1;
+    PyObject *dir = PyUnicode_FromFormat("%s/pyoci", site);
+    int rc = dir ? PyList_Append(path, dir) : -1;
+    Py_XDECREF(dir);
+    Py_DECREF(path);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    char exe[PATH_MAX], site[PATH_MAX];
+    own_paths(exe, site, sizeof site);
+    PyImport_FrozenModules = frozen_modules;
+
+    /* UTF-8 for file names, arguments and the standard streams whatever the locale, as python3 itself
+       does under the C locale (PEP 540), without touching the process's locale or environment. */
+    PyPreConfig pre;
+    PyPreConfig_InitIsolatedConfig(&pre);
+    pre.utf8_mode = 1;
+    check(Py_PreInitialize(&pre));
+
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    config.site_import = 0;
+    config.install_signal_handlers = 1; /* SIGPIPE and SIGXFSZ ignored, SIGINT a KeyboardInterrupt */
+    config.import_time = getenv("PYOCI_IMPORTTIME") != NULL; /* python -X importtime, for the tests */
+    /* Given, so that nothing is searched for: the executable on PATH, the prefix by landmark files. */
+    check(PyConfig_SetBytesString(&config, &config.executable, exe));
+    check(PyConfig_SetBytesString(&config, &config.home, PYOCI_HOME));
+    config.module_search_paths_set = 1;
+    /* Extension modules first: they are all the lifecycle commands look up on the path (_json, then
+       _cffi_backend in site-packages), and the standard library's directory is the longest to list. */
+    add_path(&config, PYOCI_DYNLOAD);
+    add_path(&config, PYOCI_STDLIB);
+    add_path(&config, site);
+    check(PyConfig_SetBytesArgv(&config, argc, argv));
+    PyStatus status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    check(status);
+    /* No cyclic garbage collection: a call lives milliseconds and makes next to no cycles, while the
+       collections its imports would set off cost `run` some 2 ms of CPU. The commands that settle into
+       waiting on a container (foreground.supervise, events) turn it back on. */
+    PyGC_Disable();
+
+    if (add_package_dir(site) == 0) {
+        PyObject *cli = PyImport_ImportModule("pyoci.cli");
+        if (cli)
+            PyObject_CallMethod(cli, "launch", NULL); /* returns only by raising */
+    }
+    PyErr_Print(); /* a traceback (--debug), or SystemExit's status */
+    fflush(stderr);
+    _exit(1);
+}
