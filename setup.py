@@ -7,6 +7,7 @@ made cheaper still to import (see lean_validator): its regex patterns come compi
 pyoci.jsonio gives, so it imports neither re nor decimal (several ms per call each), and its raises do not
 carry schema fragments that nothing reads.
 """
+import importlib.util
 import json
 import marshal
 import os
@@ -145,8 +146,6 @@ def launcher_data(package_root: Path) -> str:
     """launcher.c's generated header: where the linked interpreter's libraries are, where the package is
     installed relative to the command, and every module to freeze. Code objects name the installed files,
     so a --debug traceback shows their lines."""
-    import importlib.util
-
     paths = sysconfig.get_paths()
     modules = []
     for source in sorted(package_root.joinpath("pyoci").rglob("*.py")):
@@ -177,7 +176,7 @@ def libpython_link_args() -> list[str]:
         args = ["-no-pie", str(static), *shlex.split(var("MODLIBS") or "")]
     else:
         args = [f"-L{var('LIBDIR')}", f"-Wl,-rpath,{var('LIBDIR')}", f"-lpython{var('LDVERSION')}"]
-    return args + shlex.split(var("LIBS") or "") + shlex.split(var("SYSLIBS") or "") + shlex.split(var("LINKFORSHARED") or "")
+    return args + [arg for name in ("LIBS", "SYSLIBS", "LINKFORSHARED") for arg in shlex.split(var(name) or "")]
 
 
 class BuildLauncher(build_scripts):
