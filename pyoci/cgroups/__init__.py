@@ -362,9 +362,8 @@ def _create(cgroups_path: str, container_id: str, resources: dict[str, object], 
     from . import limits
 
     cg = Cgroup()
-    found = hierarchies()
     try:
-        for h in found:
+        for h in hierarchies():
             path = resolve(cgroups_path, container_id, h)
             first = len(cg.made)
             new = _mkdirs(path, h.mountpoint, cg.made)
@@ -377,7 +376,7 @@ def _create(cgroups_path: str, container_id: str, resources: dict[str, object], 
             if "cpuset" in h.controllers:
                 _init_cpuset(path, h.mountpoint)
         limits.apply(cg, resources, v2_only=is_v2_host(), devices=devices)
-        if devices and cg.v2_path and not any("devices" in h.controllers for h in found):
+        if devices and cg.v2_path and cg.path("devices") is None:  # else limits wrote the v1 rules
             _attach_device_filter(cg.v2_path, resources.get("devices", []))
     except PyociError:
         cg.destroy()
