@@ -398,6 +398,8 @@ def start(store: Store, container_id: str, log: Logger) -> State:
         os.close(lock)
 
 
+# runc's words: containerd's shim takes a kill error as "already gone" only when it says this.
+NOT_RUNNING = "container not running"
 SIGNALS = {name: getattr(_signal, name) for name in dir(_signal) if name.startswith("SIG") and not name.startswith("SIG_")}
 
 
@@ -415,22 +417,31 @@ def parse_signal(text: str) -> int:
 
 
 def kill(store: Store, container_id: str, sig: int, all_processes: bool = False) -> None:
+    """Signals the init, or with --all every process in the container's cgroup. --all also reaches what a
+    stopped container left behind (children of an init that shared its pid namespace) and then succeeds, as
+    runc's does: containerd's shim sends `kill --all ID 9` after the init exits and on delete."""
     from .cgroups import Cgroup
 
     st = store.load(container_id)
     status = state.status(store, st)
-    if status == "stopped":
-        raise PyociError("container is not running")
     cg = Cgroup.from_json(st.cgroup)
     if all_processes and cg.paths:
         cg.signal_all(sig)
+        if status == "paused" and sig == _signal.SIGKILL:
+            cg.freeze(False)  # a frozen process dies only once thawed
         return
+    if status == "stopped":
+        if all_processes:
+            return
+        raise PyociError(NOT_RUNNING)
     # Without a cgroup (rootless) --all reaches the init only; with its own pid namespace the kernel takes
     # the rest when it dies.
     try:
         os.kill(st.pid, sig)
     except ProcessLookupError:
-        raise PyociError("container is not running") from None
+        raise PyociError(NOT_RUNNING) from None
+    if status == "paused" and sig == _signal.SIGKILL:
+        cg.freeze(False)
 
 
 def _kill_and_wait(st: State, timeout: float = 10.0) -> None:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import cgroup_dirs
+from conftest import cgroup_dirs, exited
 
 
 # pid 1 of a pid namespace ignores signals it has no handler for: the container traps TERM itself.
@@ -90,6 +90,30 @@ def test_kill_all_signals_every_process(pyoci, bundle):
     time.sleep(0.2)
     pyoci("kill", "--all", cid, "KILL")
     wait_status(pyoci, cid, "stopped")
+
+
+def test_kill_of_a_stopped_container_as_runc(pyoci, bundle):
+    """Without --all: runc's `container not running` (containerd matches those words); with --all: what the
+    init left in the cgroup (here a child of an init without its own pid namespace) is signalled, and the
+    call succeeds, as containerd's shim expects after the init exits."""
+    def no_pidns(c):
+        c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "pid"]
+
+    b = bundle(["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"], no_pidns)
+    cid = pyoci.new_id()
+    pyoci("run", "--keep", "--bundle", str(b), cid)
+    assert pyoci.state(cid)["status"] == "stopped"
+    left = json.loads(pyoci("ps", "--format", "json", cid).stdout)
+    assert len(left) == 1 and open(f"/proc/{left[0]}/cmdline", "rb").read().startswith(b"sleep")
+    refused = pyoci("kill", cid, "KILL", check=False)
+    assert refused.returncode == 1 and refused.stderr == f"pyoci: kill {cid}: container not running\n"
+    pyoci("kill", "--all", cid, "KILL")
+    deadline = time.monotonic() + 10
+    while not exited(left[0]):
+        assert time.monotonic() < deadline, "kill --all left the init's child alive"
+        time.sleep(0.01)
+    pyoci("kill", "--all", cid, "KILL")  # again, with nothing left: still a success
+    pyoci("delete", cid)
 
 
 def test_delete_force_removes_a_running_container(pyoci, bundle):
