@@ -353,9 +353,16 @@ static void do_pivot(int no_pivot)
         if (chroot(".") < 0)
             fail(errno, "chroot");
     } else {
+        int old_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (old_root < 0)
+            fail(errno, "open old root");
         if (syscall(SYS_pivot_root, ".", ".") < 0)
             fail(errno, "pivot_root");
-        /* The old root sits on top of the new one: detach it without telling the host. */
+        /* The old root sits on top of the new one. Stand on it (not on the new root, which "." may still
+         * name), make its tree slave so that nothing of ours reaches the host, and detach it. */
+        if (fchdir(old_root) < 0)
+            fail(errno, "chdir old root");
+        close(old_root);
         if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
             fail(errno, "make old root slave");
         if (umount2(".", MNT_DETACH) < 0)

@@ -13,7 +13,7 @@ from .errors import ConfigError
 from .linux import caps, lsm, mountopts
 from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
-from .linux.mountopts import MS_SLAVE, PROPAGATION
+from .linux.mountopts import MS_SLAVE, MS_UNBINDABLE, PROPAGATION
 from .linux.rlimits import RLIMITS
 from .linux.shim import MSG_MOUNTED, MSG_READY, MSG_USERNS, Step
 from .record import field, record
@@ -118,9 +118,14 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> l
     if not host_ns:
         # Propagation is changed only in a mount namespace the container has (new or joined), never the host's.
         prop = PROPAGATION.get(cfg.rootfs_propagation, MS_SLAVE | MS_REC)
+        if prop == MS_UNBINDABLE | MS_REC:
+            prop = MS_SLAVE | MS_REC  # every bind from the host would be refused: runbindable waits for the pivot
+        # The mount that holds the rootfs (the rootfs itself where an engine mounted it there) must not be
+        # shared: the rootfs bind would be its peer, pivot_root refuses a shared new root, and our mounts would
+        # leak to the host. A slave keeps receiving the host's, as asked; "shared" is set again after the pivot.
         steps += [Step("set_root_propagation", "linux.rootfsPropagation", flags=prop),
-                  Step("mount", "rootfs parent mount", s2=mountpoint_of(os.path.dirname(opts.rootfs)), n4=1,
-                       flags2=MS_PRIVATE)]
+                  Step("mount", "rootfs parent mount", s2=mountpoint_of(opts.rootfs), n4=1,
+                       flags2=MS_SLAVE if prop & MS_SLAVE else MS_PRIVATE)]
     steps += [
         Step("mount", "root.path", s1=opts.rootfs, s2=opts.rootfs, flags=MS_BIND | MS_REC, n4=1),
         Step("set_root", "root.path", s1=opts.rootfs),
@@ -270,9 +275,6 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
         steps.append(Step("pivot", "chroot", n1=2))  # plain chroot: nothing may be moved onto the host's "/"
     else:
         steps.append(Step("pivot", "pivot_root" if not opts.no_pivot else "chroot", n1=int(opts.no_pivot)))
-    if cfg.rootfs_propagation and not host_ns:
-        steps.append(Step("set_root_propagation", "linux.rootfsPropagation",
-                          flags=PROPAGATION[cfg.rootfs_propagation]))
     for key, value in cfg.sysctl.items():
         steps.append(Step("write_file", f"linux.sysctl ({key})", s1=_sysctl_path(key), s2=value))
     for i, path in enumerate(cfg.masked_paths):
@@ -281,6 +283,10 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
         steps.append(Step("readonly", f"linux.readonlyPaths[{i}] ({path})", s1=path))
     if cfg.root_readonly:
         steps.append(Step("readonly", "root.readonly", s1="/", n1=3))
+    if cfg.rootfs_propagation and not host_ns:
+        # On the new root, once our own mounts are made ("runbindable" would refuse the masks' binds).
+        steps.append(Step("set_root_propagation", "linux.rootfsPropagation",
+                          flags=PROPAGATION[cfg.rootfs_propagation]))
     if opts.keyring:
         steps.append(Step("keyring", "session keyring", s1=opts.keyring))
     if cfg.hostname is not None:
