@@ -1,4 +1,5 @@
-"""cffi build script: compiles the executor as an API-mode extension at install time.
+"""cffi build script: compiles pyoci's C side (shim.h says what each file does) as one API-mode extension at
+install time.
 
 API mode (not ABI) because parsing a cdef at every start costs ~60 ms; a compiled module imports in ~1 ms.
 The exec trampoline (trampoline.c) is compiled first, as a static program whose bytes the shim carries.
@@ -40,7 +41,8 @@ ffibuilder = FFI()
 ffibuilder.cdef("\n".join(line for line in HEADER.splitlines() if not line.lstrip().startswith("#")))
 ffibuilder.set_source(
     "pyoci._shim",
-    '#include "shim.c"',
+    '#include "shim.h"',
+    sources=[str(HERE / name) for name in ("executor.c", "host.c", "hookrun.c")],
     include_dirs=[str(HERE), str(GENERATED)],
     libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],

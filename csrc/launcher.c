@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     PyGC_Disable();
 
     if (add_package_dir(site) == 0) {
-        PyObject *cli = PyImport_ImportModule("pyoci.cli");
+        PyObject *cli = PyImport_ImportModule("pyoci.main");
         if (cli)
             PyObject_CallMethod(cli, "launch", NULL); /* returns only by raising */
     }

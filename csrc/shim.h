@@ -1,96 +1,241 @@
-/* The plan interface between pyoci (Python) and the fork-safe executor (C).
- * This header is also fed to cffi's cdef, so it holds only plain declarations. */
+/* The interface between pyoci's Python side and its C side, fed to cffi's cdef as it is (plain declarations
+ * only). Two C files implement it, each with one role:
+ *   executor.c  runs a plan in a new child process that becomes the container's init (or an exec'd
+ *               process): the only C code that runs inside the container before its program;
+ *   host.c      helpers the runtime calls in its own process, on the host (mounts, BPF, seccomp, hooks).
+ *
+ * A plan is an array of steps, each an op and that op's own arguments (one struct per op below, with the
+ * same field names as the Python records in pyoci/steps.py, which pyoci/linux/shim.py encodes into them).
+ *
+ * The sync protocol. The runtime and the executor talk over a SOCK_SEQPACKET pair; each executor message is
+ * a struct pyoci_msg followed by `len` bytes of detail text (for ERROR and WARNING: the step's `what`, then
+ * what went wrong); the runtime's go-ahead is one byte, and may carry fds (SCM_RIGHTS).
+ *
+ *   runtime (create, exec)                        executor (after the fork step: the container's init)
+ *     spawn(plan, sync socket) ---------------->  cloned, in the v2 cgroup where the kernel allows
+ *                              <----------------  USERNS          a new user namespace is made
+ *     write its uid/gid maps, go -------------->
+ *                              <----------------  PID             from the forking process: the init's pid
+ *                              <----------------  MOUNTED         the mounts are made, before pivot_root
+ *     prestart, createRuntime hooks; go + 2 fds: the "created" and "running" states (sealed memfds), the
+ *     stdin of the hooks the executor runs -->
+ *                              <----------------  SECCOMP_FD+fd   a filter with a notify listener is loaded
+ *     hand the fd to listenerPath, go -------->
+ *                              <----------------  READY           create: parked; exec: about to execve
+ *     create returns. The init waits in WAIT_START on a listening unix socket in the container's state dir.
+ *   start: connect, go ----------------------->  accept: this connection is the sync socket from now on
+ *                                                 startContainer hooks, a late seccomp filter, execve
+ *   start, exec: read on until EOF (the socket closes on execve: success) or ERROR.
+ *
+ *   WARNING may come at any point (the runtime logs it and goes on); ERROR names the failing step and its
+ *   errno, after which the executor exits. EOF without READY or ERROR: the executor died (OOM, a signal).
+ */
 
 enum pyoci_op {
-    PYOCI_OP_SYNC = 1,        /* n1: message type; n2: 1 = wait for the parent's go-ahead */
-    PYOCI_OP_SETNS = 2,       /* fd: namespace fd; n1: nstype */
-    PYOCI_OP_UNSHARE = 3,     /* flags: CLONE_NEW* */
-    PYOCI_OP_FORK = 4,        /* fork (CLONE_PARENT); the forking process reports the pid and exits */
-    PYOCI_OP_WRITE_FILE = 5,  /* s1: path; s2: data */
-    PYOCI_OP_SETSID = 6,
-    PYOCI_OP_MOUNT = 7,       /* s1 src, s2 dst (inside root unless n4 = 1; n4 = 2: no symlink on the way),
-                                 s3 fstype, s4 data, flags, flags2 propagation, n1: 1 = create dst as file,
-                                 n2/n3: attr set/clear; fd >= 0: a detached mount tree to move to dst instead
-                                 of binding s1 */
-    PYOCI_OP_SET_ROOT = 8,    /* s1: rootfs path, opened as the root that destinations resolve in */
-    PYOCI_OP_MKNOD = 9,       /* s2: path inside root; n1: mode; n2: dev; n3: uid; n4: gid */
-    PYOCI_OP_SYMLINK = 10,    /* s1: target; s2: link path inside root; n1: 1 = replace */
-    PYOCI_OP_PIVOT = 11,      /* pivot_root into the root; n1: 1 = MS_MOVE + chroot, 2 = chroot only */
-    PYOCI_OP_MASK = 12,       /* s1: path */
-    PYOCI_OP_READONLY = 13,   /* s1: path; n1: 1 = ENOENT is an error, 2 = remount in place */
-    PYOCI_OP_HOSTNAME = 14,   /* s1 */
-    PYOCI_OP_DOMAINNAME = 15, /* s1 */
-    PYOCI_OP_HOOK = 16,       /* s1 path, argv, envp, n1 timeout seconds (0: none), n2 state: 0 created, 1 running */
-    PYOCI_OP_CONSOLE = 17,    /* fd: console socket; n1 rows; n2 cols */
-    PYOCI_OP_RLIMIT = 18,     /* n1 resource; n2 soft; n3 hard */
-    PYOCI_OP_PERSONALITY = 19,/* n1 */
-    PYOCI_OP_DROP_BOUNDING = 20, /* n1: bounding set to keep */
-    PYOCI_OP_USER = 21,       /* n1 uid; n2 gid; n3: 1 = setgroups(list), an empty list skipped where denied */
-    PYOCI_OP_CAPS = 22,       /* list: effective, permitted, inheritable, ambient */
-    PYOCI_OP_NO_NEW_PRIVS = 23,
-    PYOCI_OP_CHDIR = 24,      /* s1 */
-    PYOCI_OP_UMASK = 25,      /* n1 */
-    PYOCI_OP_CLOSE_FROM = 26, /* n1: first fd that exec closes */
-    PYOCI_OP_FIND_EXEC = 27,  /* s1: args[0]; envp: for PATH */
-    PYOCI_OP_WAIT_FIFO = 28,  /* fd */
-    PYOCI_OP_EXEC = 29,       /* argv, envp */
-    PYOCI_OP_SET_ROOT_PROPAGATION = 30, /* flags: propagation for "/" */
-    PYOCI_OP_PDEATHSIG = 32,  /* n1: signal sent when the spawning process dies (0: none) */
-    PYOCI_OP_KEYRING = 33,    /* s1: name of a new session keyring to join */
-    PYOCI_OP_SECCOMP = 34,    /* list: the BPF program (one sock_filter per entry); n1: SECCOMP_FILTER_FLAG_*
-                                 (with NEW_LISTENER: the notify fd goes to the parent, then wait for it) */
-    PYOCI_OP_DUMPABLE = 35,   /* n1: PR_SET_DUMPABLE value (a non-root parent writes our id maps while it is 1) */
-    PYOCI_OP_JOIN_CGROUP = 36 /* s1: cgroup directory; n1: 1 = cgroup v2 (spawn's clone3 put us there already
-                                 where it could), 0 = a v1 hierarchy */
+    PYOCI_OP_SYNC = 1,
+    PYOCI_OP_SETNS,
+    PYOCI_OP_UNSHARE,
+    PYOCI_OP_FORK,
+    PYOCI_OP_WRITE_FILE,
+    PYOCI_OP_SETSID,
+    PYOCI_OP_MOUNT,
+    PYOCI_OP_SET_ROOT,
+    PYOCI_OP_MKNOD,
+    PYOCI_OP_SYMLINK,
+    PYOCI_OP_PIVOT,
+    PYOCI_OP_MASK,
+    PYOCI_OP_READONLY,
+    PYOCI_OP_HOSTNAME,
+    PYOCI_OP_DOMAINNAME,
+    PYOCI_OP_HOOK,
+    PYOCI_OP_CONSOLE,
+    PYOCI_OP_RLIMIT,
+    PYOCI_OP_PERSONALITY,
+    PYOCI_OP_DROP_BOUNDING,
+    PYOCI_OP_USER,
+    PYOCI_OP_CAPS,
+    PYOCI_OP_NO_NEW_PRIVS,
+    PYOCI_OP_CHDIR,
+    PYOCI_OP_UMASK,
+    PYOCI_OP_CLOSE_FROM,
+    PYOCI_OP_FIND_EXEC,
+    PYOCI_OP_WAIT_START,
+    PYOCI_OP_EXEC,
+    PYOCI_OP_SET_ROOT_PROPAGATION,
+    PYOCI_OP_PDEATHSIG,
+    PYOCI_OP_KEYRING,
+    PYOCI_OP_SECCOMP,
+    PYOCI_OP_DUMPABLE,
+    PYOCI_OP_JOIN_CGROUP,
+    PYOCI_OP_CLOSE_FDS
 };
 
 enum pyoci_msg_type {
-    PYOCI_MSG_USERNS = 2,     /* new user namespace made; parent writes the id maps */
-    PYOCI_MSG_PID = 3,        /* pid field: the container's init */
-    PYOCI_MSG_MOUNTED = 4,    /* mounts done, before pivot_root: prestart + createRuntime hooks */
-    PYOCI_MSG_READY = 5,      /* waiting for start */
-    PYOCI_MSG_ERROR = 6,      /* step, err, detail */
-    PYOCI_MSG_SECCOMP_FD = 7  /* the seccomp notify fd rides along (SCM_RIGHTS); parent answers when passed on */
-};
-
-struct pyoci_step {
-    int op;
-    int fd;
-    unsigned long flags;
-    unsigned long flags2;
-    long long n1, n2, n3, n4;
-    const char *s1, *s2, *s3, *s4;
-    char **argv;
-    char **envp;
-    const unsigned long long *list;
-    int nlist;
+    PYOCI_MSG_USERNS = 2,
+    PYOCI_MSG_PID = 3,
+    PYOCI_MSG_MOUNTED = 4,
+    PYOCI_MSG_READY = 5,
+    PYOCI_MSG_ERROR = 6,
+    PYOCI_MSG_SECCOMP_FD = 7,
+    PYOCI_MSG_WARNING = 8
 };
 
 struct pyoci_msg {
-    int type;
-    int step;
-    int err;
-    int pid;
-    char detail[240];
+    int type;   /* enum pyoci_msg_type */
+    int step;   /* index of the step that sent it */
+    int err;    /* ERROR, WARNING: the errno (0: none) */
+    int pid;    /* PID: the container's init */
+    int len;    /* bytes of detail text after this header */
 };
 
-/* cgroup_v2: the v2 cgroup the child is born in (CLONE_INTO_CGROUP), or NULL. */
+/* Where a mount's target is. */
+enum pyoci_where {
+    PYOCI_IN_ROOT = 0,        /* resolved inside the root (symlinks followed, never out of it) */
+    PYOCI_IN_ROOT_EXACT = 1,  /* inside the root, and no symlink on the way (proc, sysfs) */
+    PYOCI_HOST_PATH = 2       /* a path of the runtime's mount namespace (before the root is set) */
+};
+
+enum pyoci_pivot {
+    PYOCI_PIVOT_ROOT = 0,     /* pivot_root into the root, the old root detached */
+    PYOCI_MOVE_CHROOT = 1,    /* --no-pivot: move the root onto / and chroot */
+    PYOCI_CHROOT = 2          /* the runtime's own mount namespace: chroot only */
+};
+
+struct pyoci_u64s {
+    const unsigned long long *v;
+    int n;
+};
+
+struct pyoci_sync { int message; int wait; };     /* send message (enum pyoci_msg_type); wait: for the go */
+struct pyoci_setns { int fd; long long nstype; };
+struct pyoci_unshare { long long flags; };        /* CLONE_NEW* */
+struct pyoci_fork { long long death_signal; };    /* the forking process reports the init's pid and exits */
+struct pyoci_write_file { const char *path; const char *data; };
+struct pyoci_mount {
+    const char *source;       /* NULL: none (a remount, or a propagation change only) */
+    const char *target;
+    const char *fstype;       /* NULL with MS_BIND in flags: a bind of source */
+    const char *data;
+    long long flags;          /* MS_*: MS_BIND flags beyond MS_REC are applied by a remount */
+    long long propagation;    /* MS_SHARED, MS_PRIVATE... set on the target afterwards (0: none) */
+    long long attr_set;       /* mount_setattr(AT_RECURSIVE) afterwards */
+    long long attr_clr;
+    int where;                /* enum pyoci_where */
+    int as_file;              /* a missing target is made as a file (the bind of a file), else a directory */
+    int tree_fd;              /* >= 0: a detached mount tree (idmapped) moved onto target instead */
+};
+struct pyoci_set_root { const char *path; };      /* opened as the root that targets resolve in */
+struct pyoci_mknod { const char *path; long long mode; long long dev; long long uid; long long gid; };
+struct pyoci_symlink { const char *target; const char *path; int replace; };
+struct pyoci_pivot_step { int how; };             /* enum pyoci_pivot */
+struct pyoci_mask { const char *path; };
+struct pyoci_readonly { const char *path; int must_exist; int in_place; };
+struct pyoci_hostname { const char *name; };
+struct pyoci_domainname { const char *name; };
+struct pyoci_hook {
+    const char *path;
+    char **argv;
+    char **envp;
+    long long timeout;        /* seconds; 0: none */
+    int state;                /* stdin: 0 the "created" state, 1 the "running" one */
+};
+struct pyoci_console { int socket_fd; long long rows; long long cols; };
+struct pyoci_rlimit { long long resource; long long soft; long long hard; };
+struct pyoci_personality { long long domain; };
+struct pyoci_drop_bounding { long long keep; };   /* the bounding set to keep, a mask */
+struct pyoci_user {
+    long long uid;
+    long long gid;
+    struct pyoci_u64s groups;
+    int setgroups;            /* 0: keep the groups (setgroups is denied in this user namespace) */
+};
+struct pyoci_caps { long long effective; long long permitted; long long inheritable; long long ambient; };
+/* process.cwd, resolved inside the root. attempt 1: as root, before the user switch (a denial leaves it to
+ * attempt 2, after the switch, as runc does); 0: the only attempt. */
+struct pyoci_chdir { const char *path; int attempt; };
+struct pyoci_umask { long long mask; };
+struct pyoci_close_from { long long first; };     /* every fd from first on is made close-on-exec */
+struct pyoci_find_exec { const char *name; const char *search_path; };
+struct pyoci_wait_start { int listen_fd; };
+struct pyoci_exec { char **argv; char **envp; };
+struct pyoci_set_root_propagation { long long flags; };
+struct pyoci_pdeathsig { long long signal; };
+struct pyoci_keyring { const char *name; };
+struct pyoci_seccomp {
+    struct pyoci_u64s program;  /* one struct sock_filter per entry */
+    long long flags;            /* SECCOMP_FILTER_FLAG_*; NEW_LISTENER: the notify fd goes to the runtime */
+};
+struct pyoci_dumpable { long long value; };
+struct pyoci_join_cgroup { const char *path; int v2; };  /* v2: spawn's clone3 put us there where it could */
+/* Every fd from 3 on is closed but these (sorted) and the executor's own (sync socket, trampoline): nothing
+ * of the runtime's (its lock, its caller's fds) stays open in the container. */
+struct pyoci_close_fds { struct pyoci_u64s keep; };
+
+struct pyoci_step {
+    int op;                   /* enum pyoci_op; ops without arguments use none of u */
+    const char *what;         /* the config item the step came from: what an ERROR or WARNING names */
+    union {
+        struct pyoci_sync sync;
+        struct pyoci_setns setns;
+        struct pyoci_unshare unshare;
+        struct pyoci_fork fork;
+        struct pyoci_write_file write_file;
+        struct pyoci_mount mount;
+        struct pyoci_set_root set_root;
+        struct pyoci_mknod mknod;
+        struct pyoci_symlink symlink;
+        struct pyoci_pivot_step pivot;
+        struct pyoci_mask mask;
+        struct pyoci_readonly readonly;
+        struct pyoci_hostname hostname;
+        struct pyoci_domainname domainname;
+        struct pyoci_hook hook;
+        struct pyoci_console console;
+        struct pyoci_rlimit rlimit;
+        struct pyoci_personality personality;
+        struct pyoci_drop_bounding drop_bounding;
+        struct pyoci_user user;
+        struct pyoci_caps caps;
+        struct pyoci_chdir chdir;
+        struct pyoci_umask umask;
+        struct pyoci_close_from close_from;
+        struct pyoci_find_exec find_exec;
+        struct pyoci_wait_start wait_start;
+        struct pyoci_exec exec;
+        struct pyoci_set_root_propagation set_root_propagation;
+        struct pyoci_pdeathsig pdeathsig;
+        struct pyoci_keyring keyring;
+        struct pyoci_seccomp seccomp;
+        struct pyoci_dumpable dumpable;
+        struct pyoci_join_cgroup join_cgroup;
+        struct pyoci_close_fds close_fds;
+    } u;
+};
+
+/* executor.c: starts a child that runs the steps and never returns; its pid, or -errno. cgroup_v2: the v2
+ * cgroup the child is born in (clone3 CLONE_INTO_CGROUP), or NULL. */
 int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd, const char *cgroup_v2);
+
+/* host.c. Each returns 0 (or a value) on success, -errno on failure. */
 int pyoci_umount_lazy(const char *target);
-/* A detached copy of src's mount (its whole tree if tree_rec) idmapped through userns_fd (recursively if
- * idmap_rec), for the executor to move into place. Returns the fd, or -errno with *stage 0 (open_tree) or
- * 1 (mount_setattr). */
-int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage);
-
-/* The layer store: an overlay mount made by the runtime itself (its lowerdir names short links relative to
-   the cwd, so 128 layers fit one page of mount data), and whether a directory's entries carry d_type. */
-int pyoci_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data);
+/* A mount made from the directory dir_fd (relative paths in data resolve there: an overlay's lowerdir names
+ * short links, so 128 layers fit one page of mount data), without changing the caller's cwd. */
+int pyoci_mount_from(int dir_fd, const char *source, const char *target, const char *fstype,
+                     unsigned long flags, const char *data);
+/* 1 if every entry of dir has a d_type, 0 if one is DT_UNKNOWN (overlay cannot work there). */
 int pyoci_supports_dtype(const char *dir);
-
+/* A detached copy of src's mount (its whole tree if tree_rec) idmapped through userns_fd (recursively if
+ * idmap_rec), for the executor to move into place: the fd; *stage says what failed: 0 open_tree,
+ * 1 mount_setattr. */
+int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage);
 /* cgroup v2 devices: loads a BPF_PROG_TYPE_CGROUP_DEVICE program (len bytes of struct bpf_insn) and attaches
- * it to cgroup_dir with BPF_F_ALLOW_MULTI. Returns 0 or -errno; a refused program leaves the verifier's
- * words in log. */
+ * it to cgroup_dir with BPF_F_ALLOW_MULTI; a refused program leaves the verifier's words in log. */
 int pyoci_device_filter_attach(const char *insns, int len, const char *cgroup_dir, char *log, int log_size);
+/* Runs a hook to its end, as the executor runs the in-container ones: stdin_fd (the state) as its stdin,
+ * killed after timeout seconds (0: none). 0: it exited 0; -errno: it could not be run; 1: it failed, and
+ * detail says how ("exit status 3", "killed by signal 9", "timed out after 5s"). */
+int pyoci_run_hook(const char *path, char **argv, char **envp, int stdin_fd, long long timeout,
+                   char *detail, int detail_size);
 
 /* linux.seccomp, compiled by libseccomp in the runtime (never in the container). */
 struct pyoci_scmp_arg {
@@ -107,6 +252,6 @@ struct pyoci_scmp_rule {
     struct pyoci_scmp_arg args[6];
 };
 
-/* Writes the BPF program to out_fd. Returns 0 or -errno; *failed names the rule (-1: the arches). */
+/* Writes the BPF program to out_fd; *failed names the rule (-1: the arches). */
 int pyoci_seccomp_compile(unsigned int default_action, const char **arches, int narches,
                           const struct pyoci_scmp_rule *rules, int nrules, int out_fd, int *failed);

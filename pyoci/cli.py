@@ -1,142 +1,22 @@
-"""runc's command line: global flags, one function per command, imports only what each command needs.
-
-`state`, `kill`, `delete` and `start` stay cheap: the parser is a table (argparse alone costs more than
-runc's whole `state`), and none of them loads the config validator or jsonschema.
+"""runc's commands: one function per command, which parses nothing itself (cmdline.py does) and only turns
+flags into calls of the Python API (container.py) and results into output. Each imports only what its
+command needs: `state`, `kill`, `delete` and `start` never load the config validator or jsonschema.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from . import OCI_VERSION, __version__, jsonio
+from . import jsonio
+from .cmdline import Command, SimpleNamespace, check_format, print_table
 from .errors import PyociError
-from .log import Logger
-from .state import Store, default_root
 
-SimpleNamespace = type(sys.implementation)  # types.SimpleNamespace, as types.py defines it: types costs an import
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .container import Runtime
 
-
-class Command:
-    """A command's flags: `values` take an argument, `bools` do not; `short` maps one letter to a name."""
-
-    def __init__(self, run, summary: str, args: tuple[str, ...] = (), values: dict[str, str] | None = None,
-                 bools: tuple[str, ...] = (), short: dict[str, str] | None = None, optional: int = 0,
-                 multi: tuple[str, ...] = ()) -> None:
-        self.run, self.summary, self.args = run, summary, args
-        self.values = values or {}
-        self.multi = multi  # flags that may repeat, collected into a list
-        self.bools = bools
-        self.short = short or {}
-        self.optional = optional  # how many trailing args may be left out
-
-
-GLOBAL = Command(None, "", values={"root": "", "log": "", "log-format": "text", "rootless": "auto",
-                                   "criu": "", "store": "/var/lib/pyoci"},
-                 bools=("debug", "systemd-cgroup", "version", "help"), short={"v": "version", "h": "help"})
 CREATE_VALUES = {"bundle": ".", "pid-file": "", "console-socket": "", "preserve-fds": "0"}
 CREATE_BOOLS = ("no-pivot", "no-new-keyring")
-
-
-def _parse_flags(cmd: Command, argv: list[str], out: SimpleNamespace, stop_at_word: bool) -> list[str]:
-    """Consumes cmd's flags from argv; returns the words left. Accepts --x v, --x=v, -x v and Go's -name."""
-    for name, default in cmd.values.items():
-        setattr(out, name.replace("-", "_"), default)
-    for name in cmd.bools:
-        setattr(out, name.replace("-", "_"), False)
-    for name in cmd.multi:
-        setattr(out, name.replace("-", "_"), [])
-    words: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            words += argv[i:]
-            break
-        if not arg.startswith("-") or arg == "-":
-            words.append(arg)
-            if stop_at_word:
-                words += argv[i:]
-                break
-            continue
-        name, eq, value = arg.lstrip("-").partition("=")
-        name = cmd.short.get(name, name)
-        if name in cmd.bools and not eq:
-            setattr(out, name.replace("-", "_"), True)
-        elif name in cmd.values or name in cmd.multi:
-            if not eq:
-                if i >= len(argv):
-                    raise PyociError(f"flag --{name} needs a value")
-                value = argv[i]
-                i += 1
-            if name in cmd.multi:
-                getattr(out, name.replace("-", "_")).append(value)
-            else:
-                setattr(out, name.replace("-", "_"), value)
-        else:
-            raise PyociError(f"unknown flag {arg}")
-    return words
-
-
-def parse_command(a: SimpleNamespace, rest: list[str]) -> None:
-    """Fills a with the command named first in rest, its flags and its arguments."""
-    if not rest:
-        return
-    a.command = rest[0]
-    table = COMMANDS
-    if a.command in GROUPS:
-        from .store.commands import COMMANDS as table  # the layer store's commands: `image ...`, `bundle ...`
-
-        if len(rest) < 2 or rest[1].startswith("-"):
-            a.help = True
-            return
-        a.command = f"{rest[0]} {rest[1]}"
-        rest = rest[1:]
-    cmd = table.get(a.command)
-    if cmd is None:
-        raise PyociError(f"unknown command {jsonio.dumps(a.command)} (see pyoci --help)")
-    a.cmd = cmd
-    # A command that takes a command line (exec, ps) reads its own flags only before the first word, as
-    # Go's flag package does; the others accept flags anywhere.
-    trailing = bool(cmd.args) and cmd.args[-1].endswith("...")
-    words = _parse_flags(cmd, rest[1:], a, stop_at_word=trailing)
-    if trailing and a.command == "exec" and len(words) > 1 and words[1] == "--":
-        del words[1]
-    if a.help:
-        return
-    need = len(cmd.args) - cmd.optional
-    if len(words) < need or (len(words) > len(cmd.args) and not trailing):
-        raise PyociError(f"usage: pyoci {a.command} {_usage(cmd)}")
-    for i, name in enumerate(cmd.args):
-        if name.endswith("..."):
-            setattr(a, name.rstrip(".").replace("-", "_"), words[i:])
-        else:
-            setattr(a, name.replace("-", "_"), words[i] if i < len(words) else None)
-
-
-def _usage(cmd: Command) -> str:
-    flags = [f"[--{n} {n.upper().replace('-', '_')}]" for n in cmd.values]
-    flags += [f"[--{n} {n.upper().replace('-', '_')}]..." for n in cmd.multi]
-    flags += [f"[--{n}]" for n in cmd.bools]
-    args = [a if i < len(cmd.args) - cmd.optional else f"[{a}]" for i, a in enumerate(cmd.args)]
-    return " ".join(flags + [a.upper() for a in args])
-
-
-def _help(command: str | None, cmd: Command | None) -> str:
-    if command in GROUPS:
-        from .store.commands import COMMANDS as table
-
-        lines = [f"{GROUPS[command]}\n", f"usage: pyoci [--store DIR] {command} COMMAND\n", "commands:"]
-        lines += [f"  {name.split()[1]:10s}{c.summary}" for name, c in table.items() if name.startswith(command + " ")]
-        return "\n".join(lines) + "\n"
-    if cmd:
-        return f"{cmd.summary}\n\nusage: pyoci {command} {_usage(cmd)}\n"
-    lines = ["pyoci: an OCI container runtime, runc-compatible\n",
-             "usage: pyoci [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND\n",
-             "commands:"]
-    lines += [f"  {name:10s}{cmd.summary}" for name, cmd in COMMANDS.items()]
-    lines += [f"  {name:10s}{summary} (pyoci {name} --help)" for name, summary in GROUPS.items()]
-    return "\n".join(lines) + "\n"
 
 
 def _preserve_fds(a: SimpleNamespace) -> int:
@@ -149,87 +29,69 @@ def _preserve_fds(a: SimpleNamespace) -> int:
     return preserve
 
 
-def _rootless(a: SimpleNamespace) -> bool:
-    """runc's global --rootless: whether cgroups this user may not make are skipped (auto: when not root)."""
-    if a.rootless == "auto":
-        return os.geteuid() != 0
-    if a.rootless in ("true", "false"):
-        return a.rootless == "true"
-    raise PyociError(f"--rootless must be true, false or auto, not {jsonio.dumps(a.rootless)}")
+def _create_options(a: SimpleNamespace) -> dict[str, object]:
+    return {"pid_file": a.pid_file or None, "console_socket": a.console_socket or None, "no_pivot": a.no_pivot,
+            "no_new_keyring": a.no_new_keyring, "preserve_fds": _preserve_fds(a)}
 
 
-def _create_options(a: SimpleNamespace):
-    from .container import CreateOptions
-
-    preserve = _preserve_fds(a)
-    return CreateOptions(bundle=a.bundle, pid_file=a.pid_file or None, console_socket=a.console_socket or None,
-                         no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring, preserve_fds=preserve,
-                         rootless_cgroups=_rootless(a))
-
-
-def do_create(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .container import create
-
-    create(store, a.id, _create_options(a), log)
+def do_create(a: SimpleNamespace, rt: Runtime) -> int:
+    rt.create(a.id, a.bundle, **_create_options(a))
     return 0
 
 
-def do_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_run(a: SimpleNamespace, rt: Runtime) -> int:
     from .foreground import run
 
-    return run(store, a.id, _create_options(a), log, detach=a.detach, keep=a.keep)
+    return run(rt, a.id, a.bundle, _create_options(a), detach=a.detach, keep=a.keep)
 
 
-def do_exec(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .execute import ExecOptions, exec_process
+def do_exec(a: SimpleNamespace, rt: Runtime) -> int:
+    from .execute import ExecOptions
+    from .foreground import supervise
 
-    preserve = _preserve_fds(a)
     opts = ExecOptions(a.command_args, process_file=a.process or None, tty=a.tty,
                        console_socket=a.console_socket or None, detach=a.detach, pid_file=a.pid_file or None,
-                       preserve_fds=preserve, env=a.env, cwd=a.cwd or None, user=a.user or None,
+                       preserve_fds=_preserve_fds(a), env=a.env, cwd=a.cwd or None, user=a.user or None,
                        additional_gids=[g for v in a.additional_gids for g in v.split(",") if g],
                        caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup,
                        apparmor=a.apparmor or None, process_label=a.process_label or None)
-    return exec_process(store, a.id, opts, log)
+    proc = rt.get(a.id).exec(opts)
+    if opts.detach:
+        return 0
+    return supervise(proc.pid, proc.console)
 
 
-def do_start(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .container import start
-
-    start(store, a.id, log)
+def do_start(a: SimpleNamespace, rt: Runtime) -> int:
+    rt.get(a.id).start()
     return 0
 
 
-def do_state(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .state import oci_state
-
-    print(jsonio.dumps(oci_state(store, store.load(a.id)), indent=2))
+def do_state(a: SimpleNamespace, rt: Runtime) -> int:
+    print(jsonio.dumps(rt.get(a.id).state(), indent=2))
     return 0
 
 
-def do_kill(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .container import kill, parse_signal
+def do_kill(a: SimpleNamespace, rt: Runtime) -> int:
+    from .container import parse_signal
 
-    kill(store, a.id, parse_signal(a.signal or "TERM"), a.all)
+    rt.get(a.id).kill(parse_signal(a.signal or "TERM"), a.all)
     return 0
 
 
-def do_delete(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .container import delete
-
-    delete(store, a.id, a.force, log)
+def do_delete(a: SimpleNamespace, rt: Runtime) -> int:
+    rt.delete(a.id, a.force)
     return 0
 
 
-def do_list(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .state import oci_state
+def do_list(a: SimpleNamespace, rt: Runtime) -> int:
+    from .errors import NotFoundError
 
     check_format(a.format)
     states = []
-    for cid in store.ids():
+    for c in rt.list():
         try:
-            states.append(oci_state(store, store.load(cid)))
-        except PyociError:
+            states.append(c.state())
+        except NotFoundError:
             continue  # deleted while we looked
     if a.quiet:
         print("\n".join(s["id"] for s in states))
@@ -241,30 +103,16 @@ def do_list(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
-def check_format(fmt: str) -> None:
-    if fmt not in ("table", "json"):
-        raise PyociError(f"--format must be table or json, not {jsonio.dumps(fmt)}")
-
-
-def print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
-
-
-def do_pause(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .container import pause
-
-    pause(store, a.id, a.command == "pause")
+def do_pause(a: SimpleNamespace, rt: Runtime) -> int:
+    c = rt.get(a.id)
+    c.pause() if a.command == "pause" else c.resume()
     return 0
 
 
-def do_ps(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_ps(a: SimpleNamespace, rt: Runtime) -> int:
     """runc's ps: the container's pids as JSON, or the host's `ps` rows of those pids."""
-    from .container import processes
-
     check_format(a.format)
-    pids = processes(store, a.id)
+    pids = rt.get(a.id).processes()
     if a.format == "json":
         print(jsonio.dumps(pids))
         return 0
@@ -320,9 +168,7 @@ def parse_size(flag: str, text: str, with_units: bool | None) -> int | str:
     return int(digits) * scale
 
 
-def do_update(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .container import update
-
+def do_update(a: SimpleNamespace, rt: Runtime) -> int:
     if a.resources:
         try:
             if a.resources == "-":
@@ -340,7 +186,7 @@ def do_update(a: SimpleNamespace, store: Store, log: Logger) -> int:
         value = getattr(a, flag.replace("-", "_"))
         if value:
             res.setdefault(section, {})[key] = parse_size(flag, value, with_units)
-    update(store, a.id, res)
+    rt.get(a.id).update(res)
     return 0
 
 
@@ -358,14 +204,21 @@ def parse_duration(text: str) -> float:
     raise PyociError(f"--interval {text}: not a duration like 5s or 500ms")
 
 
-def do_events(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    from .container import events
+def do_events(a: SimpleNamespace, rt: Runtime) -> int:
+    c = rt.get(a.id)
+    if a.stats:
+        print(jsonio.dumps({"type": "stats", "id": c.id, "data": c.stats()}), flush=True)
+        return 0
+    interval = parse_duration(a.interval)
+    import gc
 
-    events(store, a.id, a.stats, parse_duration(a.interval))
+    gc.enable()  # the pyoci command starts without it (csrc/launcher.c); this loop lasts as long as the container
+    for event in c.events(interval):
+        print(jsonio.dumps(event), flush=True)
     return 0
 
 
-def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_spec(a: SimpleNamespace, rt: Runtime) -> int:
     from .defaults import default_config
 
     path = os.path.join(a.bundle, "config.json")
@@ -380,29 +233,10 @@ def do_spec(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
-def do_features(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_features(a: SimpleNamespace, rt: Runtime) -> int:
     from .features import features
 
     print(jsonio.dumps(features(), indent=2))
-    return 0
-
-
-def do_info(a: SimpleNamespace, store: Store, log: Logger) -> int:
-    """The runtime and its layer store, in `docker info`'s terms."""
-    from .cgroups import is_v2_host
-    from .store.info import store_info
-    from .store.layout import Layout
-
-    check_format(a.format)
-    data = {"Runtime": f"pyoci {__version__}", "OCI Runtime Spec": OCI_VERSION, "Root": os.path.abspath(a.root),
-            "Cgroup Version": "2" if is_v2_host() else "1 (hybrid)" if os.path.isdir("/sys/fs/cgroup/unified") else "1",
-            **store_info(Layout(a.store))}
-    if a.format == "json":
-        print(jsonio.dumps(data, indent=2))
-    else:
-        for key, value in data.items():
-            shown = str(value).lower() if isinstance(value, bool) else value
-            print(f"{key}: {shown if key != 'Disk Used' else f'{value / 1048576:.1f} MiB'}")
     return 0
 
 
@@ -437,78 +271,4 @@ COMMANDS = {
     "spec": Command(do_spec, "write a default config.json", values={"bundle": "."}, bools=("rootless",),
                     short={"b": "bundle"}),
     "features": Command(do_features, "print the features this runtime supports, as JSON"),
-    "info": Command(do_info, "the runtime, the cgroup version and the layer store (driver, backing filesystem, "
-                    "d_type, images, layers, disk)", values={"format": "table"}, short={"f": "format"}),
 }
-GROUPS = {"image": "images in the overlay layer store (--store, default /var/lib/pyoci)",
-          "bundle": "bundles made from stored images: a container layer over the image's layers"}
-
-
-def add_help(table: dict[str, Command]) -> None:
-    for cmd in table.values():
-        cmd.bools += ("help",)
-        cmd.short.setdefault("h", "help")
-
-
-add_help(COMMANDS)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    a = SimpleNamespace(command=None)
-    try:
-        rest = _parse_flags(GLOBAL, argv, a, stop_at_word=True)
-    except PyociError as exc:
-        Logger().error(f"pyoci: {exc}")
-        return 2
-    log = Logger(a.log or None, a.log_format, a.debug)
-    try:
-        parse_command(a, rest)
-    except PyociError as exc:
-        log.error(f"pyoci: {exc}")
-        return 1
-    if a.version:
-        print(f"pyoci version {__version__}\nspec: {OCI_VERSION}")
-        return 0
-    if a.help or not a.command:
-        sys.stdout.write(_help(a.command, getattr(a, "cmd", None)))
-        return 0
-    where = a.command + (f" {a.id}" if getattr(a, "id", None) else "")
-    try:
-        if a.log_format not in ("text", "json"):
-            raise PyociError(f"--log-format must be text or json, not {jsonio.dumps(a.log_format)}")
-        if a.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
-            raise PyociError("--systemd-cgroup: systemd is not running on this host; use cgroupfs (drop the flag)")
-        return a.cmd.run(a, Store(a.root or default_root()), log)
-    except PyociError as exc:
-        log.error(f"pyoci: {where}: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except OSError as exc:  # the system refused something pyoci did not expect to fail: say what and where
-        if a.debug:
-            raise
-        log.error(f"pyoci: {where}: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
-        return 1
-    except Exception as exc:  # a bug: say so in one line unless the user asked for the traceback
-        if a.debug:
-            raise
-        log.error(f"pyoci: {where}: internal error: {exc!r} (run with --debug for details)")
-        return 1
-
-
-def launch() -> None:
-    """The `pyoci` command's entry (csrc/launcher.c calls it): main, then an immediate exit. The
-    interpreter's teardown (every module and object freed one by one, a few ms) does nothing pyoci needs:
-    its files are closed and its log lines written by then, so the standard streams are flushed and the
-    process ends at once."""
-    code = 1
-    try:
-        code = main()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BrokenPipeError:  # `pyoci list | head -1`
-            code = code or 1
-    os._exit(code)

@@ -1,409 +1,401 @@
-"""The lifecycle in one place: create, start, kill, delete, and the guards on each status."""
+"""The container lifecycle, in one place, and pyoci's Python API.
+
+    import pyoci
+    rt = pyoci.Runtime(root="/run/pyoci")
+    c = rt.create("c1", "/path/to/bundle")   # parked: status "created"
+    c.start()
+    c.kill(signal.SIGTERM)
+    c.wait()
+    c.delete()
+
+Statuses are derived when asked (pyoci/state.py): creating, created, running, paused, stopped. Whether an
+operation may run in a status is one table, TRANSITIONS, with runc's words for each refusal (engines match
+some of them: containerd takes `container not running` from kill as "already gone"). Every operation that
+changes a container holds its lock: create from the claim of the id until the init is ready, the others
+while they act; an operation that finds a create still at work fails at once instead of waiting.
+
+A Runtime keeps no global state, changes no cwd, installs no signal handlers and leaves no fd open, so a
+long-lived program can drive any number of containers. (The pyoci command adds what a terminal user
+expects: signal forwarding and the pty relay of `run`, in pyoci/foreground.py.)
+"""
 from __future__ import annotations
 
 import _signal  # signal.py's C core, int constants: signal.py itself imports enum
-import gc
 import os
 import time
 
-from . import OCI_VERSION, hooks, jsonio, state
-from .errors import ConfigError, PyociError
+from . import jsonio, state
+from .errors import ConfigError, NotFoundError, PyociError, WrongStateError
 from .log import Logger
-from .state import FIFO, State, Store
-from .store import ROOTFS_ANNOTATION
+from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, START_SOCKET, State, Store
 
-TYPE_CHECKING = False  # annotations are strings; start, kill and delete must not pay for cgroups' import here
+TYPE_CHECKING = False  # annotations are strings; start, kill and delete must not pay for these imports
 if TYPE_CHECKING:
-    from .cgroups import Cgroup
+    from typing import Iterator
+
+    from .execute import ExecOptions, ExecProcess
+    from .state import Lock
+
+NOT_RUNNING = "container not running"
+BEING_CREATED = "container {id} is being created"
+# operation → status → None (allowed) or the refusal; a status not listed is refused with GENERIC.
+TRANSITIONS: dict[str, dict[str, str | None]] = {
+    "start": {CREATED: None, CREATING: BEING_CREATED, RUNNING: "cannot start an already running container",
+              PAUSED: "cannot start a container in the paused state", STOPPED: "cannot start a container that has stopped"},
+    "kill": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: NOT_RUNNING, CREATING: BEING_CREATED},
+    # --all: what a stopped container left in its cgroup too (containerd's shim asks after the init exits)
+    "kill --all": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: None, CREATING: BEING_CREATED},
+    "delete": {STOPPED: None, CREATING: BEING_CREATED},
+    "delete --force": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: None, CREATING: BEING_CREATED},
+    "pause": {RUNNING: None, CREATING: BEING_CREATED},
+    "resume": {PAUSED: None, CREATING: BEING_CREATED},
+    "update": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: NOT_RUNNING, CREATING: BEING_CREATED},
+    "exec": {CREATED: None, RUNNING: None, CREATING: BEING_CREATED,
+             PAUSED: "cannot exec in a paused container", STOPPED: "cannot exec in a stopped container"},
+    "events": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: "container with id {id} is not running",
+               CREATING: BEING_CREATED},
+}
+GENERIC = "cannot {op} a container in the {status} state"
+# delete's refusal of a live container, in runc's words
+NOT_STOPPED = "cannot delete container {id} that is not stopped: {status}"
 
 
-class CreateOptions:
-    """What the command line adds to a create (a plain class: start, kill and delete import this module)."""
-
-    def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
-                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 rootless_cgroups: bool = False) -> None:
-        self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
-        self.no_pivot, self.no_new_keyring, self.preserve_fds = no_pivot, no_new_keyring, preserve_fds
-        self.rootless_cgroups = rootless_cgroups  # runc's --rootless: cgroups we may not make are skipped
-        self.console_fd = -1  # `run` in the foreground receives the pty itself on this fd
-
-
-class Undo:
-    """What a failing create must take back."""
-
-    def __init__(self, state_dir: str) -> None:
-        self.pids: list[int] = []
-        self.fds: list[int] = []
-        self.cgroup = None
-        self.state_dir = state_dir
-        self.host_mounts: dict[str, int] = {}
-
-    def close_fds(self) -> None:
-        for fd in self.fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.fds.clear()
-
-    def run(self) -> None:
-        self.close_fds()
-        for pid in self.pids:
-            try:
-                os.kill(pid, _signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-        try:
-            _unmount_host(self.host_mounts)
-        except PyociError:
-            pass  # the rest of the undo still runs; nothing better to do with a mount that will not go
-        if self.cgroup is not None:
-            self.cgroup.destroy()
-        if self.state_dir:
-            _remove_dir(self.state_dir)
-
-
-def _mounts_at(path: str) -> int:
-    from .linux.mountinfo import mount_points
-
-    return mount_points().count(path)
-
-
-def _unmount_host(host_mounts: dict[str, int]) -> None:
-    """A container without a mount namespace of its own made its mounts on the host: take them down (the
-    rootfs bind, detached lazily with everything mounted under it), leaving mounts that were there before."""
-    if not host_mounts:
+def guard(op: str, status: str, container_id: str) -> None:
+    """Refuses op in status, with the table's words."""
+    rules = TRANSITIONS[op]
+    if status in rules and rules[status] is None:
         return
-    from .linux.shim import umount_lazy
-
-    for path, before in host_mounts.items():
-        while _mounts_at(path) > before:
-            umount_lazy(path)
+    text = rules.get(status) or (NOT_STOPPED if op == "delete" else GENERIC)
+    raise WrongStateError(text.format(id=container_id, op=op.split()[0], status=status), status, op)
 
 
-def _remove_dir(path: str) -> None:
-    """A container's state directory holds only files pyoci wrote (state, fifo)."""
-    try:
-        for name in os.listdir(path):
-            os.unlink(os.path.join(path, name))
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
+class Runtime:
+    """The containers under one root directory (runc's --root)."""
 
+    def __init__(self, root: str | None = None, log: Logger | None = None, rootless_cgroups: bool | None = None) -> None:
+        self.store = Store(root or state.default_root())
+        self.log = log or Logger()
+        # runc's --rootless: skip the cgroups this user may not make (None: when not root)
+        self.rootless_cgroups = os.geteuid() != 0 if rootless_cgroups is None else rootless_cgroups
 
-def _hook_state(st: State, status: str) -> dict[str, object]:
-    return {"ociVersion": OCI_VERSION, "id": st.id, "status": status, "pid": st.pid, "bundle": st.bundle,
-            "annotations": st.annotations}
+    @property
+    def root(self) -> str:
+        return self.store.root
 
+    def create(self, container_id: str, bundle: str = ".", **options: object) -> Container:
+        """Builds the container from the bundle and parks its init, waiting for start(). options are
+        CreateOptions' fields: pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds, console_fd."""
+        from . import spec
+        from .create import CreateOptions, create
 
-def open_namespaces(namespaces, undo: Undo) -> dict[str, int]:
-    fds = {}
-    for i, ns in enumerate(namespaces):
-        if ns.path:
+        state.validate_id(container_id)
+        opts = CreateOptions(bundle=bundle, rootless_cgroups=self.rootless_cgroups, **options)
+        cfg = spec.load(os.path.abspath(bundle))
+        return Container(self, container_id, create(self.store, container_id, cfg, opts, self.log))
+
+    def get(self, container_id: str) -> Container:
+        return Container(self, container_id, self.store.load(container_id))
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        """Container.delete, and with force also what a damaged state leaves (runc's delete --force of an
+        unknown id succeeds)."""
+        try:
+            container = self.get(container_id)
+        except NotFoundError:
+            if force:
+                return
+            raise
+        except PyociError:
+            if not force:
+                raise
+            self._remove_damaged(container_id)
+            return
+        container.delete(force)
+
+    def _remove_damaged(self, container_id: str) -> None:
+        from .cgroups import Cgroup
+
+        lock = self.store.lock(container_id)
+        try:
+            Cgroup.default(container_id).destroy()
+            state.remove_dir(self.store.dir(container_id))
+        finally:
+            lock.release()
+
+    def list(self) -> list[Container]:
+        """Every container whose state is readable; the others are named in a warning."""
+        found = []
+        for cid in self.store.ids():
             try:
-                fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+                found.append(self.get(cid))
+            except NotFoundError:
+                continue  # deleted while we looked
+            except PyociError as exc:
+                self.log.warning(str(exc))
+        return found
+
+
+class Container:
+    """One container; every call reads its state anew (another process may change it)."""
+
+    def __init__(self, runtime: Runtime, container_id: str, st: State) -> None:
+        self.runtime, self.id, self._st = runtime, container_id, st
+
+    def __repr__(self) -> str:
+        return f"Container({self.id!r}, root={self.runtime.root!r})"
+
+    @property
+    def pid(self) -> int:
+        """The init's pid (0 before it exists)."""
+        return self._st.pid
+
+    @property
+    def bundle(self) -> str:
+        return self._st.bundle
+
+    def _load(self) -> State:
+        self._st = self.runtime.store.load(self.id)
+        return self._st
+
+    def status(self) -> str:
+        return state.status(self.runtime.store, self._load())
+
+    def state(self) -> dict[str, object]:
+        """The runtime-spec state (with runc's created and owner)."""
+        st = self._load()
+        return state.oci_state(st, state.status(self.runtime.store, st))
+
+    def _lock(self, op: str) -> tuple[Lock, str]:
+        """The container's lock and its status, checked against op. A create still at work holds the lock:
+        refused at once rather than waited for."""
+        store = self.runtime.store
+        lock = store.lock(self.id, wait=False)
+        if lock is None:
+            current = state.status(store, self._load())
+            if current == CREATING:
+                guard(op, current, self.id)
+            lock = store.lock(self.id)
+        try:
+            current = state.status(store, self._load())
+            guard(op, current, self.id)
+        except BaseException:
+            lock.release()
+            raise
+        return lock, current
+
+    def start(self) -> None:
+        """Runs the process of a created container; returns once it runs (its execve), after the poststart
+        hooks. A failing startContainer or poststart hook fails start and stops the container."""
+        from . import sync
+        from .linux import unixsock
+
+        lock, _ = self._lock("start")
+        st = self._st
+        try:
+            if not st.has_process:
+                raise ConfigError("required to start the container", path="process")
+            path = os.path.join(self.runtime.store.dir(self.id), START_SOCKET)
+            try:
+                sock = unixsock.connect(path, unixsock.SOCK_SEQPACKET)
+                sock.send(b"\0")
             except OSError as exc:
-                raise ConfigError(f"cannot open {ns.path}: {os.strerror(exc.errno)}",
-                                  path=f"linux.namespaces[{i}].path") from None
-            undo.fds.append(fds[ns.type])
-    return fds
-
-
-# sockaddr_un's sun_path holds 108 bytes with the NUL; a longer path is reached through its directory's fd.
-SUN_PATH_MAX = 107
-
-
-def connect_console(path: str) -> int:
-    """Connects to the caller's --console-socket (a unix stream socket); the executor sends the pty master
-    over it."""
-    import stat
-
-    from .linux import unixsock
-
-    what = f"--console-socket {path}"
-    target, parent = os.path.abspath(path), -1
-    try:
-        if not stat.S_ISSOCK(os.stat(target).st_mode):
-            raise PyociError(f"{what}: not a unix socket")
-        if len(os.fsencode(target)) > SUN_PATH_MAX:
-            parent = os.open(os.path.dirname(target), os.O_PATH | os.O_CLOEXEC)
-            target = f"/proc/self/fd/{parent}/{os.path.basename(target)}"
-            if len(os.fsencode(target)) > SUN_PATH_MAX:
-                raise PyociError(f"{what}: the socket's name is too long")
-        return unixsock.connect(target).detach()
-    except OSError as exc:
-        raise PyociError(f"{what}: connect", exc.errno) from None
-    finally:
-        if parent >= 0:
-            os.close(parent)
-
-
-def _idmapped_trees(cfg, bundle: str, undo: Undo, rootless: bool) -> dict[int, int]:
-    """Detached idmapped copies of the idmapped binds' sources, made here in the host's namespaces (where
-    mount_setattr may idmap the filesystem) and moved into place by the executor, as runc does."""
-    from .linux import mountopts, shim
-    from .plan import bind_source
-
-    trees = {}
-    for i, m in enumerate(cfg.mounts):
-        o = mountopts.parse(m.options)
-        if not (m.uid_mappings or o.idmap):
-            continue
-        from .linux.idmap import userns_fd  # only idmapped mounts need it
-
-        maps = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else (cfg.uid_mappings, cfg.gid_mappings)
-        ns = userns_fd(*maps, rootless, f"mounts[{i}]")
-        try:
-            trees[i] = shim.idmapped_tree(bind_source(m, bundle), ns, bool(o.flags & mountopts.MS_REC),
-                                          o.idmap == "ridmap", f"mounts[{i}] ({m.destination})")
+                raise PyociError("container init is not waiting", exc.errno) from None
+            os.unlink(path)  # the status is "running" from here on
         finally:
-            os.close(ns)
-        undo.fds.append(trees[i])
-    return trees
-
-
-def _listen_fds() -> int:
-    """systemd socket activation: fds 3.. handed to us are handed on, as runc does."""
-    try:
-        return int(os.environ.get("LISTEN_FDS", "0"))
-    except ValueError:
-        return 0
-
-
-def create(store: Store, container_id: str, opts: CreateOptions, log: Logger) -> State:
-    from . import cgroups, plan, spec
-
-    state.validate_id(container_id)
-    bundle = os.path.abspath(opts.bundle)
-    cfg = spec.load(bundle)
-    unprivileged = os.geteuid() != 0
-    if unprivileged and cfg.namespace("user") is None:
-        raise ConfigError("without root a container needs a user namespace (see pyoci spec --rootless)",
-                          path="linux.namespaces")
-    rootfs = os.path.realpath(os.path.join(bundle, cfg.root_path))
-    if not os.path.isdir(rootfs):
-        raise ConfigError(f"not a directory: {rootfs}", path="root.path")
-    terminal = cfg.process is not None and cfg.process.terminal
-    if terminal and not opts.console_socket and opts.console_fd < 0:
-        raise PyociError("process.terminal is true: --console-socket is required")
-    if opts.console_socket and not terminal:
-        raise PyociError("--console-socket needs process.terminal to be true")
-
-    undo = Undo(state_dir=store.claim(container_id))
-    try:
-        st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(),
-                   owner=_owner(), annotations=cfg.annotations, has_process=cfg.process is not None,
-                   hooks={k: hooks.to_json(cfg.hooks.get(k, [])) for k in ("poststart", "poststop")})
-        fifo = os.path.join(undo.state_dir, FIFO)
-        os.mkfifo(fifo, 0o600)
-        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
-        undo.fds.append(fifo_fd)
-        console_fd = opts.console_fd if terminal else -1
-        if opts.console_socket:
-            console_fd = connect_console(opts.console_socket)
-            undo.fds.append(console_fd)
-        listen = _listen_fds()
-        options = plan.Options(rootfs=rootfs, bundle=bundle, fifo_fd=fifo_fd, console_fd=console_fd,
-                               keep_fds=opts.preserve_fds + listen, no_pivot=opts.no_pivot,
-                               keyring=None if opts.no_new_keyring else f"_ses.{container_id}",
-                               ns_fds=open_namespaces(cfg.namespaces, undo),
-                               extra_env=[f"LISTEN_FDS={listen}"] if listen else [], rootless=unprivileged)
-        if cfg.seccomp and cfg.process:
-            from .linux.seccomp import compile_filter
-
-            options.seccomp = compile_filter(cfg.seccomp)
-        layer = cfg.annotations.get(ROOTFS_ANNOTATION)
-        if layer or cfg.namespace("mount") is None:
-            st.host_mounts = undo.host_mounts = {rootfs: _mounts_at(rootfs)}
-        store.save(st)  # from here on, a create killed midway leaves what `delete --force` needs to clean up
-        if layer:
-            _mount_layer(layer, rootfs, st.host_mounts[rootfs])
-        options.idmap_trees = _idmapped_trees(cfg, bundle, undo, unprivileged)
-        cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups)
-        undo.cgroup = cg
-        st.cgroup = cg.to_json()
-        store.save(st)
-        steps = plan.build(cfg, options, cg)
-
-        def mounted(pid: int) -> bytes:
-            """Before pivot_root: record the init, run prestart and createRuntime hooks."""
-            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
-            st.namespaces = _namespace_paths(cfg, pid)
-            store.save(st)
-            created = _hook_state(st, "created")
-            for kind in ("prestart", "createRuntime"):
-                hooks.run(kind, cfg.hooks.get(kind, []), created)
-            return jsonio.dumps(created).encode() + b"\0" + jsonio.dumps(_hook_state(st, "running")).encode()
-
-        def userns(pid: int) -> None:
-            from .linux.idmap import write_maps
-
-            write_maps(pid, cfg.uid_mappings, cfg.gid_mappings, unprivileged)
-
-        def notify(pid: int, fd: int) -> None:
-            from .linux.seccomp import send_to_listener
-
-            send_to_listener(cfg.seccomp, fd, pid, {**_hook_state(st, "creating"), "pid": pid})
-
-        run_plan(steps, cg, undo, userns, mounted, notify)
-        if opts.pid_file:
-            write_pid_file(opts.pid_file, st.pid)
-    except BaseException:
-        undo.run()
-        raise
-    return st
-
-
-def _mount_layer(layer: str, rootfs: str, mounted: int) -> None:
-    """A bundle made from a stored image: its overlay goes on at create (delete takes it down)."""
-    from .store.bundles import mount
-
-    where = f"annotations[{ROOTFS_ANNOTATION}]"
-    if os.path.realpath(os.path.join(layer, "merged")) != rootfs:
-        raise ConfigError(f"root.path must be the layer's merged directory {os.path.join(layer, 'merged')}",
-                          path=where)
-    if mounted:
-        raise PyociError(f"{rootfs} is mounted already: a container of this bundle exists")
-    mount(layer)
-
-
-def run_plan(steps, cgroup: Cgroup, undo: Undo, on_userns=None, on_mounted=None, on_seccomp=None) -> int:
-    """Starts the executor on the plan and drives it until READY; returns the pid that will execve."""
-    from .linux import shim, unixsock
-
-    parent, child = unixsock.socketpair(unixsock.SOCK_SEQPACKET)
-    try:
+            lock.release()
         try:
-            first = shim.spawn(steps, child.fileno())
+            sync.until_exec(sock, self.runtime.log)
+            _run_hooks(st, "poststart", RUNNING)
+        except PyociError:
+            _stop(st)
+            raise
         finally:
-            child.close()
-        undo.pids.append(first)
-        undo.close_fds()  # the child holds its own copies of the fifo, console and namespace fds
-        pid = _drive(parent, first, steps, cgroup, undo, on_userns, on_mounted, on_seccomp)
-    finally:
-        parent.close()
-    os.waitpid(first, 0)
-    undo.pids.remove(first)
-    return pid
+            sock.close()
 
+    def kill(self, signal: int = _signal.SIGTERM, all: bool = False) -> None:
+        """Signals the init, or with all every process in the container's cgroup (sub-cgroups too). all also
+        reaches what a stopped container left behind (children of an init that shared its pid namespace),
+        as runc's does."""
+        from .cgroups import Cgroup
 
-def _drive(sync, first: int, steps, cgroup: Cgroup, undo: Undo, on_userns, on_mounted, on_seccomp=None) -> int:
-    """The parent's side of the sync protocol: writes id maps, runs the runtime's hooks and passes a seccomp
-    notify fd on when asked (the child joins its cgroups itself)."""
-    from .cgroups import is_v2_host
-    from .linux import shim, unixsock
-
-    # The init's pid comes from the forking process, the init's own messages from the init: the two race, so
-    # MOUNTED and a notify fd wait for the pid and READY counts only once the pid is known.
-    pid, mounted, ready, notify_fd = 0, False, False, -1
-    try:
-        while not (ready and pid):
-            data, fds = unixsock.recv_fds(sync, 4096, 1)
-            if not data:
-                from .cgroups.stats import oom_kills
-
-                if oom_kills(cgroup, is_v2_host()):
-                    raise PyociError("the OOM killer took the container process before it was ready: "
-                                     "linux.resources.memory.limit is too small")
-                raise PyociError("the container process exited before it was ready")
-            msg = shim.decode(data)
-            if msg.type == shim.MSG_USERNS:
-                on_userns(first)
-                sync.send(b"\0")
-            elif msg.type == shim.MSG_PID:
-                pid = msg.pid
-                undo.pids.append(pid)
-            elif msg.type == shim.MSG_MOUNTED:
-                mounted = True
-            elif msg.type == shim.MSG_READY:
-                ready = True
-            elif msg.type == shim.MSG_SECCOMP_FD and fds:
-                notify_fd = fds[0]
-            elif msg.type == shim.MSG_ERROR:
-                step = steps[msg.step] if 0 <= msg.step < len(steps) else None
-                what = step.what if step else "container init"
-                raise PyociError(f"{what}: {msg.detail}" if msg.detail else what, msg.err)
-            if mounted and pid:
-                sync.send(b"\0" + on_mounted(pid))
-                mounted = False
-            if notify_fd >= 0 and pid:
-                on_seccomp(pid, notify_fd)
-                os.close(notify_fd)
-                notify_fd = -1
-                sync.send(b"\0")
-    finally:
-        if notify_fd >= 0:
-            os.close(notify_fd)
-    return pid
-
-
-def _namespace_paths(cfg, pid: int) -> dict[str, str]:
-    names = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "user": "user",
-             "cgroup": "cgroup", "time": "time"}
-    return {ns.type: ns.path or f"/proc/{pid}/ns/{names[ns.type]}" for ns in cfg.namespaces}
-
-
-def _owner() -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
-def write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
-def start(store: Store, container_id: str, log: Logger) -> State:
-    lock = store.lock(container_id)
-    try:
-        st = store.load(container_id)
-        status = state.status(store, st)
-        if status != "created":
-            raise PyociError(f"cannot start a container in the {status} state")
-        if not st.has_process:
-            raise ConfigError("required to start the container", path="process")
-        fifo = os.path.join(store.dir(container_id), FIFO)
+        lock, current = self._lock("kill --all" if all else "kill")
         try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            raise PyociError("container init is not waiting", exc.errno) from None
+            st = self._st
+            cg = Cgroup.from_json(st.cgroup)
+            if all and cg.paths:
+                cg.signal_all(signal)
+            elif current != STOPPED:
+                # Without a cgroup (rootless) all reaches the init only; with its own pid namespace the kernel
+                # takes the rest when it dies.
+                try:
+                    os.kill(st.pid, signal)
+                except ProcessLookupError:
+                    if not all:
+                        raise PyociError(NOT_RUNNING) from None
+            if current == PAUSED and signal == _signal.SIGKILL:
+                cg.freeze(False)  # a frozen process dies only once thawed
+        finally:
+            lock.release()
+
+    def delete(self, force: bool = False) -> None:
+        """Removes a stopped container (force: any, killing it first): its cgroup, host mounts and state,
+        then its poststop hooks (a failing one is a warning; the others still run)."""
+        from .cgroups import Cgroup
+        from .create import unmount_host
+
+        store = self.runtime.store
+        lock, _ = self._lock("delete --force" if force else "delete")
+        try:
+            st = self._st
+            _kill_and_wait(st)  # a stopped container's init may live on, parked by a create that died
+            (Cgroup.from_json(st.cgroup) if st.cgroup else Cgroup.default(self.id)).destroy()
+            unmount_host(st.host_mounts)
+            for i, h in enumerate(_hooks(st, "poststop")):
+                try:
+                    _run_hooks(st, "poststop", STOPPED, [h])
+                except PyociError as exc:
+                    self.runtime.log.warning(str(exc).replace("poststop[0]", f"poststop[{i}]"))
+            state.remove_dir(store.dir(self.id))
+        finally:
+            lock.release()
+
+    def pause(self) -> None:
+        """Freezes every process (v1 freezer or v2 cgroup.freeze)."""
+        self._freeze("pause", True)
+
+    def resume(self) -> None:
+        self._freeze("resume", False)
+
+    def _freeze(self, op: str, frozen: bool) -> None:
+        from .cgroups import Cgroup
+
+        lock, _ = self._lock(op)
+        try:
+            Cgroup.from_json(self._st.cgroup).freeze(frozen)
+        finally:
+            lock.release()
+
+    def update(self, resources: dict[str, object]) -> None:
+        """Applies new linux.resources (device rules stay as create set them)."""
+        from . import spec
+        from .cgroups import Cgroup, is_v2_host, limits
+
+        try:
+            spec.check_resources(resources, "resources")
+        except ConfigError as exc:  # not config.json's: the caller's --resources
+            raise PyociError(f"{exc.path}: {exc.msg}") from None
+        lock, _ = self._lock("update")
+        try:
+            limits.apply(Cgroup.from_json(self._st.cgroup), resources, v2_only=is_v2_host(), devices=False)
+        finally:
+            lock.release()
+
+    def exec(self, opts: ExecOptions) -> ExecProcess:
+        """A new process in the container, every namespace of it joined (the user namespace first) and its
+        cgroup; returns once it has execve'd. It is this process's child: ExecProcess.wait() gives its exit
+        status."""
+        from .execute import exec_process
+
+        lock, _ = self._lock("exec")
+        return exec_process(self.runtime, self._st, opts, lock)
+
+    def processes(self) -> list[int]:
+        """The pids in the container's cgroup and its sub-cgroups."""
+        from .cgroups import Cgroup
+
+        return Cgroup.from_json(self._load().cgroup).pids()
+
+    def stats(self) -> dict[str, object]:
+        """runc's stats object (cpu, memory, pids, blkio, hugetlb...)."""
+        from .cgroups import Cgroup, is_v2_host
+        from .cgroups.stats import stats
+
+        st = self._load()
+        guard("events", state.status(self.runtime.store, st), self.id)
+        return stats(Cgroup.from_json(st.cgroup), is_v2_host())
+
+    def events(self, interval: float = 5.0) -> Iterator[dict[str, object]]:
+        """runc's events: stats every interval and an "oom" event whenever the OOM killer strikes, until the
+        container stops."""
+        from .events import follow
+
+        st = self._load()
+        guard("events", state.status(self.runtime.store, st), self.id)
+        return follow(st, interval)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Waits until the init has ended: its exit status where it is this process's child (a container made
+        through this API), else None. None too when timeout (seconds) passes first."""
+        pid = self._load().pid
+        if pid <= 0 or not state.alive(self._st):
+            return _reap(pid)
         import select
 
         try:
-            os.write(fd, b"0")
-            os.unlink(fifo)
-            # The init's end of the fifo closes on execve: then there is no reader and poll says POLLERR.
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return _reap(pid)
+        try:
             poller = select.poll()
-            poller.register(fd, 0)
-            poller.poll()
+            poller.register(fd, select.POLLIN)
+            if not poller.poll(None if timeout is None else int(timeout * 1000)):
+                return None
         finally:
             os.close(fd)
-        post = hooks.from_json(st.hooks.get("poststart", []))
-        if post:
-            try:
-                hooks.run("poststart", post, _hook_state(st, "running"))
-            except PyociError:
-                _kill_and_wait(st)
-                raise
-        return st
-    finally:
-        os.close(lock)
+        return _reap(pid)
 
 
-# runc's words: containerd's shim takes a kill error as "already gone" only when it says this.
-NOT_RUNNING = "container not running"
+def _reap(pid: int) -> int | None:
+    return state.reap(pid) if pid > 0 else None
+
+
+def _hooks(st: State, kind: str) -> list:
+    from .hooks import from_json
+
+    return from_json(st.hooks.get(kind, []))
+
+
+def _run_hooks(st: State, kind: str, status: str, only: list | None = None) -> None:
+    hooks = _hooks(st, kind) if only is None else only
+    if hooks:
+        from . import hooks as runner
+        from .create import hook_state
+
+        runner.run(kind, hooks, hook_state(st, status))
+
+
+def _stop(st: State) -> None:
+    """After a failed start: the init and whatever it left in the cgroup go."""
+    from .cgroups import Cgroup
+
+    cg = Cgroup.from_json(st.cgroup)
+    if cg.paths:
+        cg.signal_all(_signal.SIGKILL)
+    _kill_and_wait(st)
+
+
+def _kill_and_wait(st: State, timeout: float = 10.0) -> None:
+    from .cgroups import Cgroup
+
+    if not state.alive(st):
+        return
+    Cgroup.from_json(st.cgroup).freeze(False)  # a frozen process cannot die
+    try:
+        os.kill(st.pid, _signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while state.alive(st) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if state.alive(st):
+        raise PyociError(f"container init {st.pid} did not die")
+
+
 SIGNALS = {name: getattr(_signal, name) for name in dir(_signal) if name.startswith("SIG") and not name.startswith("SIG_")}
 
 
 def parse_signal(text: str) -> int:
+    """A signal by name (KILL, SIGKILL, kill) or number, as runc takes it."""
     if text.isdigit():
         num = int(text)
         if 0 < num < _signal.NSIG:
@@ -414,146 +406,3 @@ def parse_signal(text: str) -> int:
         if name in SIGNALS:
             return SIGNALS[name]
     raise PyociError(f"invalid signal {jsonio.dumps(text)}")
-
-
-def kill(store: Store, container_id: str, sig: int, all_processes: bool = False) -> None:
-    """Signals the init, or with --all every process in the container's cgroup. --all also reaches what a
-    stopped container left behind (children of an init that shared its pid namespace) and then succeeds, as
-    runc's does: containerd's shim sends `kill --all ID 9` after the init exits and on delete."""
-    from .cgroups import Cgroup
-
-    st = store.load(container_id)
-    status = state.status(store, st)
-    cg = Cgroup.from_json(st.cgroup)
-    if all_processes and cg.paths:
-        cg.signal_all(sig)
-        if status == "paused" and sig == _signal.SIGKILL:
-            cg.freeze(False)  # a frozen process dies only once thawed
-        return
-    if status == "stopped":
-        if all_processes:
-            return
-        raise PyociError(NOT_RUNNING)
-    # Without a cgroup (rootless) --all reaches the init only; with its own pid namespace the kernel takes
-    # the rest when it dies.
-    try:
-        os.kill(st.pid, sig)
-    except ProcessLookupError:
-        raise PyociError(NOT_RUNNING) from None
-    if status == "paused" and sig == _signal.SIGKILL:
-        cg.freeze(False)
-
-
-def _kill_and_wait(st: State, timeout: float = 10.0) -> None:
-    from .cgroups import Cgroup
-
-    Cgroup.from_json(st.cgroup).freeze(False)  # a frozen process cannot die
-    if state.alive(st):
-        try:
-            os.kill(st.pid, _signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while state.alive(st) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    if state.alive(st):
-        raise PyociError(f"container init {st.pid} did not die")
-
-
-def pause(store: Store, container_id: str, frozen: bool) -> None:
-    """pause (frozen=True) or resume; the freezer is v1's freezer.state or v2's cgroup.freeze."""
-    from .cgroups import Cgroup
-
-    st = store.load(container_id)
-    status = state.status(store, st)
-    if status != ("running" if frozen else "paused"):
-        raise PyociError(f"cannot {'pause' if frozen else 'resume'} a container in the {status} state")
-    Cgroup.from_json(st.cgroup).freeze(frozen)
-
-
-def update(store: Store, container_id: str, resources: dict) -> None:
-    """Applies new linux.resources to a live container (device rules stay as create set them)."""
-    from .cgroups import Cgroup, is_v2_host, limits
-
-    st = store.load(container_id)
-    status = state.status(store, st)
-    if status == "stopped":
-        raise PyociError("cannot update a stopped container")
-    limits.apply(Cgroup.from_json(st.cgroup), resources, v2_only=is_v2_host(), devices=False)
-
-
-def events(store: Store, container_id: str, once: bool, interval: float) -> None:
-    """runc's events: a stats object (once, with --stats), or stats every interval and an "oom" event
-    whenever the OOM killer strikes, until the container stops."""
-    from .cgroups import Cgroup, is_v2_host
-    from .cgroups.stats import oom_kills, stats
-
-    st = store.load(container_id)
-    if state.status(store, st) == "stopped":
-        raise PyociError("container is not running")
-    cg, v2 = Cgroup.from_json(st.cgroup), is_v2_host()
-
-    def emit(kind: str, data: dict | None = None) -> None:
-        event = {"type": kind, "id": container_id, **({"data": data} if data is not None else {})}
-        print(jsonio.dumps(event), flush=True)
-
-    if once:
-        emit("stats", stats(cg, v2))
-        return
-    gc.enable()  # the pyoci command starts without it (csrc/launcher.c); this loop lasts as long as the container
-    seen, due = oom_kills(cg, v2), 0.0
-    while True:
-        running = state.alive(st)
-        if running and time.monotonic() >= due:
-            emit("stats", stats(cg, v2))
-            due = time.monotonic() + interval
-        kills = oom_kills(cg, v2)
-        if kills > seen:
-            emit("oom")  # also when it was the init that the OOM killer took
-            seen = kills
-        if not running:
-            return
-        time.sleep(min(0.1, interval))
-
-
-def processes(store: Store, container_id: str) -> list[int]:
-    from .cgroups import Cgroup
-
-    return Cgroup.from_json(store.load(container_id).cgroup).pids()
-
-
-def delete(store: Store, container_id: str, force: bool, log: Logger) -> None:
-    from .cgroups import Cgroup
-
-    state.validate_id(container_id)
-    try:
-        lock = store.lock(container_id)
-    except PyociError:
-        if force:
-            return
-        raise
-    try:
-        try:
-            st = store.load(container_id)
-        except PyociError:
-            if not force:
-                raise
-            # a create that died before it wrote its state, or a damaged state: what can be found goes
-            Cgroup.default(container_id).destroy()
-            _remove_dir(store.dir(container_id))
-            return
-        status = state.status(store, st)
-        if status != "stopped":
-            if not force:
-                raise PyociError(f"cannot delete a container that is not stopped: {status}")
-            _kill_and_wait(st)
-        (Cgroup.from_json(st.cgroup) if st.cgroup else Cgroup.default(container_id)).destroy()
-        _unmount_host(st.host_mounts)
-        for i, h in enumerate(hooks.from_json(st.hooks.get("poststop", []))):
-            try:
-                hooks.run("poststop", [h], _hook_state(st, "stopped"))
-            except PyociError as exc:
-                log.warning(f"delete {container_id}: {exc}".replace("hooks.poststop[0]", f"hooks.poststop[{i}]"))
-        _remove_dir(store.dir(container_id))
-    finally:
-        os.close(lock)

@@ -8,6 +8,12 @@ if TYPE_CHECKING:
 from . import OCI_VERSION
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+# What a program is looked up in when process.env has no PATH, and the PATH `pyoci spec` writes.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The device nodes every container gets (path, major, minor), as runc makes them; the cgroup's device rules
+# allow them too (cgroups/devices.py).
+DEFAULT_DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
+                   ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
 MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
           "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]
 READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
@@ -47,7 +53,7 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
             "terminal": True,
             "user": {"uid": 0, "gid": 0},
             "args": ["sh"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "env": [f"PATH={DEFAULT_PATH}", "TERM=xterm"],
             "cwd": "/",
             "capabilities": {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],

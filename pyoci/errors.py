@@ -1,6 +1,7 @@
 """The one error type: a message, the errno behind it and the config path that caused it.
 
-Raised once where the fault is found, printed once by the command line.
+Raised once where the fault is found, printed once by the command line. The subclasses let a program using
+pyoci as a library tell the kinds apart.
 """
 from __future__ import annotations
 
@@ -32,3 +33,19 @@ class ConfigError(PyociError):
     def __str__(self) -> str:
         where = f"config.json: {self.path}" if self.path else "config.json"
         return one_line(f"{where}: {self.msg}")
+
+
+class NotFoundError(PyociError):
+    """No container of that id under this root."""
+
+
+class WrongStateError(PyociError):
+    """The operation is not allowed in the container's current status (the lifecycle's transition table)."""
+
+    def __init__(self, msg: str, status: str, operation: str) -> None:
+        super().__init__(msg)
+        self.status, self.operation = status, operation
+
+
+class KernelError(PyociError):
+    """The kernel refused a step (errno says why); path names the config item or the step it came from."""

@@ -1,30 +1,52 @@
-"""`exec`: a new process in a running container — every namespace joined (user first), its cgroup, and
-the container's process settings unless the caller overrides them."""
+"""`exec`: a new process in a container — every namespace joined (user first), its cgroup, and the
+container's process settings unless the caller overrides them."""
 from __future__ import annotations
 
-from . import jsonio, state
-from .container import Undo, connect_console, open_namespaces, run_plan, write_pid_file
+import os
+
+from . import jsonio
+from .create import Undo, compile_seccomp, connect_console, open_namespaces, write_pid_file
 from .errors import ConfigError, PyociError
-from .log import Logger
+from .record import field, record
 from .spec import Namespace, Process, User, merge_env
-from .state import Store
+from .state import reap
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .container import Runtime
+    from .state import Lock, State
 
 
+@record
 class ExecOptions:
     """What the exec command line says; None means "as the container's config has it"."""
+    args: list[str] = field(default_factory=list)
+    process_file: str | None = None
+    tty: bool = False
+    console_socket: str | None = None
+    detach: bool = False
+    pid_file: str | None = None
+    preserve_fds: int = 0
+    env: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    user: str | None = None
+    additional_gids: list[str] = field(default_factory=list)
+    caps: list[str] = field(default_factory=list)
+    no_new_privs: bool = False
+    cgroup: list[str] = field(default_factory=list)  # exec --cgroup: sub-cgroups to run in, as runc takes them
+    apparmor: str | None = None
+    process_label: str | None = None
 
-    def __init__(self, args: list[str], process_file: str | None = None, tty: bool = False,
-                 console_socket: str | None = None, detach: bool = False, pid_file: str | None = None,
-                 preserve_fds: int = 0, env: list[str] | None = None, cwd: str | None = None,
-                 user: str | None = None, additional_gids: list[str] | None = None, caps: list[str] | None = None,
-                 no_new_privs: bool = False, cgroup: list[str] | None = None, apparmor: str | None = None,
-                 process_label: str | None = None) -> None:
-        self.args, self.process_file, self.tty, self.console_socket = args, process_file, tty, console_socket
-        self.detach, self.pid_file, self.preserve_fds = detach, pid_file, preserve_fds
-        self.env, self.cwd, self.user = env or [], cwd, user
-        self.additional_gids, self.caps, self.no_new_privs = additional_gids or [], caps or [], no_new_privs
-        self.cgroup = cgroup or []  # exec --cgroup: sub-cgroups to run in, as runc takes them
-        self.apparmor, self.process_label = apparmor, process_label
+
+@record
+class ExecProcess:
+    """A process exec started: our child."""
+    pid: int
+    console: int = -1  # its pty master, where it has a terminal and the caller gave no console socket
+
+    def wait(self) -> int:
+        """Its exit status (128 + the signal that killed it)."""
+        return reap(self.pid) or 0
 
 
 def _from_file(path: str) -> Process:
@@ -73,57 +95,61 @@ def _from_flags(opts: ExecOptions, base: Process) -> Process:
                    selinux_label=opts.process_label or base.selinux_label)
 
 
-def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger) -> int:
-    from . import plan, spec
-    from .foreground import supervise
-    from .linux import unixsock
-
-    st = store.load(container_id)
-    status = state.status(store, st)
-    if status != "running":
-        raise PyociError(f"cannot exec in a {status} container")
+def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> ExecProcess:
+    """Starts the process (the container's lock held until it is ready) and returns once it has execve'd."""
+    from . import plan, spec, sync
     from .cgroups import Cgroup, parse_sub_paths
+    from .linux import unixsock
+    from .linux.idmap import setgroups_allowed
 
-    cgroup = Cgroup.from_json(st.cgroup)
-    if opts.cgroup:
-        cgroup = cgroup.within(parse_sub_paths(opts.cgroup))
-    cfg = spec.load(st.bundle)
-    if opts.process_file:
-        process = _from_file(opts.process_file)
-    else:
-        base = cfg.process
-        if base is None:
-            raise ConfigError("required to exec with the container's settings", path="process")
-        process = _from_flags(opts, base)
-    if process.terminal and not opts.console_socket and opts.detach:
-        raise PyociError("--tty with --detach needs --console-socket")
     undo = Undo(state_dir=None)
     ours = None
     try:
-        console_fd = -1
-        if process.terminal:
-            if opts.console_socket:
-                console_fd = connect_console(opts.console_socket)
+        try:
+            cgroup = Cgroup.from_json(st.cgroup)
+            if opts.cgroup:
+                cgroup = cgroup.within(parse_sub_paths(opts.cgroup))
+            cfg = spec.load(st.bundle)
+            if opts.process_file:
+                process = _from_file(opts.process_file)
             else:
-                ours = unixsock.socketpair(unixsock.SOCK_STREAM)
-                console_fd = ours[1].detach()
-            undo.fds.append(console_fd)
-        namespaces = [Namespace(kind, path) for kind, path in st.namespaces.items()]
-        options = plan.Options(rootfs=st.rootfs, bundle=st.bundle, console_fd=console_fd,
-                               keep_fds=opts.preserve_fds, ns_fds=open_namespaces(namespaces, undo))
-        if cfg.seccomp:
-            from .linux.seccomp import compile_filter
+                if cfg.process is None:
+                    raise ConfigError("required to exec with the container's settings", path="process")
+                process = _from_flags(opts, cfg.process)
+            if process.terminal and not opts.console_socket and opts.detach:
+                raise PyociError("--tty with --detach needs --console-socket")
+            console_fd = -1
+            if process.terminal:
+                if opts.console_socket:
+                    console_fd = connect_console(opts.console_socket)
+                else:
+                    ours = unixsock.socketpair(unixsock.SOCK_STREAM)
+                    console_fd = ours[1].detach()
+                undo.fds.append(console_fd)
+            namespaces = [Namespace(kind, path) for kind, path in st.namespaces.items()]
+            user = next((ns for ns in namespaces if ns.type == "user"), None)
+            options = plan.Options(rootfs=st.rootfs, bundle=st.bundle, console_fd=console_fd,
+                                   keep_fds=opts.preserve_fds, ns_fds=open_namespaces(namespaces, undo),
+                                   setgroups=setgroups_allowed(user, cfg.gid_mappings, os.geteuid() != 0))
+            if cfg.seccomp:
+                options.seccomp = compile_seccomp(cfg.seccomp)
 
-            options.seccomp = compile_filter(cfg.seccomp)
-        def notify(pid: int, fd: int) -> None:
-            from .linux.seccomp import send_to_listener
+            def notify(pid: int, fd: int) -> None:
+                from .create import hook_state
+                from .linux.seccomp import send_to_listener
 
-            send_to_listener(cfg.seccomp, fd, pid, state.oci_state(store, st))
+                send_to_listener(cfg.seccomp, fd, pid, hook_state(st, "running"))
 
-        pid = run_plan(plan.build_exec(namespaces, process, options, cgroup), cgroup, undo, on_seccomp=notify)
+            pid, sock = sync.until_ready(plan.build_exec(namespaces, process, options, cgroup), cgroup,
+                                         sync.Handlers(seccomp=notify), runtime.log, undo)
+        finally:
+            lock.release()
+        try:
+            sync.until_exec(sock, runtime.log)
+        finally:
+            sock.close()
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
-        undo.pids.clear()
     except BaseException:
         undo.run()
         if ours:
@@ -134,6 +160,4 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions, log: Logger
         _, fds = unixsock.recv_fds(ours[0], 256, 1)
         ours[0].close()
         master = fds[0] if fds else -1
-    if opts.detach:
-        return 0
-    return supervise(pid, master)
+    return ExecProcess(pid, master)

@@ -1,4 +1,6 @@
-"""`run` in the foreground: the caller's terminal and signals go to the container, its exit status comes back.
+"""`run` and `exec` in the foreground, as the pyoci command does them: the caller's terminal and signals go
+to the container, its exit status comes back. (The Python API installs no signal handlers: this is the
+command line's.)
 
 The container's init is our child (the executor forks it with CLONE_PARENT), so we wait for it directly.
 """
@@ -8,24 +10,20 @@ import _signal  # signal.py's C core, int constants: signal.py itself imports en
 import gc
 import os
 import select
+
+from .container import SIGNALS
+from .errors import PyociError
+from .linux import unixsock
+from .state import exit_status, reap
+
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 if TYPE_CHECKING:
     from typing import Callable
 
-from .container import SIGNALS, CreateOptions, create, delete, start
-from .errors import PyociError
-from .linux import unixsock
-from .log import Logger
-from .state import Store
+    from .container import Runtime
 
 # every signal with a name (as signal.Signals has them) but the three that cannot or must not go on
 FORWARDED = sorted(set(SIGNALS.values()) - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD})
-
-
-def _exit_code(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
 
 
 def _forward_signals(pid: int) -> Callable[[], None]:
@@ -66,7 +64,7 @@ def _relay(master: int, pid: int) -> int:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 _drain(master)
-                return _exit_code(status)
+                return exit_status(status)
             try:
                 ready, _, _ = select.select(inputs, [], [], 0.1)
             except InterruptedError:
@@ -100,25 +98,16 @@ def _drain(master: int) -> None:
         os.write(1, data)
 
 
-def _wait(pid: int) -> int:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            return _exit_code(status)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 0
-
-
-def run(store: Store, container_id: str, opts: CreateOptions, log: Logger, detach: bool, keep: bool) -> int:
+def run(rt: Runtime, container_id: str, bundle: str, options: dict[str, object], detach: bool, keep: bool) -> int:
+    """create and start; in the foreground, the container's exit status (and with process.terminal, its pty
+    relayed to ours), the container deleted afterwards unless keep."""
     ours = None
-    if not detach and not opts.console_socket:
+    if not detach and not options.get("console_socket"):
         # Offer a console; create uses it only if process.terminal is set.
         ours = unixsock.socketpair(unixsock.SOCK_STREAM)
-        opts.console_fd = ours[1].fileno()
+        options = {**options, "console_fd": ours[1].fileno()}
     try:
-        st = create(store, container_id, opts, log)
+        c = rt.create(container_id, bundle, **options)
     finally:
         if ours:
             ours[1].close()
@@ -133,18 +122,18 @@ def run(store: Store, container_id: str, opts: CreateOptions, log: Logger, detac
             pass
         ours[0].close()
     if detach:
-        start(store, container_id, log)
+        c.start()
         return 0
-    restore = _forward_signals(st.pid)
+    restore = _forward_signals(c.pid)
     try:
-        start(store, container_id, log)
+        c.start()
     except PyociError:
         restore()
-        delete(store, container_id, True, log)
+        rt.delete(container_id, force=True)
         raise
-    code = supervise(st.pid, master, restore)
+    code = supervise(c.pid, master, restore)
     if not keep:
-        delete(store, container_id, True, log)
+        rt.delete(container_id, force=True)
     return code
 
 
@@ -153,6 +142,6 @@ def supervise(pid: int, master: int = -1, restore: Callable[[], None] | None = N
     gc.enable()  # the pyoci command starts without it (csrc/launcher.c); this wait may last for days
     restore = restore or _forward_signals(pid)
     try:
-        return _relay(master, pid) if master >= 0 else _wait(pid)
+        return _relay(master, pid) if master >= 0 else reap(pid) or 0
     finally:
         restore()

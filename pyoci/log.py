@@ -9,13 +9,18 @@ import sys
 import time
 
 from . import jsonio
+from .linux.files import write
 
 
 class Logger:
+    """Errors and warnings to stderr and the --log file. `context` ("create c1") prefixes what the lifecycle
+    reports on its own (warnings), as the command line prefixes its errors."""
+
     def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
         self.path = path
         self.fmt = fmt
         self.debug_enabled = debug
+        self.context = ""
 
     def _write(self, level: str, msg: str) -> None:
         if not self.path:
@@ -26,11 +31,7 @@ class Logger:
         else:
             line = f'time="{now}" level={level} msg={jsonio.dumps(msg)}'
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, (line + "\n").encode())
-            finally:
-                os.close(fd)
+            write(self.path, line + "\n", os.O_APPEND | os.O_CREAT)
         except OSError:
             pass
 
@@ -39,8 +40,9 @@ class Logger:
         sys.stderr.write(msg + "\n")
 
     def warning(self, msg: str) -> None:
-        self._write("warning", msg)
-        sys.stderr.write(msg + "\n")
+        line = f"pyoci: {self.context}: warning: {msg}" if self.context else f"pyoci: warning: {msg}"
+        self._write("warning", line)
+        sys.stderr.write(line + "\n")
 
     def debug(self, msg: str) -> None:
         if self.debug_enabled:

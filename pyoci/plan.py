@@ -1,23 +1,34 @@
 """Turns a parsed config into the flat list of steps the C executor runs inside the new container.
 
 Every decision is made here, in Python, before the clone: which namespaces to join or make, every mount
-with its flags, the devices, the user and capabilities, the fds to keep. The child then only executes.
+with its flags, the devices, the user and its groups, the capabilities, the fds to keep, where the seccomp
+filter goes. The child only executes. The order rules (tests/unit/test_plan.py holds the plan to them):
+cgroups are joined first; the user namespace is made or joined before the others; the rootfs mounts come
+before pivot_root, masked and read-only paths after it; the death signal is cleared before READY; a seccomp
+filter comes last before execve under no_new_privs (before READY if it notifies), else before the user
+switch, while the executor still has CAP_SYS_ADMIN.
 """
 from __future__ import annotations
 
+import _signal
 import os
 import stat
 
-from .cgroups import Cgroup
+from . import hooks
+from . import steps as st
+from .defaults import DEFAULT_DEVICES, DEFAULT_PATH
 from .errors import ConfigError
 from .linux import caps, lsm, mountopts
 from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, MS_UNBINDABLE, PROPAGATION
 from .linux.rlimits import RLIMITS
-from .linux.shim import MSG_MOUNTED, MSG_READY, MSG_USERNS, Step
 from .record import field, record
-from .spec import Config, Hook, Mount, Namespace, Process
+from .spec import Config, Mount, Namespace, Process
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .cgroups import Cgroup
 
 CLONE_FLAGS = {
     "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
@@ -26,8 +37,6 @@ CLONE_FLAGS = {
 # setns(2) order: the user namespace first (it owns the others), mount last of the rest.
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
-DEFAULT_DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
-                   ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
 DEV_SYMLINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
                 ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr")]
 DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
@@ -35,10 +44,10 @@ DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": st
 
 @record
 class Options:
-    """What the command line adds to the config."""
+    """What the command line and the runtime's own set-up add to the config."""
     rootfs: str
     bundle: str
-    fifo_fd: int = -1  # the exec fifo create's init waits on (exec has none)
+    start_fd: int = -1  # the listening socket create's init waits on for `start` (exec has none)
     console_fd: int = -1
     keep_fds: int = 0  # --preserve-fds and LISTEN_FDS: fds 3 .. 3+keep_fds-1 stay open
     no_pivot: bool = False
@@ -47,43 +56,58 @@ class Options:
     ns_fds: dict[str, int] = field(default_factory=dict)  # namespace type → fd opened from its path
     extra_env: list[str] = field(default_factory=list)
     rootless: bool = False  # the runtime is not root: it writes id maps as the owner of the new user namespace
+    setgroups: bool = True  # whether setgroups(2) is allowed in the container's user namespace
     idmap_trees: dict[int, int] = field(default_factory=dict)  # mount index → fd of its detached idmapped copy
 
 
+@record
+class Plan:
+    steps: list[st.Step]
+    warnings: list[str] = field(default_factory=list)  # what the runtime says before it runs the plan
+
+
+def _plan(steps: list[st.Step], opts: Options, warnings: list[str]) -> Plan:
+    """The steps, after a first one that closes every fd of the runtime's but those the steps use and the
+    caller's preserved ones (3 .. 3+keep_fds-1): the init holds nothing else even while it is parked."""
+    keep = st.fds_used(steps) | set(range(3, 3 + opts.keep_fds))
+    return Plan([st.CloseFds("close the runtime's fds", keep=sorted(keep)), *steps], warnings)
+
+
 def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[int, int]],
-                     opts: Options, cgroup: Cgroup) -> list[Step]:
+                     opts: Options, cgroup: Cgroup) -> list[st.Step]:
     by_type = {ns.type: ns for ns in namespaces}
     # The cgroups first: before a user namespace takes the right to write them, before a cgroup namespace.
-    steps = [Step("join_cgroup", f"join cgroup {path}", s1=path, n1=int(not name))
-             for name, path in cgroup.paths.items()]
+    steps: list[st.Step] = [st.JoinCgroup(f"join cgroup {path}", path=path, v2=not name)
+                            for name, path in cgroup.paths.items()]
     user = by_type.get("user")
     if user and user.path:
-        steps.append(Step("setns", f"linux.namespaces (user {user.path})", fd=opts.ns_fds["user"],
-                          n1=CLONE_FLAGS["user"]))
+        steps.append(st.Setns(f"linux.namespaces (user {user.path})", fd=opts.ns_fds["user"],
+                              nstype=CLONE_FLAGS["user"]))
     elif user:
-        sync = [Step("sync", "user namespace", n1=MSG_USERNS, n2=1)]
+        sync: list[st.Step] = [st.Sync("user namespace", message=st.USERNS, wait=True)]
         if opts.rootless:
             # An unprivileged parent (or newuidmap) may open our /proc/<pid>/uid_map only while we are
             # dumpable; nothing of the container runs yet, and we are non-dumpable again before it does.
-            sync = [Step("dumpable", "id maps", n1=1), *sync, Step("dumpable", "id maps", n1=0)]
-        steps += [Step("unshare", "linux.namespaces (user)", flags=CLONE_FLAGS["user"]), *sync,
-                  Step("user", "user namespace root", n1=0, n2=0)]
+            sync = [st.Dumpable("id maps", value=1), *sync, st.Dumpable("id maps", value=0)]
+        steps += [st.Unshare("linux.namespaces (user)", flags=CLONE_FLAGS["user"]), *sync,
+                  st.User("user namespace root", uid=0, gid=0, setgroups=False)]
     for kind in JOIN_ORDER[1:]:
         ns = by_type.get(kind)
         if ns and ns.path:
-            steps.append(Step("setns", f"linux.namespaces ({kind} {ns.path})", fd=opts.ns_fds[kind],
-                              n1=CLONE_FLAGS[kind]))
+            steps.append(st.Setns(f"linux.namespaces ({kind} {ns.path})", fd=opts.ns_fds[kind],
+                                  nstype=CLONE_FLAGS[kind]))
     new = 0
     for ns in namespaces:
         if not ns.path and ns.type != "user":
             new |= CLONE_FLAGS[ns.type]
     if new:
-        steps.append(Step("unshare", "linux.namespaces", flags=new))
+        steps.append(st.Unshare("linux.namespaces", flags=new))
     if time_offsets:
         data = "".join(f"{clock} {s} {ns}\n" for clock, (s, ns) in time_offsets.items())
-        steps.append(Step("write_file", "linux.timeOffsets", s1="/proc/self/timens_offsets", s2=data))
-    # The container's init is a fresh child: it lands in the new pid and time namespaces.
-    steps += [Step("fork", "fork container init"), Step("setsid", "setsid")]
+        steps.append(st.WriteFile("linux.timeOffsets", path="/proc/self/timens_offsets", data=data))
+    # The container's init is a fresh child: it lands in the new pid and time namespaces. It dies with the
+    # runtime until it is ready (then the death signal is cleared).
+    steps += [st.Fork("fork container init", death_signal=_signal.SIGKILL), st.Setsid("setsid")]
     return steps
 
 
@@ -91,19 +115,21 @@ def bind_source(m: Mount, bundle: str) -> str:
     return m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
 
 
-def _cgroup_mount(i: int, m: Mount, o: mountopts.MountOptions, cgroup: Cgroup, cgroupns: bool) -> list[Step]:
+def _cgroup_mount(i: int, m: Mount, o: mountopts.MountOptions, cgroup: Cgroup, cgroupns: bool) -> list[st.Step]:
     what = f"mounts[{i}] ({m.destination})"
     ro = o.flags & MS_RDONLY
     if cgroup.v2_path and len(cgroup.paths) == 1:
         if cgroupns:
-            return [Step("mount", what, s1="cgroup", s2=m.destination, s3="cgroup2", flags=o.flags)]
-        return [Step("mount", what, s1=cgroup.v2_path, s2=m.destination, flags=MS_BIND | MS_REC | o.flags)]
+            return [st.Mount(what, target=m.destination, source="cgroup", fstype="cgroup2", flags=o.flags)]
+        return [st.Mount(what, target=m.destination, source=cgroup.v2_path, flags=MS_BIND | MS_REC | o.flags)]
     base = MS_NOSUID | MS_NODEV | MS_NOEXEC
-    steps = [Step("mount", what, s1="tmpfs", s2=m.destination, s3="tmpfs", flags=base, s4="mode=755")]
+    steps: list[st.Step] = [st.Mount(what, target=m.destination, source="tmpfs", fstype="tmpfs", flags=base,
+                                     data="mode=755")]
     for path in sorted(cgroup.paths.values()):
-        steps.append(Step("mount", what, s1=path, s2=f"{m.destination}/{_hierarchy_dir(path)}", flags=MS_BIND | MS_REC | base | ro))
+        steps.append(st.Mount(what, target=f"{m.destination}/{_hierarchy_dir(path)}", source=path,
+                              flags=MS_BIND | MS_REC | base | ro))
     if ro:
-        steps.append(Step("mount", what, s2=m.destination, flags=MS_REMOUNT | MS_RDONLY | base))
+        steps.append(st.Mount(what, target=m.destination, flags=MS_REMOUNT | MS_RDONLY | base))
     return steps
 
 
@@ -113,8 +139,8 @@ def _hierarchy_dir(path: str) -> str:
     return rel.split("/", 1)[0]
 
 
-def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> list[Step]:
-    steps = []
+def _root_steps(cfg: Config, opts: Options, host_ns: bool) -> list[st.Step]:
+    steps: list[st.Step] = []
     if not host_ns:
         # Propagation is changed only in a mount namespace the container has (new or joined), never the host's.
         prop = PROPAGATION.get(cfg.rootfs_propagation, MS_SLAVE | MS_REC)
@@ -123,13 +149,17 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> l
         # The mount that holds the rootfs (the rootfs itself where an engine mounted it there) must not be
         # shared: the rootfs bind would be its peer, pivot_root refuses a shared new root, and our mounts would
         # leak to the host. A slave keeps receiving the host's, as asked; "shared" is set again after the pivot.
-        steps += [Step("set_root_propagation", "linux.rootfsPropagation", flags=prop),
-                  Step("mount", "rootfs parent mount", s2=mountpoint_of(opts.rootfs), n4=1,
-                       flags2=MS_SLAVE if prop & MS_SLAVE else MS_PRIVATE)]
-    steps += [
-        Step("mount", "root.path", s1=opts.rootfs, s2=opts.rootfs, flags=MS_BIND | MS_REC, n4=1),
-        Step("set_root", "root.path", s1=opts.rootfs),
+        steps += [st.SetRootPropagation("linux.rootfsPropagation", flags=prop),
+                  st.Mount("rootfs parent mount", target=mountpoint_of(opts.rootfs), where=st.HOST_PATH,
+                           propagation=MS_SLAVE if prop & MS_SLAVE else MS_PRIVATE)]
+    return steps + [
+        st.Mount("root.path", target=opts.rootfs, source=opts.rootfs, flags=MS_BIND | MS_REC, where=st.HOST_PATH),
+        st.SetRoot("root.path", path=opts.rootfs),
     ]
+
+
+def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup) -> list[st.Step]:
+    steps: list[st.Step] = []
     cgroupns = bool(cfg.namespace("cgroup"))
     for i, m in enumerate(cfg.mounts):
         o = mountopts.parse(m.options)
@@ -142,82 +172,99 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup, host_ns: bool) -> l
             src = bind_source(m, opts.bundle)
             if m.destination == "/proc" and filesystem_of(src) != "proc":
                 raise ConfigError(f"only a proc mount can go on /proc: {src} is not one", path=f"mounts[{i}].destination")
-            as_file = int(os.path.exists(src) and not os.path.isdir(src))
-            steps.append(Step("mount", what, s1=src, s2=m.destination, flags=o.flags | MS_BIND, n1=as_file,
-                              n2=o.attr_set, n3=o.attr_clr, fd=opts.idmap_trees.get(i, -1)))
+            steps.append(st.Mount(what, target=m.destination, source=src, flags=o.flags | MS_BIND,
+                                  as_file=os.path.exists(src) and not os.path.isdir(src),
+                                  attr_set=o.attr_set, attr_clr=o.attr_clr, tree_fd=opts.idmap_trees.get(i, -1)))
         else:
             # proc and sysfs go on the very path named, never through a symlink (as runc insists).
-            exact = 2 if m.type in ("proc", "sysfs") else 0
-            steps.append(Step("mount", what, s1=m.source or m.type, s2=m.destination, s3=m.type, s4=data,
-                              flags=o.flags, n2=o.attr_set, n3=o.attr_clr, n4=exact))
+            where = st.IN_ROOT_EXACT if m.type in ("proc", "sysfs") else st.IN_ROOT
+            steps.append(st.Mount(what, target=m.destination, source=m.source or m.type, fstype=m.type, data=data,
+                                  flags=o.flags, attr_set=o.attr_set, attr_clr=o.attr_clr, where=where))
         for p in o.propagation:
-            steps.append(Step("mount", what, s2=m.destination, flags2=p))
+            steps.append(st.Mount(what, target=m.destination, propagation=p))
     steps += _device_steps(cfg)
     if any(m.destination == "/dev/pts" for m in cfg.mounts):
-        steps.append(Step("symlink", "/dev/ptmx", s1="pts/ptmx", s2="/dev/ptmx", n1=1))
+        steps.append(st.Symlink("/dev/ptmx", target="pts/ptmx", path="/dev/ptmx", replace=True))
     return steps
 
 
-def _device_steps(cfg: Config) -> list[Step]:
-    steps = []
+def _device_steps(cfg: Config) -> list[st.Step]:
+    steps: list[st.Step] = []
     userns = cfg.namespace("user") is not None
     configured = {d.path for d in cfg.devices}
     devices = [(p, "c", major, minor, 0o666, 0, 0) for p, major, minor in DEFAULT_DEVICES if p not in configured]
     devices += [(d.path, d.type, d.major, d.minor, 0o666 if d.file_mode is None else d.file_mode,
                  d.uid or 0, d.gid or 0) for d in cfg.devices]
-    for i, (path, kind, major, minor, mode, uid, gid) in enumerate(devices):
+    for path, kind, major, minor, mode, uid, gid in devices:
         what = f"linux.devices ({path})"
         if userns:
             # mknod is refused in a user namespace: bind the host's node instead, as runc does.
-            steps.append(Step("mount", what, s1=path, s2=path, flags=MS_BIND, n1=1))
+            steps.append(st.Mount(what, target=path, source=path, flags=MS_BIND, as_file=True))
         else:
-            steps.append(Step("mknod", what, s2=path, n1=DEVICE_TYPES[kind] | (mode & 0o7777),
-                              n2=os.makedev(major, minor) if kind != "p" else 0, n3=uid, n4=gid))
+            steps.append(st.Mknod(what, path=path, mode=DEVICE_TYPES[kind] | (mode & 0o7777),
+                                  dev=os.makedev(major, minor) if kind != "p" else 0, uid=uid, gid=gid))
     for target, link in DEV_SYMLINKS:
-        steps.append(Step("symlink", link, s1=target, s2=link))
+        steps.append(st.Symlink(link, target=target, path=link))
     return steps
-
-
-def _hook_step(kind: str, i: int, h: Hook, state: int) -> Step:
-    return Step("hook", f"hooks.{kind}[{i}] ({h.path})", s1=h.path, argv=h.args or [h.path], envp=h.env,
-                n1=h.timeout or 0, n2=state)
 
 
 def _sysctl_path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
 
-def _process_steps(p: Process, opts: Options) -> list[Step]:
+def _capabilities(p: Process, warnings: list[str]) -> st.Caps:
+    c = p.capabilities
+    inheritable, permitted = caps.mask(c["inheritable"]), caps.mask(c["permitted"])
+    ambient = caps.mask(c["ambient"])
+    # The kernel raises an ambient capability only if it is permitted and inheritable: runc and crun skip the
+    # others with a warning (`runc spec` itself lists ambient capabilities without inheritable ones).
+    for name in c["ambient"]:
+        bit = caps.mask([name])
+        if bit & ambient and not bit & inheritable & permitted:
+            ambient &= ~bit
+            warnings.append(f"process.capabilities.ambient: {name} is not in the inheritable and permitted sets: "
+                            "not raised")
+    return st.Caps("process.capabilities", effective=caps.mask(c["effective"]), permitted=permitted,
+                   inheritable=inheritable, ambient=ambient)
+
+
+def _process_steps(p: Process, opts: Options, warnings: list[str]) -> list[st.Step]:
     # Mark every fd past the kept ones close-on-exec first: a seccomp filter loaded below may forbid
     # close_range (Docker's default profile does).
-    steps = [Step("close_from", "close fds", n1=3 + opts.keep_fds)]
+    steps: list[st.Step] = [st.CloseFrom("close fds", first=3 + opts.keep_fds)]
     if opts.console_fd >= 0:
         rows, cols = p.console_size or (0, 0)
-        steps.append(Step("console", "process.terminal", fd=opts.console_fd, n1=rows, n2=cols))
+        steps.append(st.Console("process.terminal", socket_fd=opts.console_fd, rows=rows, cols=cols))
     for r in p.rlimits:
-        steps.append(Step("rlimit", f"process.rlimits ({r.type})", n1=RLIMITS[r.type], n2=r.soft, n3=r.hard))
+        steps.append(st.Rlimit(f"process.rlimits ({r.type})", resource=RLIMITS[r.type], soft=r.soft, hard=r.hard))
     if p.capabilities is not None:
-        steps.append(Step("drop_bounding", "process.capabilities.bounding",
-                          n1=caps.mask(p.capabilities["bounding"])))
+        steps.append(st.DropBounding("process.capabilities.bounding", keep=caps.mask(p.capabilities["bounding"])))
     for what, attr, value in lsm.exec_labels(p.apparmor_profile, p.selinux_label):
-        steps.append(Step("write_file", what, s1=attr, s2=value))
+        steps.append(st.WriteFile(what, path=attr, data=value))
+    # The working directory is entered as root first (the user may not be able to reach it, runc's order), and
+    # again as the user only if root was refused there (a directory only the user may enter).
+    cwd = f"process.cwd ({p.cwd})"
+    steps.append(st.Chdir(cwd, path=p.cwd, attempt=1))
     if opts.seccomp and not p.no_new_privileges:
         # Without no_new_privs only CAP_SYS_ADMIN may load a filter: load it while we still have it.
         steps.append(_seccomp_step(opts.seccomp))
-    steps.append(Step("user", "process.user", n1=p.user.uid, n2=p.user.gid, n3=1, nums=p.user.additional_gids))
+    groups = p.user.additional_gids
+    if groups and not opts.setgroups:
+        raise ConfigError("cannot be set: setgroups is denied in the container's user namespace (a runtime "
+                          "without root maps only its own id; map ranges through newgidmap)",
+                          path="process.user.additionalGids")
+    steps.append(st.User("process.user", uid=p.user.uid, gid=p.user.gid, groups=groups, setgroups=opts.setgroups))
     if p.capabilities is not None:
-        c = p.capabilities
-        steps.append(Step("caps", "process.capabilities", nums=[caps.mask(c["effective"]), caps.mask(c["permitted"]),
-                                                               caps.mask(c["inheritable"]), caps.mask(c["ambient"])]))
+        steps.append(_capabilities(p, warnings))
     if p.no_new_privileges:
-        steps.append(Step("no_new_privs", "process.noNewPrivileges"))
-    steps.append(Step("umask", "process.user.umask", n1=0o022 if p.user.umask is None else p.user.umask))
-    steps.append(Step("chdir", f"process.cwd ({p.cwd})", s1=p.cwd))
+        steps.append(st.NoNewPrivs("process.noNewPrivileges"))
+    steps.append(st.Umask("process.user.umask", mask=0o022 if p.user.umask is None else p.user.umask))
+    steps.append(st.Chdir(cwd, path=p.cwd, attempt=2))
     return steps
 
 
-def _seccomp_step(seccomp: tuple[list[int], int]) -> Step:
-    return Step("seccomp", "linux.seccomp", nums=seccomp[0], n1=seccomp[1])
+def _seccomp_step(seccomp: tuple[list[int], int]) -> st.Seccomp:
+    return st.Seccomp("linux.seccomp", program=seccomp[0], flags=seccomp[1])
 
 
 def _notify(opts: Options) -> bool:
@@ -229,7 +276,7 @@ def _notify(opts: Options) -> bool:
     return bool(opts.seccomp[1] & FLAG_NEW_LISTENER)
 
 
-def _late_seccomp(p: Process, opts: Options, before_ready: bool) -> list[Step]:
+def _late_seccomp(p: Process, opts: Options, before_ready: bool) -> list[st.Step]:
     """With no_new_privs the filter goes last before execve, so none of our own steps runs under it; a notify
     filter goes last before READY instead, while the runtime still listens (as runc does it)."""
     if not (opts.seccomp and p.no_new_privileges) or before_ready != _notify(opts):
@@ -257,84 +304,85 @@ def _home(rootfs: str, uid: int) -> str:
     return "/"
 
 
-def build(cfg: Config, opts: Options, cgroup: Cgroup) -> list[Step]:
+def _search_path(env: list[str]) -> str:
+    return next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+
+
+def _process_tail(p: Process, opts: Options, warnings: list[str], start: list[st.Step]) -> list[st.Step]:
+    """What create and exec share from the process set-up to execve; `start` are the steps between READY and
+    the late seccomp filter (create's wait for `start` and its startContainer hooks)."""
+    env = environment(p, opts)
+    return [
+        *_process_steps(p, opts, warnings),
+        st.FindExec("process.args", name=p.args[0], search_path=_search_path(env)),
+        # The death signal goes before READY: once told, the parent may exit at once.
+        st.Pdeathsig("outlive the runtime", signal=0),
+        *_late_seccomp(p, opts, before_ready=True),
+        st.Sync("ready", message=st.READY),
+        *start,
+        *_late_seccomp(p, opts, before_ready=False),
+        st.Exec("process.args", argv=p.args, envp=env),
+    ]
+
+
+def build(cfg: Config, opts: Options, cgroup: Cgroup) -> Plan:
     """The whole plan of `create`: namespaces, rootfs, process, then wait for `start` and execve."""
     # root.path and the mounts are set up in whatever mount namespace the container ends up in: a new one,
     # one joined by path, or (no "mount" entry: inherit the runtime's) the host's, where `delete` takes them
     # down again.
     host_ns = cfg.namespace("mount") is None
+    warnings: list[str] = []
     steps = _namespace_steps(cfg.namespaces, cfg.time_offsets, opts, cgroup)
-    steps += _mount_steps(cfg, opts, cgroup, host_ns)
+    steps += _root_steps(cfg, opts, host_ns)
+    steps += _mount_steps(cfg, opts, cgroup)
     if cfg.process and cfg.process.oom_score_adj is not None:
-        steps.append(Step("write_file", "process.oomScoreAdj", s1="/proc/self/oom_score_adj",
-                          s2=str(cfg.process.oom_score_adj)))
-    steps.append(Step("sync", "prestart and createRuntime hooks", n1=MSG_MOUNTED, n2=1))
-    for i, h in enumerate(cfg.hooks.get("createContainer", [])):
-        steps.append(_hook_step("createContainer", i, h, 0))
+        steps.append(st.WriteFile("process.oomScoreAdj", path="/proc/self/oom_score_adj",
+                                  data=str(cfg.process.oom_score_adj)))
+    steps.append(st.Sync("prestart and createRuntime hooks", message=st.MOUNTED, wait=True))
+    steps += hooks.as_steps("createContainer", cfg.hooks.get("createContainer", []))
     if host_ns:
-        steps.append(Step("pivot", "chroot", n1=2))  # plain chroot: nothing may be moved onto the host's "/"
+        steps.append(st.Pivot("chroot", how=st.CHROOT))  # nothing may be moved onto the host's "/"
     else:
-        steps.append(Step("pivot", "pivot_root" if not opts.no_pivot else "chroot", n1=int(opts.no_pivot)))
+        steps.append(st.Pivot("chroot" if opts.no_pivot else "pivot_root",
+                              how=st.MOVE_CHROOT if opts.no_pivot else st.PIVOT_ROOT))
     for key, value in cfg.sysctl.items():
-        steps.append(Step("write_file", f"linux.sysctl ({key})", s1=_sysctl_path(key), s2=value))
+        steps.append(st.WriteFile(f"linux.sysctl ({key})", path=_sysctl_path(key), data=value))
     for i, path in enumerate(cfg.masked_paths):
-        steps.append(Step("mask", f"linux.maskedPaths[{i}] ({path})", s1=path))
+        steps.append(st.Mask(f"linux.maskedPaths[{i}] ({path})", path=path))
     for i, path in enumerate(cfg.readonly_paths):
-        steps.append(Step("readonly", f"linux.readonlyPaths[{i}] ({path})", s1=path))
+        steps.append(st.Readonly(f"linux.readonlyPaths[{i}] ({path})", path=path))
     if cfg.root_readonly:
-        steps.append(Step("readonly", "root.readonly", s1="/", n1=3))
+        steps.append(st.Readonly("root.readonly", path="/", must_exist=True, in_place=True))
     if cfg.rootfs_propagation and not host_ns:
         # On the new root, once our own mounts are made ("runbindable" would refuse the masks' binds).
-        steps.append(Step("set_root_propagation", "linux.rootfsPropagation",
-                          flags=PROPAGATION[cfg.rootfs_propagation]))
+        steps.append(st.SetRootPropagation("linux.rootfsPropagation", flags=PROPAGATION[cfg.rootfs_propagation]))
     if opts.keyring:
-        steps.append(Step("keyring", "session keyring", s1=opts.keyring))
+        steps.append(st.Keyring("session keyring", name=opts.keyring))
     if cfg.hostname is not None:
-        steps.append(Step("hostname", "hostname", s1=cfg.hostname))
+        steps.append(st.Hostname("hostname", name=cfg.hostname))
     if cfg.domainname is not None:
-        steps.append(Step("domainname", "domainname", s1=cfg.domainname))
+        steps.append(st.Domainname("domainname", name=cfg.domainname))
     if cfg.personality:
         domain = {"LINUX": 0x0000, "LINUX32": 0x0008}[cfg.personality["domain"]]
-        steps.append(Step("personality", "linux.personality", n1=domain))
+        steps.append(st.Personality("linux.personality", domain=domain))
+    wait = st.WaitStart("wait for start", listen_fd=opts.start_fd)
     if cfg.process is None:
         # Nothing to run: park until start (which refuses) or delete, as the spec allows.
-        return steps + [Step("close_from", "close fds", n1=3), Step("pdeathsig", "outlive create", n1=0),
-                        Step("sync", "ready", n1=MSG_READY), Step("wait_fifo", "wait", fd=opts.fifo_fd)]
-    steps += _process_steps(cfg.process, opts)
-    env = environment(cfg.process, opts)
-    args = cfg.process.args
-    steps += [
-        Step("find_exec", "process.args", s1=args[0], envp=env),
-        # The death signal goes before READY: once told, the parent may exit at once.
-        Step("pdeathsig", "outlive create", n1=0),
-        *_late_seccomp(cfg.process, opts, before_ready=True),
-        Step("sync", "ready", n1=MSG_READY, n2=0),
-        Step("wait_fifo", "wait for start", fd=opts.fifo_fd),
-    ]
-    for i, h in enumerate(cfg.hooks.get("startContainer", [])):
-        steps.append(_hook_step("startContainer", i, h, 1))
-    steps += _late_seccomp(cfg.process, opts, before_ready=False)
-    steps.append(Step("exec", "process.args", argv=args, envp=env))
-    return steps
+        return _plan(steps + [st.CloseFrom("close fds", first=3), st.Pdeathsig("outlive the runtime", signal=0),
+                              st.Sync("ready", message=st.READY), wait], opts, warnings)
+    starting = [wait, *hooks.as_steps("startContainer", cfg.hooks.get("startContainer", []), st.RUNNING_STATE)]
+    return _plan(steps + _process_tail(cfg.process, opts, warnings, starting), opts, warnings)
 
 
-def build_exec(namespaces: list[Namespace], process: Process, opts: Options, cgroup: Cgroup) -> list[Step]:
+def build_exec(namespaces: list[Namespace], process: Process, opts: Options, cgroup: Cgroup) -> Plan:
     """The plan of `exec`: join the container's cgroups and every namespace (user first), then the process
-    setup."""
+    set-up."""
+    warnings: list[str] = []
     steps = _namespace_steps(namespaces, {}, opts, cgroup)
     if not any(ns.type == "mount" for ns in namespaces):
         # The container lives in the host's mount namespace: its root is a chroot, so is the new process's.
-        steps += [Step("set_root", "root.path", s1=opts.rootfs), Step("pivot", "chroot", n1=2)]
+        steps += [st.SetRoot("root.path", path=opts.rootfs), st.Pivot("chroot", how=st.CHROOT)]
     if process.oom_score_adj is not None:
-        steps.append(Step("write_file", "process.oomScoreAdj", s1="/proc/self/oom_score_adj",
-                          s2=str(process.oom_score_adj)))
-    steps += _process_steps(process, opts)
-    env = environment(process, opts)
-    return steps + [
-        Step("find_exec", "process.args", s1=process.args[0], envp=env),
-        Step("pdeathsig", "outlive exec", n1=0),
-        *_late_seccomp(process, opts, before_ready=True),
-        Step("sync", "ready", n1=MSG_READY, n2=0),
-        *_late_seccomp(process, opts, before_ready=False),
-        Step("exec", "process.args", argv=process.args, envp=env),
-    ]
+        steps.append(st.WriteFile("process.oomScoreAdj", path="/proc/self/oom_score_adj",
+                                  data=str(process.oom_score_adj)))
+    return _plan(steps + _process_tail(process, opts, warnings, []), opts, warnings)

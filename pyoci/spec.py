@@ -354,6 +354,21 @@ def _check_linux(cfg: Config) -> None:
         check_proc_mount(i, m)
 
 
+def check_resources(res: dict[str, Any], where: str) -> None:
+    """linux.resources (or an update's): what the schema cannot say, refused before any cgroup file is
+    written."""
+    mem = res.get("memory", {})
+    swappiness = mem.get("swappiness", -1)
+    if swappiness not in (-1, (1 << 64) - 1) and not 0 <= swappiness <= 100:  # -1 as the uint64 it is in the spec
+        raise ConfigError(f"{swappiness} is not in 0..100", path=f"{where}.memory.swappiness")
+    limit, swap = mem.get("limit", -1), mem.get("swap", 0)
+    if limit > 0 and 0 < swap < limit:
+        raise ConfigError(f"{swap} (memory+swap) is below the memory limit {limit}", path=f"{where}.memory.swap")
+    for key in res.get("unified", {}):
+        if "/" in key or key.startswith("."):
+            raise ConfigError("not a cgroup file name", path=f"{where}.unified.{key}")
+
+
 def supported_version(version: str) -> bool:
     r"""The verdict of re.match(r"^1\.[0-3]\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$", version) without
     importing re (several ms per call): `$` also matches before a final newline, and \d is any Unicode
@@ -409,4 +424,5 @@ def parse(raw: dict[str, Any]) -> Config:
     )
     _check_linux(cfg)
     _check_idmapped(cfg)
+    check_resources(cfg.resources, "linux.resources")
     return cfg

@@ -1,5 +1,12 @@
-"""Container state under --root: one directory per container, made atomically, and status derived at query
-time from the init pid and its start time, the exec fifo and the freezer — never trusted from a file."""
+"""Container state under --root: one directory per container, and status derived at query time from the
+processes themselves — the creating runtime, the init and its start time, the start socket, the freezer —
+never trusted from a file.
+
+A container's directory appears whole: create makes it under a temporary name, locks it, writes the first
+state and renames it into place, so every other command sees either no container or one it can lock. The
+lock (flock on the directory) is held by create until the container is ready, and by every command that
+changes a container.
+"""
 from __future__ import annotations
 
 import fcntl
@@ -7,11 +14,14 @@ import os
 import time
 
 from . import OCI_VERSION, jsonio
-from .errors import PyociError
+from .errors import NotFoundError, PyociError
 
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
-FIFO = "exec.fifo"
+START_SOCKET = "start.sock"  # create's init listens here until `start` connects
+CLAIMING = "@claim-"  # a container directory being made (no id has an "@")
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
 def default_root() -> str:
@@ -35,6 +45,8 @@ class State:
 
     FIELDS = {
         "id": "", "bundle": "", "rootfs": "",
+        "creator": 0, "creator_start": 0,  # the create that is making it (alive: "creating")
+        "ready": False,  # create saw the init ready: from here on the init's life says the status
         "pid": 0, "start_time": 0,  # /proc/<pid>/stat field 22: tells our init from a recycled pid
         "created": "", "owner": "", "annotations": {},
         "cgroup": {},
@@ -58,6 +70,18 @@ class State:
         return {name: getattr(self, name) for name in self.FIELDS}
 
 
+class Lock:
+    """An exclusive lock on a container's directory, released by release() (or the process's end)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class Store:
     """The --root directory."""
 
@@ -67,23 +91,38 @@ class Store:
     def dir(self, container_id: str) -> str:
         return os.path.join(self.root, container_id)
 
-    def claim(self, container_id: str) -> str:
-        """Makes the container's directory; exactly one of two concurrent creates of one id wins."""
+    def _make_root(self) -> None:
         if not os.path.isdir(self.root):
-            # Only the owner may see containers' state and fifos, whatever the umask (as runc makes it).
+            # Only the owner may see containers' state and sockets, whatever the umask (as runc makes it).
             try:
                 os.makedirs(self.root, mode=0o700, exist_ok=True)
                 os.chmod(self.root, 0o700)
             except OSError as exc:
                 raise PyociError(f"--root {self.root}: cannot make it (pass --root, or set XDG_RUNTIME_DIR)",
                                  exc.errno) from None
-        path = self.dir(container_id)
+
+    def claim(self, st: State) -> Lock:
+        """Makes the container's directory with its first state, locked; exactly one of two concurrent creates
+        of one id wins."""
+        self._make_root()
+        tmp = os.path.join(self.root, f"{CLAIMING}{os.getpid()}-{time.monotonic_ns()}")
+        os.mkdir(tmp, 0o700)
         try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            raise PyociError(f"container {jsonio.dumps(container_id)} already exists") from None
-        os.chmod(path, 0o700)
-        return path
+            os.chmod(tmp, 0o700)
+            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _write_state(tmp, st)
+            try:
+                os.rename(tmp, self.dir(st.id))
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (17, 39):  # EEXIST, ENOTEMPTY: the id is taken
+                    raise PyociError(f"container {jsonio.dumps(st.id)} already exists") from None
+                raise
+        except BaseException:
+            remove_dir(tmp)
+            raise
+        return Lock(fd)
 
     def load(self, container_id: str) -> State:
         validate_id(container_id)
@@ -92,31 +131,55 @@ class Store:
                 raw = jsonio.load(f)
             return State(**raw)
         except FileNotFoundError:
-            raise PyociError(f"container {jsonio.dumps(container_id)} does not exist") from None
+            raise NotFoundError(f"container {jsonio.dumps(container_id)} does not exist") from None
         except (ValueError, TypeError) as exc:
             raise PyociError(f"container {jsonio.dumps(container_id)}: corrupt state: {exc}") from None
 
     def save(self, st: State) -> None:
-        path = os.path.join(self.dir(st.id), STATE_FILE)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            jsonio.dump(st.to_json(), f)
-        os.rename(tmp, path)
+        _write_state(self.dir(st.id), st)
 
     def ids(self) -> list[str]:
         try:
-            return sorted(e for e in os.listdir(self.root) if os.path.exists(os.path.join(self.root, e, STATE_FILE)))
+            return sorted(e for e in os.listdir(self.root) if not e.startswith(CLAIMING)
+                          and os.path.exists(os.path.join(self.root, e, STATE_FILE)))
         except FileNotFoundError:
             return []
 
-    def lock(self, container_id: str) -> int:
-        """An exclusive lock on the container's directory for the rest of this process's life."""
+    def lock(self, container_id: str, wait: bool = True) -> Lock | None:
+        """The container's lock: waits for it (wait=False: None if another process holds it). A container
+        deleted while we waited does not exist."""
+        validate_id(container_id)
         try:
             fd = os.open(self.dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise PyociError(f"container {jsonio.dumps(container_id)} does not exist") from None
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
+            raise NotFoundError(f"container {jsonio.dumps(container_id)} does not exist") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if os.fstat(fd).st_nlink == 0:
+            os.close(fd)
+            raise NotFoundError(f"container {jsonio.dumps(container_id)} does not exist")
+        return Lock(fd)
+
+
+def _write_state(directory: str, st: State) -> None:
+    path = os.path.join(directory, STATE_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        jsonio.dump(st.to_json(), f)
+    os.rename(tmp, path)
+
+
+def remove_dir(path: str) -> None:
+    """A container's state directory holds only files pyoci made (state, start socket)."""
+    try:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -130,6 +193,23 @@ def proc_start_time(pid: int) -> int | None:
     if fields[0] in (b"Z", b"X"):
         return None
     return int(fields[19])
+
+
+def exit_status(wait_status: int) -> int:
+    """A waitpid status as a shell reports it: the exit code, or 128 + the signal that killed it."""
+    return 128 + os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
+
+
+def reap(pid: int) -> int | None:
+    """Waits for our child pid to end: its exit status, or None where it is not our child."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return None
+        return exit_status(status)
 
 
 def alive(st: State) -> bool:
@@ -151,23 +231,25 @@ def frozen(st: State) -> bool:
 
 
 def status(store: Store, st: State) -> str:
+    if not st.ready:
+        # a create still at work, or one that died before its container was ready (delete --force cleans up)
+        return CREATING if st.creator and proc_start_time(st.creator) == st.creator_start else STOPPED
     if not alive(st):
-        return "stopped"
-    if os.path.exists(os.path.join(store.dir(st.id), FIFO)):
-        return "created"
+        return STOPPED
+    if os.path.exists(os.path.join(store.dir(st.id), START_SOCKET)):
+        return CREATED
     if frozen(st):
-        return "paused"
-    return "running"
+        return PAUSED
+    return RUNNING
 
 
-def oci_state(store: Store, st: State) -> dict[str, object]:
-    """The runtime-spec State, plus runc's created/owner."""
-    s = status(store, st)
+def oci_state(st: State, current: str) -> dict[str, object]:
+    """The runtime-spec State (with current, the status derived now), plus runc's created/owner."""
     return {
         "ociVersion": OCI_VERSION,
         "id": st.id,
-        "status": s,
-        "pid": st.pid if s != "stopped" else 0,
+        "status": current,
+        "pid": st.pid if current != STOPPED else 0,
         "bundle": st.bundle,
         "rootfs": st.rootfs,
         "created": st.created,

@@ -12,6 +12,7 @@ import os
 import time
 
 from ..errors import PyociError
+from ..linux.files import write
 
 ROOT = "/sys/fs/cgroup"
 
@@ -34,22 +35,20 @@ def hierarchies() -> list[Hierarchy]:
         for line in f:
             _, names, path = line.rstrip("\n").split(":", 2)
             own[names] = path
+    from ..linux.mountinfo import entries
+
     found: dict[str, Hierarchy] = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fstype, _, superopts = right.split(" ", 2)
-            fields = left.split(" ")
-            # Only a hierarchy's first, whole mount: binds of a subtree (root != "/") and later copies
-            # (say, a container's /sys/fs/cgroup made on the host) are not where cgroups are made.
-            if fstype not in ("cgroup", "cgroup2") or fields[3] != "/":
-                continue
-            if fstype == "cgroup2":
-                found.setdefault("", Hierarchy("", fields[4], [], own.get("", "/")))
-                continue
-            ctrls = [o for o in superopts.strip().split(",") if o in KNOWN_V1 or o.startswith("name=")]
-            key = ",".join(ctrls)
-            found.setdefault(key, Hierarchy(key, fields[4], ctrls, own.get(key, "/")))
+    for root, point, fstype, superopts in entries():
+        # Only a hierarchy's first, whole mount: binds of a subtree (root != "/") and later copies
+        # (say, a container's /sys/fs/cgroup made on the host) are not where cgroups are made.
+        if fstype not in ("cgroup", "cgroup2") or root != "/":
+            continue
+        if fstype == "cgroup2":
+            found.setdefault("", Hierarchy("", point, [], own.get("", "/")))
+            continue
+        ctrls = [o for o in superopts.split(",") if o in KNOWN_V1 or o.startswith("name=")]
+        key = ",".join(ctrls)
+        found.setdefault(key, Hierarchy(key, point, ctrls, own.get(key, "/")))
     return list(found.values())
 
 
@@ -177,7 +176,7 @@ class Cgroup:
         if not os.path.exists(path):
             return  # the cgroup is gone: nothing to freeze or thaw
         for _ in range(1000):
-            _write(path, value)
+            write(path, value)
             with open(done or path) as f:
                 text = f.read()
             if (done and f"frozen {value}" in text) or (not done and text.strip() == value):
@@ -223,7 +222,7 @@ def release_rdma_pools(d: str) -> None:
     for fields in map(str.split, lines):  # device name, then name=value per resource
         if any(not kv.endswith("=max") for kv in fields[1:]):
             try:
-                _write(path, " ".join(fields[:1] + [f"{kv.partition('=')[0]}=max" for kv in fields[1:]]))
+                write(path, " ".join(fields[:1] + [f"{kv.partition('=')[0]}=max" for kv in fields[1:]]))
             except OSError:
                 pass
 
@@ -264,14 +263,6 @@ def parse_sub_paths(args: list[str]) -> dict[str, str]:
     return subs
 
 
-def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
 def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
     """mkdir -p that records what it made; returns the new directories, parents first.
 
@@ -309,7 +300,7 @@ def _enable_v2_controllers(h: Hierarchy, path: str) -> None:
         cur = os.path.join(cur, part) if part else cur
         for c in available:
             try:
-                _write(os.path.join(cur, "cgroup.subtree_control"), "+" + c)
+                write(os.path.join(cur, "cgroup.subtree_control"), "+" + c)
             except OSError:
                 pass  # a controller the parent cannot delegate (e.g. threaded) is skipped
 
@@ -327,7 +318,7 @@ def _init_cpuset(path: str, mountpoint: str) -> None:
                 if fh.read().strip():
                     continue
             with open(os.path.join(parent, name)) as fh:
-                _write(os.path.join(cur, name), fh.read().strip())
+                write(os.path.join(cur, name), fh.read().strip())
 
 
 def _attach_device_filter(path: str, rules: list[dict[str, object]]) -> None:

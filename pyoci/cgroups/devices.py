@@ -13,18 +13,20 @@ from __future__ import annotations
 import struct
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 
+from ..defaults import DEFAULT_DEVICES
 from ..errors import PyociError
 
 if TYPE_CHECKING:
     from typing import Any
 
-# Devices every container needs; allowed after the config's own rules, as runc does.
+# Devices every container needs, allowed after the config's own rules as runc does: mknod of any, the nodes
+# every container gets, the console, ptmx and the ptys, and tun.
 DEFAULT_RULES: list[dict[str, Any]] = [
     {"allow": True, "type": t, "major": major, "minor": minor, "access": access}
     for t, major, minor, access in (
-        ("c", -1, -1, "m"), ("b", -1, -1, "m"), ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 7, "rwm"),
-        ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"), ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"),
-        ("c", 136, -1, "rwm"), ("c", 10, 200, "rwm"))
+        ("c", -1, -1, "m"), ("b", -1, -1, "m"),
+        *(("c", major, minor, "rwm") for _, major, minor in DEFAULT_DEVICES),
+        ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, -1, "rwm"), ("c", 10, 200, "rwm"))
 ]
 
 # struct bpf_cgroup_dev_ctx: access_type = access << 16 | type; the kernel's BPF_DEVCG_* values

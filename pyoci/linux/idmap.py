@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 
 from ..errors import PyociError
+from .files import write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..spec import IDMapping
+    from ..spec import IDMapping, Namespace
 
 HELPERS = {"uid_map": "newuidmap", "gid_map": "newgidmap"}
 CLONE_NEWUSER = 0x10000000
@@ -39,8 +40,7 @@ def _helper(pid: int, name: str, maps: list[IDMapping], where: str) -> None:
 
 def _write(path: str, data: str, where: str) -> None:
     try:
-        with open(path, "w") as f:
-            f.write(data)
+        write(path, data)
     except OSError as exc:
         raise PyociError(f"{where}: write {path}", exc.errno) from None
 
@@ -58,28 +58,47 @@ def write_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping], r
         _write(f"/proc/{pid}/{name}", "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps), item)
 
 
+def setgroups_allowed(user: Namespace | None, gid_maps: list[IDMapping], rootless: bool) -> bool:
+    """Whether setgroups(2) works in the container's user namespace: not in one a runtime without root maps
+    with its own gid alone (write_maps denies it, as the kernel requires), nor in a joined one that denies it
+    (known where the path names a process: /proc/PID/ns/user)."""
+    if user is None:
+        return True
+    if not user.path:
+        return not (rootless and _own_only(gid_maps, os.getegid()))
+    parts = user.path.split("/")
+    if len(parts) == 5 and parts[1] == "proc" and parts[2].isdigit() and parts[3:] == ["ns", "user"]:
+        try:
+            with open(f"/proc/{parts[2]}/setgroups") as f:
+                return f.read().strip() != "deny"
+        except OSError:
+            pass
+    return True
+
+
 def userns_fd(uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bool, where: str) -> int:
     """An fd of a new user namespace with these maps (what mount_setattr's MOUNT_ATTR_IDMAP takes). A helper
     process makes it; its fd keeps the namespace alive after the helper is gone."""
     import _signal
 
-    from .shim import MSG_ERROR, MSG_USERNS, Step, decode, spawn
+    from .. import steps as st
+    from .shim import receive, spawn
     from .unixsock import SOCK_SEQPACKET, socketpair
 
-    steps = [Step("unshare", f"{where} (user namespace)", flags=CLONE_NEWUSER)]
+    steps: list[st.Step] = [st.Unshare(f"{where} (user namespace)", flags=CLONE_NEWUSER)]
     if rootless:
-        steps.append(Step("dumpable", f"{where} (id maps)", n1=1))
-    steps.append(Step("sync", f"{where} (id maps)", n1=MSG_USERNS, n2=1))  # never answered: killed instead
+        steps.append(st.Dumpable(f"{where} (id maps)", value=1))
+    steps.append(st.Sync(f"{where} (id maps)", message=st.USERNS, wait=True))  # never answered: killed instead
     parent, child = socketpair(SOCK_SEQPACKET)
     try:
         pid = spawn(steps, child.fileno())
     finally:
         child.close()
     try:
-        msg = decode(parent.recv(4096) or bytes(256))
-        if msg.type != MSG_USERNS:
+        msg, _ = receive(parent)
+        if msg is None or msg.kind != st.USERNS:
             raise PyociError(f"{where}: user namespace for the idmapped mount",
-                             msg.err if msg.type == MSG_ERROR else 0)
+                             msg.err if msg is not None else 0)
         write_maps(pid, uid_maps, gid_maps, rootless, where)
         try:
             return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)

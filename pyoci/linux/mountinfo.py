@@ -1,4 +1,4 @@
-"""The mount points of this process's mount namespace, from /proc/self/mountinfo."""
+"""The mounts of this process's mount namespace, from /proc/self/mountinfo: the one parser of it."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,19 @@ def _path(field: bytes) -> str:
     """A mountinfo path with its octal escapes (\\040 for a space) decoded. The unicode_escape codec costs
     an import, so a field without a backslash is decoded as that codec would: byte for byte (latin-1)."""
     return field.decode("unicode_escape") if b"\\" in field else field.decode("latin-1")
+
+
+def entries() -> list[tuple[str, str, str, str]]:
+    """(root within its filesystem, mount point, filesystem type, super options) per mount, in mount order."""
+    found = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            left, _, right = line.partition(b" - ")
+            fields = left.split(b" ")
+            fstype, _, rest = right.partition(b" ")
+            superopts = rest.split(b" ", 1)[-1].strip()
+            found.append((_path(fields[3]), _path(fields[4]), fstype.decode(), superopts.decode()))
+    return found
 
 
 def mount_points() -> list[str]:
@@ -26,12 +39,6 @@ def mountpoint_of(path: str) -> str:
 
 
 def filesystem_of(path: str) -> str:
-    """The filesystem type of the mount that holds path."""
+    """The filesystem type of the mount that holds path (the topmost there)."""
     mp = mountpoint_of(os.path.realpath(path))
-    fstype = ""
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            left, _, right = line.partition(b" - ")
-            if _path(left.split(b" ")[4]) == mp:
-                fstype = right.split(b" ")[0].decode()
-    return fstype
+    return next((fstype for _, point, fstype, _ in reversed(entries()) if point == mp), "")

@@ -1,7 +1,6 @@
 """linux.seccomp → a BPF program, compiled by libseccomp in the runtime; the executor only loads it."""
 from __future__ import annotations
 
-import os
 import struct
 
 from ..errors import ConfigError
@@ -51,6 +50,19 @@ def _check_notify(seccomp: dict) -> None:
                                   "notify fd on", path=where)
 
 
+def refuses_execveat(seccomp: dict) -> bool:
+    """Whether the filter refuses execveat outright (its default action, or a rule naming it without argument
+    conditions): the executor starts every program with it, through the sealed trampoline. A rule with
+    conditions is not judged here: the executor says so itself if the kernel refuses."""
+    action = seccomp["defaultAction"]
+    for sc in seccomp.get("syscalls", []):
+        if "execveat" in sc["names"]:
+            if sc.get("args"):
+                return False
+            action = sc["action"]
+    return action not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
+
+
 def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> None:
     """The runtime-spec's container process state and the notify fd, in one message on a new connection to
     listenerPath (an agent such as a seccomp-notify handler)."""
@@ -74,7 +86,7 @@ def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> No
 
 def compile_filter(seccomp: dict) -> tuple[list[int], int]:
     """The program (one sock_filter per 64-bit entry) and the flags for seccomp(2)."""
-    from .._shim import ffi, lib
+    from .shim import compile_seccomp
 
     _check_notify(seccomp)
     default = _action(seccomp["defaultAction"], seccomp.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
@@ -98,28 +110,5 @@ def compile_filter(seccomp: dict) -> tuple[list[int], int]:
             for group in groups:
                 rules.append((name, action, group))
                 where.append(f"linux.seccomp.syscalls[{i}] ({name})")
-    c_rules = ffi.new("struct pyoci_scmp_rule[]", max(len(rules), 1))
-    keep = []
-    for c, (name, action, group) in zip(c_rules, rules):
-        cname = ffi.new("char[]", name.encode())
-        keep.append(cname)
-        c.name, c.action, c.nargs = cname, action, len(group)
-        for j, a in enumerate(group):
-            c.args[j].index, c.args[j].op = a["index"], OPS[a["op"]]
-            c.args[j].value, c.args[j].value_two = a["value"], a.get("valueTwo", 0)
-    c_arches = [ffi.new("char[]", a.encode()) for a in arches]
-    arch_vec = ffi.new("const char *[]", c_arches + [ffi.NULL])
-    failed = ffi.new("int *")
-    fd = os.memfd_create("pyoci-seccomp", os.MFD_CLOEXEC)
-    try:
-        err = lib.pyoci_seccomp_compile(default, arch_vec, len(arches), c_rules, len(rules), fd, failed)
-        if err < 0:
-            path = where[failed[0]] if failed[0] >= 0 else "linux.seccomp.architectures"
-            raise ConfigError(f"libseccomp refused it: {os.strerror(-err)}", path=path)
-        os.lseek(fd, 0, os.SEEK_SET)
-        data = b""
-        while chunk := os.read(fd, 65536):
-            data += chunk
-    finally:
-        os.close(fd)
+    data = compile_seccomp(default, arches, rules, OPS, where)
     return list(struct.unpack(f"={len(data) // 8}Q", data)), flags

@@ -1,46 +1,26 @@
-"""The only door to the C executor: plan steps in, a child process and its messages out."""
+"""The only door to pyoci's C side (csrc/shim.h): plans in, a child process and its messages out, and the
+host-side helpers. Every number of the interface (ops, message kinds, the message layout) comes from the
+header through the compiled extension; nothing is re-typed here.
+"""
 from __future__ import annotations
 
 import errno
 import os
-import struct
 
 from .._shim import ffi, lib
 from ..errors import PyociError
-from ..record import field, record
+from ..record import record
+from .. import steps as st
 
-OP = {name[len("PYOCI_OP_"):].lower(): getattr(lib, name) for name in dir(lib) if name.startswith("PYOCI_OP_")}
-MSG_USERNS, MSG_PID = lib.PYOCI_MSG_USERNS, lib.PYOCI_MSG_PID
-MSG_MOUNTED, MSG_READY, MSG_ERROR = lib.PYOCI_MSG_MOUNTED, lib.PYOCI_MSG_READY, lib.PYOCI_MSG_ERROR
-MSG_SECCOMP_FD = lib.PYOCI_MSG_SECCOMP_FD
-MESSAGE = struct.Struct("iiii240s")
-
-
-@record
-class Step:
-    """One plan step; `what` names the config item it came from, for the error a failure turns into."""
-    op: str
-    what: str
-    fd: int = -1
-    flags: int = 0
-    flags2: int = 0
-    n1: int = 0
-    n2: int = 0
-    n3: int = 0
-    n4: int = 0
-    s1: str | None = None
-    s2: str | None = None
-    s3: str | None = None
-    s4: str | None = None
-    argv: list[str] | None = None
-    envp: list[str] | None = None
-    nums: list[int] = field(default_factory=list)
+MSG = {name[len("PYOCI_MSG_"):]: getattr(lib, name) for name in dir(lib) if name.startswith("PYOCI_MSG_")}
+MSG_NAME = {value: name for name, value in MSG.items()}
+HEADER = ffi.sizeof("struct pyoci_msg")
 
 
 @record
 class Message:
-    type: int
-    step: int
+    kind: str      # PID, READY, ERROR, ... (enum pyoci_msg_type without PYOCI_MSG_)
+    step: int      # index of the plan step that sent it
     err: int
     pid: int
     detail: str
@@ -51,50 +31,78 @@ def _i64(n: int) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n
 
 
-def encode(steps: list[Step]) -> tuple[object, list[object]]:
+class _Encoder:
+    """Fills a struct pyoci_step from a record, field by field by the field's declared type."""
+
+    def __init__(self) -> None:
+        self.keep: list[object] = []  # the buffers the C array points into
+        self._fields: dict[type, list[tuple[str, str]]] = {}
+
+    def fields(self, cls: type) -> list[tuple[str, str]]:
+        if cls not in self._fields:
+            annotations: dict[str, str] = {}
+            for klass in reversed(cls.__mro__):
+                annotations.update(klass.__dict__.get("__annotations__", {}))
+            self._fields[cls] = [(name, annotations[name]) for name, _, _ in cls.__record_fields__
+                                 if name != "what"]
+        return self._fields[cls]
+
+    def cstr(self, s: str | None):
+        if s is None:
+            return ffi.NULL
+        buf = ffi.new("char[]", os.fsencode(s))
+        self.keep.append(buf)
+        return buf
+
+    def value(self, kind: str, v: object):
+        if kind in ("str", "str | None"):
+            return self.cstr(v)
+        if kind == "list[str]":
+            vec = ffi.new("char *[]", [self.cstr(x) for x in v] + [ffi.NULL])
+            self.keep.append(vec)
+            return vec
+        if kind == "bool":
+            return int(v)
+        if kind == "MessageKind":
+            return MSG[v]
+        return _i64(v)
+
+    def encode(self, c, step: st.Step) -> None:
+        name = st.op_name(step)
+        c.op = getattr(lib, f"PYOCI_OP_{name.upper()}")
+        c.what = self.cstr(step.what)
+        args = getattr(c.u, name) if self.fields(type(step)) else None
+        for field, kind in self.fields(type(step)):
+            v = getattr(step, field)
+            if kind == "list[int]":
+                nums = ffi.new("unsigned long long[]", v)
+                self.keep.append(nums)
+                slot = getattr(args, field)
+                slot.v, slot.n = nums, len(v)
+            else:
+                setattr(args, field, self.value(kind, v))
+
+
+def encode(steps: list[st.Step]) -> tuple[object, list[object]]:
     """The plan as the C array, and the buffers it points into (keep them alive while C uses it).
 
     Strings were checked for NUL bytes and lone surrogates when the config was validated; a number that
     fits no 64-bit field is an error naming the step's config item."""
-    keep: list[object] = []
-
-    def cstr(s: str | None):
-        if s is None:
-            return ffi.NULL
-        buf = ffi.new("char[]", os.fsencode(s))
-        keep.append(buf)
-        return buf
-
-    def cvec(items: list[str] | None):
-        if items is None:
-            return ffi.NULL
-        vec = ffi.new("char *[]", [cstr(x) for x in items] + [ffi.NULL])
-        keep.append(vec)
-        return vec
-
+    enc = _Encoder()
     arr = ffi.new("struct pyoci_step[]", len(steps))
-    for c, s in zip(arr, steps):
+    for c, step in zip(arr, steps):
         try:
-            c.op = OP[s.op]
-            c.fd = s.fd
-            c.flags, c.flags2 = s.flags, s.flags2
-            c.n1, c.n2, c.n3, c.n4 = _i64(s.n1), _i64(s.n2), _i64(s.n3), _i64(s.n4)
-            if s.nums:
-                nums = ffi.new("unsigned long long[]", s.nums)
-                keep.append(nums)
-                c.list, c.nlist = nums, len(s.nums)
+            enc.encode(c, step)
         except OverflowError:
-            raise PyociError(f"{s.what}: a number is out of range") from None
-        c.s1, c.s2, c.s3, c.s4 = cstr(s.s1), cstr(s.s2), cstr(s.s3), cstr(s.s4)
-        c.argv, c.envp = cvec(s.argv), cvec(s.envp)
-    return arr, keep
+            raise PyociError(f"{step.what}: a number is out of range") from None
+    return arr, enc.keep
 
 
-def spawn(steps: list[Step], sync_fd: int) -> int:
+def spawn(steps: list[st.Step], sync_fd: int) -> int:
     """Starts a child that runs the steps in order and never returns to Python; it is born in the plan's v2
     cgroup where the kernel allows (see the join_cgroup step)."""
     arr, keep = encode(steps)
-    v2 = next((s.s1 for s in steps if s.op == "join_cgroup" and s.n1), None)
+    v2 = next((s.path for s in steps if isinstance(s, st.JoinCgroup) and s.v2), None)
     pid = lib.pyoci_spawn(arr, len(steps), sync_fd, ffi.NULL if v2 is None else os.fsencode(v2))
     if pid < 0:
         raise PyociError("clone", -pid)
@@ -102,8 +110,21 @@ def spawn(steps: list[Step], sync_fd: int) -> int:
 
 
 def decode(data: bytes) -> Message:
-    t, step, err, pid, detail = MESSAGE.unpack(data[: MESSAGE.size])
-    return Message(t, step, err, pid, detail.split(b"\0", 1)[0].decode(errors="replace"))
+    """One executor message: struct pyoci_msg and its detail text."""
+    if len(data) < HEADER:
+        raise PyociError(f"the executor sent a short message ({len(data)} bytes)")
+    m = ffi.cast("struct pyoci_msg *", ffi.from_buffer(data))
+    detail = data[HEADER:HEADER + m.len].decode(errors="replace")
+    return Message(MSG_NAME.get(m.type, str(m.type)), m.step, m.err, m.pid, detail)
+
+
+def receive(sock) -> tuple[Message | None, list[int]]:
+    """One executor message (any length: its size is asked for first) and the fds it carries; None at EOF."""
+    from . import unixsock
+
+    size = sock.recv_into(bytearray(1), 1, unixsock.MSG_PEEK | unixsock.MSG_TRUNC)
+    data, fds = unixsock.recv_fds(sock, max(size, 1), 2)
+    return (decode(data) if data else None), fds
 
 
 def umount_lazy(path: str) -> None:
@@ -112,8 +133,14 @@ def umount_lazy(path: str) -> None:
         raise PyociError(f"unmount {path}", -err)
 
 
-def mount(source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
-    err = lib.pyoci_mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype), flags, os.fsencode(data))
+def mount_from(directory: str, source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
+    """A mount whose relative paths (an overlay's lowerdir) resolve in directory; our cwd stays."""
+    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        err = lib.pyoci_mount_from(fd, os.fsencode(source), os.fsencode(target), os.fsencode(fstype), flags,
+                                   os.fsencode(data))
+    finally:
+        os.close(fd)
     if err < 0:
         raise PyociError(f"mount {fstype} on {target}", -err)
 
@@ -145,3 +172,48 @@ def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
     if err < 0:
         words = ffi.string(log).decode(errors="replace").strip().splitlines()
         raise PyociError(f"cgroup {cgroup_dir}: device filter" + (f" ({words[-1]})" if words else ""), -err)
+
+
+def run_hook(hook: st.Hook, stdin_fd: int) -> None:
+    """Runs a hook on the host with the executor's own runner, so failures read the same on both sides."""
+    enc = _Encoder()
+    detail = ffi.new("char[]", 256)
+    r = lib.pyoci_run_hook(os.fsencode(hook.path), enc.value("list[str]", hook.argv),
+                           enc.value("list[str]", hook.envp), stdin_fd, hook.timeout, detail, len(detail))
+    if r < 0:
+        raise PyociError(hook.what, -r)
+    if r > 0:
+        raise PyociError(f"{hook.what}: {ffi.string(detail).decode(errors='replace')}")
+
+
+def compile_seccomp(default: int, arches: list[str], rules: list[tuple[str, int, list[dict]]], ops: dict[str, int],
+                    where: list[str]) -> bytes:
+    """libseccomp's BPF program for these rules (name, action, argument comparisons). A rule it refuses is
+    named by its `where` entry."""
+    from ..errors import ConfigError
+
+    c_rules = ffi.new("struct pyoci_scmp_rule[]", max(len(rules), 1))
+    keep = []
+    for c, (name, action, group) in zip(c_rules, rules):
+        cname = ffi.new("char[]", name.encode())
+        keep.append(cname)
+        c.name, c.action, c.nargs = cname, action, len(group)
+        for j, a in enumerate(group):
+            c.args[j].index, c.args[j].op = a["index"], ops[a["op"]]
+            c.args[j].value, c.args[j].value_two = a["value"], a.get("valueTwo", 0)
+    c_arches = [ffi.new("char[]", a.encode()) for a in arches]
+    arch_vec = ffi.new("const char *[]", c_arches + [ffi.NULL])
+    failed = ffi.new("int *")
+    fd = os.memfd_create("pyoci-seccomp", os.MFD_CLOEXEC)
+    try:
+        err = lib.pyoci_seccomp_compile(default, arch_vec, len(arches), c_rules, len(rules), fd, failed)
+        if err < 0:
+            path = where[failed[0]] if failed[0] >= 0 else "linux.seccomp.architectures"
+            raise ConfigError(f"libseccomp refused it: {os.strerror(-err)}", path=path)
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    finally:
+        os.close(fd)
+    return data

@@ -10,21 +10,56 @@ INT = 4  # SCM_RIGHTS carries fds as C ints (socket.py packs them with array, wh
 
 SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_SEQPACKET = _socket.SOCK_SEQPACKET
+MSG_PEEK, MSG_TRUNC = _socket.MSG_PEEK, _socket.MSG_TRUNC
 
 
 def socketpair(kind: int) -> tuple[_socket.socket, _socket.socket]:
     return _socket.socketpair(_socket.AF_UNIX, kind)
 
 
-def connect(path: str) -> _socket.socket:
-    """A stream connection to the unix socket at path (OSError if it cannot be made)."""
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+# sockaddr_un's sun_path holds 108 bytes with the NUL; a longer path is reached through its directory's fd.
+SUN_PATH_MAX = 107
+
+
+def _at(path: str, kind: int, use) -> _socket.socket:
+    """use(sock, address) on a new unix socket, the address shortened through /proc/self/fd when the path is
+    too long for sun_path."""
+    import os
+
+    sock = _socket.socket(_socket.AF_UNIX, kind)
+    parent = -1
     try:
-        sock.connect(path)
+        address = path
+        if len(os.fsencode(path)) > SUN_PATH_MAX:
+            parent = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_CLOEXEC)
+            address = f"/proc/self/fd/{parent}/{os.path.basename(path)}"
+            if len(os.fsencode(address)) > SUN_PATH_MAX:
+                raise OSError(36, "the socket's name is too long", path)  # ENAMETOOLONG
+        use(sock, address)
     except BaseException:
         sock.close()
         raise
+    finally:
+        if parent >= 0:
+            os.close(parent)
     return sock
+
+
+def connect(path: str, kind: int = SOCK_STREAM) -> _socket.socket:
+    """A connection to the unix socket at path (OSError if it cannot be made)."""
+    return _at(path, kind, lambda sock, address: sock.connect(address))
+
+
+def listen(path: str, kind: int) -> _socket.socket:
+    """A unix socket bound at path (made with mode 0600 whatever the umask) and listening."""
+    import os
+
+    def bind(sock: _socket.socket, address: str) -> None:
+        os.fchmod(sock.fileno(), 0o600)
+        sock.bind(address)
+        sock.listen(1)
+
+    return _at(path, kind, bind)
 
 
 def send_fds(sock: _socket.socket, buffers: list[bytes], fds: list[int]) -> int:

@@ -12,12 +12,15 @@ import secrets
 import shutil
 
 from ..errors import PyociError
+from ..layer import ROOTFS_ANNOTATION
 from . import digest, images, info
 from .layout import Layout, short_id
 from .progress import Progress
 from .view import is_whiteout, read_file, visible
 
-from . import ROOTFS_ANNOTATION
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..container import Runtime
 
 
 def _config_path(bundle: str) -> str:
@@ -77,32 +80,7 @@ def _remove_layer(layout: Layout, lid: str) -> None:
     shutil.rmtree(layout.layer(lid), ignore_errors=True)
 
 
-def mount(layer_dir: str) -> str:
-    """Mounts the container layer's overlay on its merged dir; returns that dir. lowerdir names the short
-    links relative to the store's overlay2 dir (the cwd for the call), as Docker's overlay2 does."""
-    from ..linux.shim import mount as mount_fs
-
-    layer_dir = os.path.realpath(layer_dir)
-    store_dir, lid = os.path.split(layer_dir)
-    try:
-        with open(os.path.join(layer_dir, "lower")) as f:
-            lower = f.read().strip()
-    except OSError as exc:
-        raise PyociError(f"annotations[{ROOTFS_ANNOTATION}]: {layer_dir} is not a pyoci container layer",
-                         exc.errno) from None
-    merged = os.path.join(layer_dir, "merged")
-    data = f"lowerdir={lower},upperdir={lid}/diff,workdir={lid}/work,index=off"
-    cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.chdir(store_dir)
-        mount_fs("overlay", merged, "overlay", data)
-    finally:
-        os.fchdir(cwd)
-        os.close(cwd)
-    return merged
-
-
-def find(layout: Layout, what: str, runtime_store) -> tuple[str, dict]:
+def find(layout: Layout, what: str, runtime: Runtime) -> tuple[str, dict]:
     """A bundle's container layer from its directory, its layer id, its `image run` name, or a container
     made from it."""
     rec = layout.load()
@@ -112,7 +90,7 @@ def find(layout: Layout, what: str, runtime_store) -> tuple[str, dict]:
     bundle = os.path.abspath(what) if os.path.isdir(what) else named if os.path.isdir(named) else None
     if bundle is None:
         try:
-            bundle = runtime_store.load(what).bundle
+            bundle = runtime.get(what).bundle
         except PyociError:
             raise PyociError(f"{what!r} is neither a bundle directory, a container layer nor a container") from None
     for lid, b in rec["bundles"].items():

@@ -1,23 +1,24 @@
-"""The layer store's command line: `pyoci image ...` and `pyoci bundle ...`, in the table cli.py parses."""
+"""The layer store's command line: `pyoci image ...` and `pyoci bundle ...`, a table main.py dispatches to.
+Containers made from images are run through the runtime's API (pyoci.container)."""
 from __future__ import annotations
 
 import json
 import os
 import secrets
-from types import SimpleNamespace
-
-from ..cli import Command, add_help, check_format, print_table
+from ..cmdline import Command, SimpleNamespace, check_format, print_table
 from ..errors import PyociError
-from ..log import Logger
-from ..state import Store
 from .layout import Layout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..container import Runtime
 
 
 def _mib(n: int) -> str:
     return f"{n / 1048576:.1f}MB"
 
 
-def do_import(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_import(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import import_image
     from .progress import Progress
 
@@ -25,7 +26,7 @@ def do_import(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
-def do_images(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_images(a: SimpleNamespace, rt: Runtime) -> int:
     check_format(a.format)
     rec = Layout(a.store).load()
     rows = [{"id": i, "tags": img.get("tags", []), "created": img.get("created", ""), "size": img.get("size", 0)}
@@ -43,21 +44,21 @@ def do_images(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
-def do_inspect(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_inspect(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import inspect
 
     print(json.dumps(inspect(Layout(a.store), a.image), indent=2))
     return 0
 
 
-def do_tag(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_tag(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import tag
 
     tag(Layout(a.store), a.image, a.name)
     return 0
 
 
-def do_rmi(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_rmi(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import remove
 
     for line in remove(Layout(a.store), a.images, a.force):
@@ -65,7 +66,7 @@ def do_rmi(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
-def do_prune(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_prune(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import prune
 
     for line in prune(Layout(a.store)):
@@ -81,7 +82,7 @@ def _show(fmt: str, rows: list[dict], header: tuple[str, ...], row) -> None:
         print_table([header] + [row(r) for r in rows])
 
 
-def do_layers(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_layers(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import layers
 
     check_format(a.format)
@@ -90,17 +91,16 @@ def do_layers(a: SimpleNamespace, store: Store, log: Logger) -> int:
     return 0
 
 
-def do_export(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_export(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import export
 
     export(Layout(a.store), a.image, a.destination)
     return 0
 
 
-def do_image_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_image_run(a: SimpleNamespace, rt: Runtime) -> int:
     """Image to running container in one line: a bundle under the store, `run` in the foreground, and with
     --rm the container layer and bundle removed after."""
-    from ..container import CreateOptions
     from ..foreground import run
     from ..state import validate_id
     from . import bundles
@@ -110,53 +110,53 @@ def do_image_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
     layout = Layout(a.store)
     name = a.name or f"pyoci-{secrets.token_hex(6)}"
     validate_id(name)
-    if os.path.exists(store.dir(name)):
+    if os.path.exists(rt.store.dir(name)):
         raise PyociError(f"container {name} exists")
     bundle = os.path.join(layout.root, "bundles", name)
     lid = bundles.create(layout, a.image, bundle, a.command_args, a.tty, hostname=name)
     try:
-        return run(store, name, CreateOptions(bundle=bundle), log, detach=a.detach, keep=False)
+        return run(rt, name, bundle, {}, detach=a.detach, keep=False)
     finally:
         if a.rm:
             bundles.remove(layout, lid, layout.load()["bundles"][lid])
 
 
-def do_bundle_create(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_bundle_create(a: SimpleNamespace, rt: Runtime) -> int:
     from . import bundles
 
     print(bundles.create(Layout(a.store), a.image, a.bundle, a.command_args, a.tty, a.hostname))
     return 0
 
 
-def do_diff(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_diff(a: SimpleNamespace, rt: Runtime) -> int:
     from . import bundles
 
     layout = Layout(a.store)
-    lid, record = bundles.find(layout, a.bundle, store)
+    lid, record = bundles.find(layout, a.bundle, rt)
     for kind, path in bundles.changes(layout, lid, record):
         print(kind, path)
     return 0
 
 
-def do_commit(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_commit(a: SimpleNamespace, rt: Runtime) -> int:
     from . import bundles
 
     layout = Layout(a.store)
-    lid, record = bundles.find(layout, a.bundle, store)
+    lid, record = bundles.find(layout, a.bundle, rt)
     print(bundles.commit(layout, lid, record, a.tag, a.message))
     return 0
 
 
-def do_bundle_rm(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_bundle_rm(a: SimpleNamespace, rt: Runtime) -> int:
     from . import bundles
 
     layout = Layout(a.store)
-    lid, record = bundles.find(layout, a.bundle, store)
+    lid, record = bundles.find(layout, a.bundle, rt)
     bundles.remove(layout, lid, record)
     return 0
 
 
-def do_bundles(a: SimpleNamespace, store: Store, log: Logger) -> int:
+def do_bundles(a: SimpleNamespace, rt: Runtime) -> int:
     from .bundles import listing
 
     check_format(a.format)
@@ -192,4 +192,3 @@ COMMANDS = {
     "bundle list": Command(do_bundles, "list bundles made from images", values={"format": "table"},
                            short={"f": "format"}),
 }
-add_help(COMMANDS)

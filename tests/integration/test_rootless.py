@@ -210,7 +210,7 @@ def test_refusals_are_one_line_and_leave_nothing(rl, user, home, public_rootfs):
     groups = _bundle(rl, home, public_rootfs, ["true"],
                      lambda c: c["process"]["user"].update(additionalGids=[5]))
     for b, want in ((no_userns, "needs a user namespace"), (limits, "Permission denied"),
-                    (groups, "setgroups: denied in this user namespace")):
+                    (groups, "process.user.additionalGids: cannot be set: setgroups is denied")):
         cid = rl.new_id("rl")
         out = rl("create", "--bundle", str(b), cid, check=False, stdin=subprocess.DEVNULL)
         assert out.returncode == 1 and want in out.stderr, out.stderr

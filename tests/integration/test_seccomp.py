@@ -39,7 +39,7 @@ def test_kill_action_and_argument_filters(pyoci, bundle):
 
 
 def test_default_errno_with_allow_list(pyoci, bundle):
-    allowed = ["read", "write", "openat", "open", "close", "fstat", "newfstatat", "stat", "lstat", "execve",
+    allowed = ["read", "write", "openat", "open", "close", "fstat", "newfstatat", "stat", "lstat", "execve", "execveat",
                "brk", "mmap", "munmap", "mprotect", "arch_prctl", "exit_group", "exit", "rt_sigaction",
                "rt_sigprocmask", "set_tid_address", "getuid", "getpid", "prlimit64", "readlink", "ioctl",
                "getrandom", "prctl", "set_robust_list", "rseq", "fcntl", "lseek", "getdents64", "uname",
@@ -51,6 +51,20 @@ def test_default_errno_with_allow_list(pyoci, bundle):
     b = bundle(["sh", "-c", "echo hi; hostname x 2>&1"], edit)
     out = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False).stdout
     assert out.startswith("hi\n") and "Function not implemented" in out
+
+
+def test_a_filter_refusing_execveat_is_refused_not_worked_around(pyoci, bundle):
+    """pyoci starts every program through its sealed trampoline with execveat (CVE-2019-5736): a filter that
+    refuses it would need a plain execve of the program instead, which pyoci never falls back to."""
+    for syscalls, default in (([{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}], "SCMP_ACT_ALLOW"),
+                              ([{"names": ["execve", "read", "write"], "action": "SCMP_ACT_ALLOW"}], "SCMP_ACT_ERRNO")):
+        b = bundle(["true"], with_seccomp(syscalls, default=default))
+        cid = pyoci.new_id()
+        proc = pyoci("run", "--bundle", str(b), cid, check=False)
+        assert proc.returncode == 1 and proc.stderr == (
+            f"pyoci: run {cid}: config.json: linux.seccomp: the filter refuses execveat, which pyoci needs to start "
+            "the process through its sealed trampoline (CVE-2019-5736): allow execveat\n")
+        assert not (pyoci.root / cid).exists()
 
 
 def test_unknown_syscalls_are_skipped_and_bad_filters_refused(pyoci, bundle):

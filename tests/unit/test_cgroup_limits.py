@@ -9,7 +9,8 @@ import pytest
 from pyoci.cgroups import Cgroup
 from pyoci.cgroups.blockio import blkio_to_io_weight
 from pyoci.cgroups.limits import _in_order, apply, shares_to_weight
-from pyoci.errors import PyociError
+from pyoci.errors import ConfigError, PyociError
+from pyoci.spec import check_resources
 
 
 def written(tmp_path, paths, res, v2, files=()):
@@ -55,9 +56,15 @@ def test_shares_to_weight_matches_runc():
     assert [shares_to_weight(s) for s in (2, 1024, 262144)] == [1, 39, 10000]
 
 
-def test_unified_key_must_be_a_file_name(tmp_path):
-    with pytest.raises(PyociError, match=r"unified\.\.\.\./x: not a cgroup file name"):
-        written(tmp_path, {"": "v2"}, {"unified": {".../x": "1"}}, v2=True)
+@pytest.mark.parametrize("res, message", [
+    ({"unified": {".../x": "1"}}, r"linux.resources.unified.\.\.\./x: not a cgroup file name"),
+    ({"memory": {"swappiness": 101}}, r"linux.resources.memory.swappiness: 101 is not in 0..100"),
+    ({"memory": {"limit": 100, "swap": 50}}, r"linux.resources.memory.swap: 50 \(memory\+swap\) is below the memory limit 100"),
+])
+def test_resources_a_schema_cannot_check_are_refused_by_validation(res, message):
+    """Refused when the config is read, before a cgroup is made (no kernel needed to tell)."""
+    with pytest.raises(ConfigError, match=message):
+        check_resources(res, "linux.resources")
 
 
 def test_missing_controller_is_named(tmp_path):
@@ -111,8 +118,6 @@ def test_v1_memory_extras(tmp_path):
     assert got == {"m/memory.kmem.tcp.limit_in_bytes": str(2 << 20), "m/memory.swappiness": "10",
                    "m/memory.oom_control": "1", "m/memory.use_hierarchy": "1"}
     assert written(tmp_path, {"memory": "n"}, {"memory": {"swappiness": (1 << 64) - 1}}, v2=False) == {}
-    with pytest.raises(PyociError, match=r"linux.resources.memory.swappiness: 101 is not in 0..100"):
-        written(tmp_path, {"memory": "o"}, {"memory": {"swappiness": 101}}, v2=False)
 
 
 def test_v1_cpu_extras(tmp_path):

@@ -5,13 +5,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from pyoci.cli import GLOBAL, _parse_flags, main, parse_command
+from pyoci.cmdline import parse_flags
 from pyoci.errors import PyociError
+from pyoci.main import GLOBAL, _parse, main
 
 
 def parse(argv):
     a = SimpleNamespace(command=None)
-    parse_command(a, _parse_flags(GLOBAL, argv, a, stop_at_word=True))
+    _parse(a, parse_flags(GLOBAL, argv, a, stop_at_word=True))
     return a
 
 

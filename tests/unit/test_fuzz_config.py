@@ -29,7 +29,7 @@ def _through_the_pipeline(text: bytes) -> None:
             from pyoci.linux.seccomp import compile_filter
 
             opts.seccomp = compile_filter(cfg.seccomp)
-        shim.encode(plan.build(cfg, opts, Cgroup()))
+        shim.encode(plan.build(cfg, opts, Cgroup()).steps)
 
 
 def _check(text: bytes) -> None:

@@ -1,61 +1,91 @@
-"""The parent's side of the executor's sync protocol, driven by scripted messages (no kernel needed): the
-forking process's pid message races the init's own messages."""
+"""The runtime's side of the executor's sync protocol, driven by scripted messages (no kernel needed): the
+forking process's pid message races the init's own messages; messages of any length arrive whole."""
 from __future__ import annotations
 
+import os
 import socket
 
-from pyoci.container import Undo, _drive
+import pytest
+
+from pyoci import sync
+from pyoci._shim import ffi
+from pyoci.errors import PyociError
 from pyoci.linux import shim
+from pyoci.log import Logger
 
 
-def message(kind: int, pid: int = 0) -> bytes:
-    return shim.MESSAGE.pack(kind, 0, 0, pid, b"")
+def message(kind: str, pid: int = 0, err: int = 0, detail: str = "") -> bytes:
+    """An executor message laid out by the header's struct pyoci_msg."""
+    text = detail.encode()
+    head = ffi.new("struct pyoci_msg *", {"type": shim.MSG[kind], "step": 0, "err": err, "pid": pid, "len": len(text)})
+    return bytes(ffi.buffer(head)) + text
 
 
-def drive(*messages: bytes):
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    for m in messages:
-        child.send(m)
-    seen = []
+class Script:
+    """A socketpair whose executor end has the scripted messages queued."""
 
-    def mounted(pid: int) -> bytes:
-        seen.append(pid)
-        return b"state"
+    def __init__(self, *messages: bytes) -> None:
+        self.runtime, self.executor = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for m in messages:
+            self.executor.send(m)
+        self.seen: list[int] = []
+        self.pids: list[int] = []
 
-    try:
-        pid = _drive(parent, 1, [], {}, Undo(state_dir=None), None, mounted)
-        replies = []
-        child.setblocking(False)
+    def mounted(self, pid: int) -> tuple[int, int]:
+        self.seen.append(pid)
+        return os.pipe()
+
+    def drive(self, **handlers) -> int:
+        return sync.drive(self.runtime, 1, None, sync.Handlers(mounted=self.mounted, **handlers), Logger(), self.pids)
+
+    def replies(self) -> list[tuple[bytes, int]]:
+        self.executor.setblocking(False)
+        got = []
         try:
             while True:
-                replies.append(child.recv(100))
+                data, fds, _, _ = socket.recv_fds(self.executor, 100, 2)
+                got.append((data, len(fds)))
+                for fd in fds:
+                    os.close(fd)
         except BlockingIOError:
-            pass
-        return pid, seen, replies
-    finally:
-        parent.close()
-        child.close()
+            return got
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.executor.close()
 
 
-def test_mounted_before_pid_waits_for_the_pid():
-    pid, seen, replies = drive(message(shim.MSG_MOUNTED), message(shim.MSG_PID, 42), message(shim.MSG_READY))
-    assert (pid, seen, replies) == (42, [42], [b"\0state"])
+@pytest.fixture
+def script():
+    made = []
+
+    def make(*messages: bytes) -> Script:
+        made.append(Script(*messages))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
 
 
-def test_ready_before_pid_still_returns_the_pid():
-    pid, seen, replies = drive(message(shim.MSG_READY), message(shim.MSG_PID, 7))
-    assert (pid, seen, replies) == (7, [], [])
+def test_mounted_before_pid_waits_for_the_pid(script):
+    s = script(message("MOUNTED"), message("PID", 42), message("READY"))
+    assert s.drive() == 42
+    assert s.seen == [42] and s.pids == [42] and s.replies() == [(b"\0", 2)]  # the go-ahead carries both states
 
 
-def test_seccomp_fd_waits_for_the_pid_then_is_passed_on_and_answered():
-    import os
+def test_ready_before_pid_still_returns_the_pid(script):
+    s = script(message("READY"), message("PID", 7))
+    assert s.drive() == 7 and s.seen == [] and s.replies() == []
 
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+def test_seccomp_fd_waits_for_the_pid_then_is_passed_on_and_answered(script):
+    s = script()
     r, w = os.pipe()
-    socket.send_fds(child, [message(shim.MSG_SECCOMP_FD)], [r])
+    socket.send_fds(s.executor, [message("SECCOMP_FD")], [r])
     os.close(r)
-    child.send(message(shim.MSG_PID, 9))
-    child.send(message(shim.MSG_READY))
+    s.executor.send(message("PID", 9))
+    s.executor.send(message("READY"))
     passed = []
 
     def on_seccomp(pid: int, fd: int) -> None:
@@ -63,9 +93,29 @@ def test_seccomp_fd_waits_for_the_pid_then_is_passed_on_and_answered():
         passed.append((pid, os.read(fd, 1)))
 
     try:
-        assert _drive(parent, 1, [], {}, Undo(state_dir=None), None, None, on_seccomp) == 9
-        assert passed == [(9, b"x")] and child.recv(100) == b"\0"
+        assert s.drive(seccomp=on_seccomp) == 9
+        assert passed == [(9, b"x")] and s.replies() == [(b"\0", 0)]
     finally:
         os.close(w)
-        parent.close()
-        child.close()
+
+
+def test_an_error_of_any_length_arrives_whole(script):
+    detail = "process.args: exec: \"/" + "x" * 300 + "\": executable file not found in $PATH"
+    s = script(message("PID", 5), message("ERROR", err=2, detail=detail))
+    with pytest.raises(PyociError) as caught:
+        s.drive()
+    assert str(caught.value) == f"{detail}: No such file or directory"
+
+
+def test_a_warning_is_logged_and_the_protocol_goes_on(script, capsys):
+    s = script(message("WARNING", err=38, detail="session keyring: no keyrings"), message("PID", 3),
+               message("READY"))
+    assert s.drive() == 3
+    assert capsys.readouterr().err == "pyoci: warning: session keyring: no keyrings: Function not implemented\n"
+
+
+def test_eof_without_ready_is_the_executor_dying(script):
+    s = script(message("PID", 4))
+    s.executor.close()
+    with pytest.raises(PyociError, match="the container process exited before it was ready"):
+        s.drive()

@@ -1,0 +1,934 @@
+/* pyoci's executor: runs a plan that Python resolved, in a child process that never returns to Python; the
+ * only C code that runs inside the container before its program.
+ *
+ * Why C: the child joins the container's cgroup and namespaces before execve; Python there would be
+ * charged to the container's memory limit and is not safe to resume after a raw clone. Every step either
+ * succeeds or reports its index, errno and detail on the sync socket (shim.h draws the protocol) and exits.
+ * Decisions are the plan's: what to do is in the steps, never rediscovered here. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/keyctl.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "internal.h"
+#include "trampoline_elf.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+static int sync_fd = -1;
+static int root_fd = -1;
+static char root_path[4096];
+static char exec_path[4096];
+static const struct pyoci_step *first_step, *cur_step;
+static int tramp_fd = -1;      /* sealed memfd holding the exec trampoline (see trampoline.c) */
+static int seccomp_loaded;
+static int born_in_cgroup;     /* clone3 started us in the v2 cgroup (CLONE_INTO_CGROUP) */
+static int chdir_pending;      /* the first chdir attempt was denied: the second, as the user, is due */
+/* The stdin of the hooks run here: the "created" and "running" states, sealed memfds from the runtime's
+ * go-ahead after MOUNTED. */
+static int state_fds[2] = { -1, -1 };
+
+/* A message and up to two fds (SCM_RIGHTS); sendmsg is the one call a notify filter may not catch. */
+static int send_parts(int sock, const void *head, size_t head_len, const void *body, size_t body_len, int fd)
+{
+    struct iovec iov[2] = { { .iov_base = (void *)head, .iov_len = head_len },
+                            { .iov_base = (void *)body, .iov_len = body_len } };
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = body_len ? 2 : 1 };
+    if (fd >= 0) {
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof cbuf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    int r;
+    while ((r = (int)sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return r;
+}
+
+/* A message and its detail text, however long (the heap holds what the stack cannot). An ERROR or WARNING
+ * names its step first. */
+static void send_message(int type, int err, int pid, int fd, const char *fmt, va_list ap)
+{
+    char stack[1024] = "";
+    char *text = stack;
+    int len = 0;
+    if (type == PYOCI_MSG_ERROR || type == PYOCI_MSG_WARNING) {
+        const char *what = cur_step && cur_step->what ? cur_step->what : "container init";
+        int at = snprintf(stack, sizeof stack, "%s%s", what, fmt ? ": " : "");
+        at = at >= (int)sizeof stack ? (int)sizeof stack - 1 : at;
+        va_list again;
+        va_copy(again, ap);
+        len = fmt ? vsnprintf(stack + at, sizeof stack - (size_t)at, fmt, ap) : 0;
+        len = (len < 0 ? 0 : len) + at;
+        if (len >= (int)sizeof stack) {
+            text = malloc((size_t)len + 1);
+            if (text) {
+                memcpy(text, stack, (size_t)at);
+                vsnprintf(text + at, (size_t)(len - at) + 1, fmt, again);
+            } else {
+                text = stack, len = (int)sizeof stack - 1;
+            }
+        }
+        va_end(again);
+    }
+    struct pyoci_msg m = { .type = type, .step = cur_step ? (int)(cur_step - first_step) : -1, .err = err,
+                           .pid = pid, .len = len };
+    if (send_parts(sync_fd, &m, sizeof m, text, (size_t)len, fd) < 0 && type != PYOCI_MSG_ERROR)
+        _exit(1);  /* the runtime is gone: nobody would ever let this container run */
+    if (text != stack)
+        free(text);
+}
+
+static void send_msg(int type, int pid, int fd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_message(type, 0, pid, fd, fmt, ap);
+    va_end(ap);
+}
+
+static void warn(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_message(PYOCI_MSG_WARNING, err, 0, -1, fmt, ap);
+    va_end(ap);
+}
+
+/* Reports the failing step and ends the process: a half-built container must never run. */
+static void __attribute__((noreturn)) fail(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_message(PYOCI_MSG_ERROR, err, 0, -1, fmt, ap);
+    va_end(ap);
+    _exit(1);
+}
+
+/* The runtime's go-ahead: one zero byte, and the hooks' states after MOUNTED. */
+static void wait_go(void)
+{
+    char go = 1;
+    struct iovec iov = { .iov_base = &go, .iov_len = 1 };
+    char cbuf[CMSG_SPACE(2 * sizeof(int))];
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+    ssize_t n;
+    do {
+        n = recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1 || go != 0)
+        _exit(1); /* the runtime gave up: it reports the reason itself */
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
+            memcpy(state_fds, CMSG_DATA(c), 2 * sizeof(int));
+}
+
+static int open_path(int dirfd, const char *path, int flags, unsigned long long resolve)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = flags | O_CLOEXEC;
+    how.resolve = resolve;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/* Opens (creating if asked) a path inside the root, never following a symlink out of it. */
+static int open_in_root(const char *path, int create, int as_file)
+{
+    const unsigned long long res = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd = open_path(root_fd, path, O_PATH, res);
+    if (fd >= 0 || errno != ENOENT || !create)
+        return fd;
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; ; p++) {
+        int last = (*p == '\0');
+        if (*p != '/' && !last)
+            continue;
+        *p = '\0';
+        int cfd = open_path(root_fd, buf, O_PATH, res);
+        if (cfd < 0 && errno == ENOENT) {
+            char *slash = strrchr(buf, '/');
+            *slash = '\0';
+            int pfd = open_path(root_fd, buf[0] ? buf : "/", O_PATH | O_DIRECTORY, res);
+            *slash = '/';
+            if (pfd < 0)
+                return -1;
+            int r = last && as_file ? mknodat(pfd, slash + 1, S_IFREG | 0644, 0) : mkdirat(pfd, slash + 1, 0755);
+            close(pfd);
+            if (r < 0 && errno != EEXIST)
+                return -1;
+            cfd = open_path(root_fd, buf, O_PATH, res);
+        }
+        if (cfd < 0)
+            return -1;
+        if (last)
+            return cfd;
+        close(cfd);
+        *p = '/';
+    }
+}
+
+/* The directory that will hold path's last component (made if missing), resolved inside the root. */
+static int open_parent_in_root(const char *path, const char **name)
+{
+    const char *slash = strrchr(path, '/');
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
+    int pfd = open_in_root(parent[0] ? parent : "/", 1, 0);
+    if (pfd < 0)
+        fail(errno, "open parent");
+    *name = slash + 1;
+    return pfd;
+}
+
+static void fd_path(char *out, size_t size, int fd)
+{
+    snprintf(out, size, "/proc/self/fd/%d", fd);
+}
+
+/* Flags a remount must keep or the kernel refuses it (locked in a user namespace). */
+static unsigned long locked_flags(const char *target)
+{
+    struct statvfs st;
+    unsigned long f = 0;
+    if (statvfs(target, &st) < 0)
+        return 0;
+    if (st.f_flag & ST_NOSUID) f |= MS_NOSUID;
+    if (st.f_flag & ST_NODEV) f |= MS_NODEV;
+    if (st.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+    if (st.f_flag & ST_RDONLY) f |= MS_RDONLY;
+    if (st.f_flag & ST_NOATIME) f |= MS_NOATIME;
+    if (st.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+    if (st.f_flag & ST_RELATIME) f |= MS_RELATIME;
+    return f;
+}
+
+static int remount(const char *target, unsigned long flags)
+{
+    if (mount(NULL, target, NULL, flags, NULL) == 0)
+        return 0;
+    if (errno != EPERM)
+        return -1;
+    return mount(NULL, target, NULL, flags | locked_flags(target), NULL);
+}
+
+/* Where a target resolved (symlinks followed inside the root): never the root itself, and inside /proc only
+ * the very path the config named (which the runtime checked against runc's list); with exact, nowhere but
+ * that path. */
+static void check_destination(const char *fdpath, const char *dest, int exact)
+{
+    char real[4096];
+    ssize_t n = readlink(fdpath, real, sizeof real - 1);
+    if (n < 0)
+        fail(errno, "resolve destination");
+    real[n] = '\0';
+    size_t rlen = strcmp(root_path, "/") == 0 ? 0 : strlen(root_path);
+    if (strncmp(real, root_path, rlen) != 0 || (real[rlen] != '/' && real[rlen] != '\0'))
+        fail(EXDEV, "destination resolves outside the rootfs (%s)", real);
+    const char *rel = real[rlen] ? real + rlen : "/";
+    if (strcmp(rel, dest) == 0)
+        return;
+    if (strcmp(rel, "/") == 0)
+        fail(EINVAL, "destination resolves to the rootfs itself");
+    if (strcmp(rel, "/proc") == 0 || strncmp(rel, "/proc/", 6) == 0)
+        fail(EPERM, "destination resolves into /proc (%s)", rel);
+    if (exact)
+        fail(ELOOP, "must not go through a symlink (resolves to %s)", rel);
+}
+
+static void do_mount(const struct pyoci_mount *m)
+{
+    char target[64];
+    int fd = -1;
+    const char *dst = m->target;
+    unsigned long flags = (unsigned long)m->flags;
+    if (m->where != PYOCI_HOST_PATH) {
+        fd = open_in_root(m->target, 1, m->as_file);
+        if (fd < 0)
+            fail(errno, "open destination");
+        fd_path(target, sizeof target, fd);
+        check_destination(target, m->target, m->where == PYOCI_IN_ROOT_EXACT);
+        dst = target;
+    }
+    const unsigned long kind = MS_BIND | MS_REMOUNT | MS_MOVE;
+    if (m->tree_fd >= 0) {
+        int r = fd >= 0 ? (int)syscall(SYS_move_mount, m->tree_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                        : (int)syscall(SYS_move_mount, m->tree_fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
+        if (r < 0)
+            fail(errno, "move_mount");
+        close(m->tree_fd);
+    } else if (flags & MS_BIND) {
+        if (mount(m->source, dst, NULL, flags & (MS_BIND | MS_REC), NULL) < 0)
+            fail(errno, "mount");
+    } else if (m->fstype || (flags & kind)) {
+        if (mount(m->source, dst, m->fstype, flags, m->data) < 0)
+            fail(errno, "mount");
+    }
+    if (fd >= 0) {
+        /* The path now leads to the new mount; the old fd still points under it. */
+        close(fd);
+        fd = open_in_root(m->target, 0, 0);
+        if (fd < 0)
+            fail(errno, "reopen destination");
+        fd_path(target, sizeof target, fd);
+        dst = target;
+    }
+    unsigned long extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if ((flags & MS_BIND) && extra && remount(dst, MS_BIND | MS_REMOUNT | extra) < 0)
+        fail(errno, "remount bind");
+    if (m->propagation && mount(NULL, dst, NULL, (unsigned long)m->propagation, NULL) < 0)
+        fail(errno, "set propagation");
+    if (m->attr_set || m->attr_clr) {
+        struct mount_attr attr = { .attr_set = (unsigned long long)m->attr_set,
+                                   .attr_clr = (unsigned long long)m->attr_clr };
+        if (syscall(SYS_mount_setattr, fd >= 0 ? fd : AT_FDCWD, fd >= 0 ? "" : dst,
+                    AT_RECURSIVE | (fd >= 0 ? AT_EMPTY_PATH : 0), &attr, sizeof attr) < 0)
+            fail(errno, "mount_setattr");
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+static void set_root(const char *path)
+{
+    if (root_fd >= 0)
+        close(root_fd);
+    root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        fail(errno, "open rootfs");
+    snprintf(root_path, sizeof root_path, "%s", path);
+}
+
+static void do_pivot(int how)
+{
+    if (fchdir(root_fd) < 0)
+        fail(errno, "chdir rootfs");
+    if (how == PYOCI_CHROOT) {
+        if (chroot(".") < 0)
+            fail(errno, "chroot");
+    } else if (how == PYOCI_MOVE_CHROOT) {
+        if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+            fail(errno, "move rootfs");
+        if (chroot(".") < 0)
+            fail(errno, "chroot");
+    } else {
+        int old_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (old_root < 0)
+            fail(errno, "open old root");
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+            fail(errno, "pivot_root");
+        /* The old root sits on top of the new one. Stand on it (not on the new root, which "." may still
+         * name), make its tree slave so that nothing of ours reaches the host, and detach it. */
+        if (fchdir(old_root) < 0)
+            fail(errno, "chdir old root");
+        close(old_root);
+        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+            fail(errno, "make old root slave");
+        if (umount2(".", MNT_DETACH) < 0)
+            fail(errno, "unmount old root");
+    }
+    if (chdir("/") < 0)
+        fail(errno, "chdir /");
+    close(root_fd);
+    root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* A device node of ours at the path: whatever the image has there (a symlink to a host file, say) is replaced,
+ * never written through. */
+static void do_mknod(const struct pyoci_mknod *d)
+{
+    const char *name;
+    int pfd = open_parent_in_root(d->path, &name);
+    mode_t old = umask(0);
+    int r = mknodat(pfd, name, (mode_t)d->mode, (dev_t)d->dev);
+    if (r < 0 && errno == EEXIST) {
+        if (unlinkat(pfd, name, 0) < 0)
+            fail(errno, "remove what the rootfs has there");
+        r = mknodat(pfd, name, (mode_t)d->mode, (dev_t)d->dev);
+    }
+    umask(old);
+    if (r < 0)
+        fail(errno, "mknod");
+    if (fchownat(pfd, name, (uid_t)d->uid, (gid_t)d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        fail(errno, "chown");
+    close(pfd);
+}
+
+static void do_symlink(const struct pyoci_symlink *l)
+{
+    const char *name;
+    int pfd = open_parent_in_root(l->path, &name);
+    if (l->replace && unlinkat(pfd, name, 0) < 0 && errno != ENOENT)
+        fail(errno, "remove");
+    if (symlinkat(l->target, pfd, name) < 0 && errno != EEXIST)
+        fail(errno, "symlink");
+    close(pfd);
+}
+
+/* Binds the container's /dev/null over a file, having checked it is the null device: an image could make it
+ * a link to a file it wants to write through the masked path (CVE-2025-31133). The checked fd is what gets
+ * bound, so the path cannot be swapped in between. */
+static int mask_file(const char *path)
+{
+    int fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fail(errno, "open /dev/null");
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        fail(errno, "stat /dev/null");
+    if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+        fail(EPERM, "/dev/null is not the null device");
+    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0)
+        fail(errno, "open_tree /dev/null");
+    int r = (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+    close(tree);
+    close(fd);
+    return r;
+}
+
+static void do_mask(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return;
+        fail(errno, "stat");
+    }
+    int r;
+    if (S_ISDIR(st.st_mode))
+        r = mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k,mode=0555");
+    else if (S_ISLNK(st.st_mode))
+        return; /* masking a symlink would mount over whatever it points at */
+    else
+        r = mask_file(path);
+    if (r < 0)
+        fail(errno, "mount");
+}
+
+static void do_readonly(const struct pyoci_readonly *ro)
+{
+    if (!ro->in_place && mount(ro->path, ro->path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        if (errno == ENOENT && !ro->must_exist)
+            return;
+        fail(errno, "bind");
+    }
+    if (remount(ro->path, MS_BIND | MS_REMOUNT | MS_RDONLY) < 0)
+        fail(errno, "remount read-only");
+}
+
+static void do_write_file(const char *path, const char *data)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail(errno, "open");
+    size_t len = strlen(data);
+    if (write(fd, data, len) != (ssize_t)len)
+        fail(errno, "write");
+    close(fd);
+}
+
+/* Joining a cgroup by writing its pid to cgroup.procs makes the kernel take the cgroup threadgroup lock for
+ * writing, which waits for an RCU grace period: 10-20 ms on this kind of machine, per create. A v1 hierarchy
+ * lets a thread move just itself through `tasks` without that lock, and this process has one thread; v2
+ * has no such file, so spawn starts us in the v2 cgroup instead and cgroup.procs is only the fallback. */
+static void do_join_cgroup(const struct pyoci_join_cgroup *cg)
+{
+    char path[4096];
+    if (cg->v2 && born_in_cgroup)
+        return;
+    if (snprintf(path, sizeof path, "%s/%s", cg->path, cg->v2 ? "cgroup.procs" : "tasks") >= (int)sizeof path)
+        fail(ENAMETOOLONG, "cgroup path");
+    do_write_file(path, "0");
+}
+
+/* A sealed, executable in-memory copy of the trampoline: what /proc/self/exe is when the container's
+ * program path is resolved, instead of the runtime's own binary. */
+static int make_trampoline(void)
+{
+    int fd = memfd_create("pyoci-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* a kernel older than MFD_EXEC: memfds are executable anyway */
+        fd = memfd_create("pyoci-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    if (write(fd, trampoline_elf, sizeof trampoline_elf) != (ssize_t)sizeof trampoline_elf ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+        int err = errno ? errno : EIO;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+/* process.cwd, resolved inside the container's root: no magic link (/proc/self/fd/N, CVE-2024-21626) and no
+ * symlink can lead the process to a directory of the host. */
+static void do_chdir(const struct pyoci_chdir *c)
+{
+    if (c->attempt == 2 && !chdir_pending)
+        return;
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        fail(errno, "open /");
+    int fd = open_path(root, c->path, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    close(root);
+    int r = fd < 0 ? -1 : fchdir(fd);
+    int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (r < 0 && c->attempt == 1 && (err == EACCES || err == EPERM)) {
+        chdir_pending = 1;
+        return;
+    }
+    if (r < 0)
+        fail(err, "chdir");
+    chdir_pending = 0;
+}
+
+static void do_hook(const struct pyoci_hook *h)
+{
+    char detail[256];
+    int r = hook_run(h->path, h->argv, h->envp, state_fds[h->state], h->timeout, tramp_fd, detail, sizeof detail);
+    if (r < 0)
+        fail(-r, NULL);
+    if (r > 0)
+        fail(0, "%s", detail);
+}
+
+/* runc's console protocol: one message on the socket with the pty master (SCM_RIGHTS) and its name. */
+static void do_console(const struct pyoci_console *c)
+{
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        fail(errno, "open /dev/ptmx");
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+        fail(errno, "unlockpt");
+    int ptn;
+    if (ioctl(master, TIOCGPTN, &ptn) < 0)
+        fail(errno, "ptsname");
+    if (c->rows > 0 && c->cols > 0) {
+        struct winsize ws = { .ws_row = (unsigned short)c->rows, .ws_col = (unsigned short)c->cols };
+        ioctl(master, TIOCSWINSZ, &ws);
+    }
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (slave < 0)
+        fail(errno, "open pty peer");
+    char name[64];
+    int nlen = snprintf(name, sizeof name, "/dev/pts/%d", ptn);
+    if (send_parts(c->socket_fd, name, (size_t)nlen, NULL, 0, master) < 0)
+        fail(errno, "send to console socket");
+    close(master);
+    close(c->socket_fd);
+    if (ioctl(slave, TIOCSCTTY, 0) < 0)
+        fail(errno, "set controlling terminal");
+    for (int i = 0; i < 3; i++)
+        if (dup2(slave, i) < 0)
+            fail(errno, "dup2");
+    if (slave > 2)
+        close(slave);
+}
+
+static void do_user(const struct pyoci_user *u)
+{
+    if (u->setgroups) {
+        gid_t groups[u->groups.n > 0 ? u->groups.n : 1];
+        for (int i = 0; i < u->groups.n; i++)
+            groups[i] = (gid_t)u->groups.v[i];
+        if (setgroups((size_t)u->groups.n, groups) < 0)
+            fail(errno, "setgroups");
+    }
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        fail(errno, "keep capabilities");
+    if (setresgid((gid_t)u->gid, (gid_t)u->gid, (gid_t)u->gid) < 0)
+        fail(errno, "setgid");
+    if (setresuid((uid_t)u->uid, (uid_t)u->uid, (uid_t)u->uid) < 0)
+        fail(errno, "setuid");
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+        fail(errno, "keep capabilities");
+}
+
+static void do_drop_bounding(unsigned long long keep)
+{
+    for (int cap = 0; cap <= 63; cap++) {
+        if (keep & (1ULL << cap))
+            continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)  /* past the kernel's last capability: so is every higher one */
+                break;
+            fail(errno, "drop bounding capability %d", cap);
+        }
+    }
+}
+
+static void do_caps(const struct pyoci_caps *c)
+{
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = (unsigned int)((unsigned long long)c->effective >> (32 * i));
+        data[i].permitted = (unsigned int)((unsigned long long)c->permitted >> (32 * i));
+        data[i].inheritable = (unsigned int)((unsigned long long)c->inheritable >> (32 * i));
+    }
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        fail(errno, "capset");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+        fail(errno, "clear ambient capabilities");
+    for (int cap = 0; cap <= 63; cap++)
+        if (((unsigned long long)c->ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            fail(errno, "raise ambient capability %d", cap);
+}
+
+static int executable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* Resolved at create time, like runc, so a missing binary fails `create` with a clear message. */
+static void do_find_exec(const struct pyoci_find_exec *f)
+{
+    if (strchr(f->name, '/')) {
+        if (!executable(f->name))
+            fail(errno ? errno : EACCES, "exec: \"%s\"", f->name);
+        snprintf(exec_path, sizeof exec_path, "%s", f->name);
+        return;
+    }
+    const char *p = f->search_path;
+    while (*p) {
+        const char *end = strchrnul(p, ':');
+        int len = (int)(end - p);
+        snprintf(exec_path, sizeof exec_path, "%.*s%s%s", len, p, len ? "/" : "", f->name);
+        if (executable(exec_path))
+            return;
+        p = *end ? end + 1 : end;
+    }
+    fail(ENOENT, "exec: \"%s\": executable file not found in $PATH", f->name);
+}
+
+/* Parked until `start` connects to the listening socket in the container's state dir; from then on that
+ * connection is the sync socket (create, which held the old one, is gone). */
+static void do_wait_start(int listen_fd)
+{
+    for (;;) {
+        int conn;
+        do {
+            conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        } while (conn < 0 && errno == EINTR);
+        if (conn < 0)
+            _exit(1);
+        char go = 1;
+        ssize_t n;
+        do {
+            n = recv(conn, &go, 1, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n == 1 && go == 0) {
+            close(listen_fd);
+            close(sync_fd);
+            sync_fd = conn;
+            return;
+        }
+        close(conn);  /* not a start: wait on */
+    }
+}
+
+static void do_exec(const struct pyoci_exec *e)
+{
+    exec_program(tramp_fd, exec_path, e->argv, e->envp);
+    if (seccomp_loaded && (errno == EPERM || errno == ENOSYS))
+        fail(errno, "exec: \"%s\": linux.seccomp refuses execveat, which pyoci needs to start the process "
+             "through its sealed trampoline (CVE-2019-5736): allow execveat", exec_path);
+    fail(errno, "exec: \"%s\"", exec_path);
+}
+
+static void do_seccomp(const struct pyoci_seccomp *f)
+{
+    /* struct sock_filter is 8 bytes: the plan carries one per 64-bit entry. */
+    struct sock_fprog prog = { .len = (unsigned short)f->program.n, .filter = (struct sock_filter *)f->program.v };
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)f->flags, &prog);
+    if (r < 0)
+        fail(errno, "load seccomp filter");
+    seccomp_loaded = 1;
+    if (f->flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+        send_msg(PYOCI_MSG_SECCOMP_FD, 0, (int)r, NULL);
+        close((int)r);
+        wait_go();
+    }
+}
+
+static void do_fork(const struct pyoci_fork *f)
+{
+    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT, NULL, NULL, NULL, NULL);
+    if (pid < 0)
+        fail(errno, "fork");
+    if (pid > 0) {
+        send_msg(PYOCI_MSG_PID, pid, -1, NULL);
+        _exit(0);
+    }
+    if (prctl(PR_SET_PDEATHSIG, (int)f->death_signal, 0, 0, 0) < 0)
+        fail(errno, "set the death signal");
+}
+
+static void close_range_or_fail(unsigned int first, unsigned int last)
+{
+    if (first <= last && syscall(SYS_close_range, first, last, 0) < 0)
+        fail(errno, "close_range");
+}
+
+static void do_close_fds(const struct pyoci_close_fds *c)
+{
+    unsigned int next = 3;  /* the lowest fd not yet dealt with */
+    int own[2] = { sync_fd < tramp_fd ? sync_fd : tramp_fd, sync_fd < tramp_fd ? tramp_fd : sync_fd };
+    int i = 0, j = 0;
+    while (i < c->keep.n || j < 2) {
+        unsigned long long k = (j >= 2 || (i < c->keep.n && c->keep.v[i] < (unsigned long long)own[j]))
+                                   ? c->keep.v[i++] : (unsigned long long)own[j++];
+        if (k < next)
+            continue;
+        close_range_or_fail(next, (unsigned int)k - 1);
+        next = (unsigned int)k + 1;
+    }
+    close_range_or_fail(next, ~0U);
+}
+
+static void run_step(const struct pyoci_step *s)
+{
+    switch (s->op) {
+    case PYOCI_OP_SYNC:
+        send_msg(s->u.sync.message, 0, -1, NULL);
+        if (s->u.sync.wait)
+            wait_go();
+        break;
+    case PYOCI_OP_SETNS:
+        if (setns(s->u.setns.fd, (int)s->u.setns.nstype) < 0)
+            fail(errno, "setns");
+        close(s->u.setns.fd);
+        break;
+    case PYOCI_OP_UNSHARE:
+        if (unshare((int)s->u.unshare.flags) < 0)
+            fail(errno, "unshare");
+        break;
+    case PYOCI_OP_FORK:
+        do_fork(&s->u.fork);
+        break;
+    case PYOCI_OP_KEYRING:
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, s->u.keyring.name) < 0) {
+            if (errno != ENOSYS)
+                fail(errno, "join session keyring");
+            warn(errno, "this kernel has no keyrings: the container shares the caller's");
+        }
+        break;
+    case PYOCI_OP_SECCOMP:
+        do_seccomp(&s->u.seccomp);
+        break;
+    case PYOCI_OP_DUMPABLE:
+        if (prctl(PR_SET_DUMPABLE, (int)s->u.dumpable.value, 0, 0, 0) < 0)
+            fail(errno, "prctl dumpable");
+        break;
+    case PYOCI_OP_PDEATHSIG:
+        if (prctl(PR_SET_PDEATHSIG, (int)s->u.pdeathsig.signal, 0, 0, 0) < 0)
+            fail(errno, "set the death signal");
+        break;
+    case PYOCI_OP_WRITE_FILE:
+        do_write_file(s->u.write_file.path, s->u.write_file.data);
+        break;
+    case PYOCI_OP_SETSID:
+        if (setsid() < 0)
+            fail(errno, "setsid");
+        break;
+    case PYOCI_OP_MOUNT:
+        do_mount(&s->u.mount);
+        break;
+    case PYOCI_OP_SET_ROOT:
+        set_root(s->u.set_root.path);
+        break;
+    case PYOCI_OP_MKNOD:
+        do_mknod(&s->u.mknod);
+        break;
+    case PYOCI_OP_SYMLINK:
+        do_symlink(&s->u.symlink);
+        break;
+    case PYOCI_OP_PIVOT:
+        do_pivot(s->u.pivot.how);
+        break;
+    case PYOCI_OP_MASK:
+        do_mask(s->u.mask.path);
+        break;
+    case PYOCI_OP_READONLY:
+        do_readonly(&s->u.readonly);
+        break;
+    case PYOCI_OP_HOSTNAME:
+        if (sethostname(s->u.hostname.name, strlen(s->u.hostname.name)) < 0)
+            fail(errno, "sethostname");
+        break;
+    case PYOCI_OP_DOMAINNAME:
+        if (setdomainname(s->u.domainname.name, strlen(s->u.domainname.name)) < 0)
+            fail(errno, "setdomainname");
+        break;
+    case PYOCI_OP_HOOK:
+        do_hook(&s->u.hook);
+        break;
+    case PYOCI_OP_CONSOLE:
+        do_console(&s->u.console);
+        break;
+    case PYOCI_OP_RLIMIT: {
+        struct rlimit rl = { .rlim_cur = (rlim_t)s->u.rlimit.soft, .rlim_max = (rlim_t)s->u.rlimit.hard };
+        if (setrlimit((int)s->u.rlimit.resource, &rl) < 0)
+            fail(errno, "setrlimit");
+        break;
+    }
+    case PYOCI_OP_PERSONALITY:
+        if (personality((unsigned long)s->u.personality.domain) < 0)
+            fail(errno, "personality");
+        break;
+    case PYOCI_OP_DROP_BOUNDING:
+        do_drop_bounding((unsigned long long)s->u.drop_bounding.keep);
+        break;
+    case PYOCI_OP_USER:
+        do_user(&s->u.user);
+        break;
+    case PYOCI_OP_CAPS:
+        do_caps(&s->u.caps);
+        break;
+    case PYOCI_OP_NO_NEW_PRIVS:
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            fail(errno, "prctl");
+        break;
+    case PYOCI_OP_CHDIR:
+        do_chdir(&s->u.chdir);
+        break;
+    case PYOCI_OP_UMASK:
+        umask((mode_t)s->u.umask.mask);
+        break;
+    case PYOCI_OP_CLOSE_FROM:
+        if (syscall(SYS_close_range, (unsigned int)s->u.close_from.first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+            fail(errno, "close_range");
+        break;
+    case PYOCI_OP_FIND_EXEC:
+        do_find_exec(&s->u.find_exec);
+        break;
+    case PYOCI_OP_WAIT_START:
+        do_wait_start(s->u.wait_start.listen_fd);
+        break;
+    case PYOCI_OP_EXEC:
+        do_exec(&s->u.exec);
+        break;
+    case PYOCI_OP_JOIN_CGROUP:
+        do_join_cgroup(&s->u.join_cgroup);
+        break;
+    case PYOCI_OP_CLOSE_FDS:
+        do_close_fds(&s->u.close_fds);
+        break;
+    case PYOCI_OP_SET_ROOT_PROPAGATION:
+        if (mount(NULL, "/", NULL, (unsigned long)s->u.set_root_propagation.flags, NULL) < 0)
+            fail(errno, "set propagation of /");
+        break;
+    default:
+        fail(EINVAL, "unknown step %d", s->op);
+    }
+}
+
+/* struct clone_args of clone3(2), kernel ABI (glibc 2.36 has no declaration of its own). */
+struct pyoci_clone_args {
+    unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* A child born in the v2 cgroup when the kernel can (5.7+); any refusal falls back to a plain clone and the
+ * plan's join step, whose error then names the cgroup. */
+static pid_t clone_child(const char *cgroup_v2)
+{
+    int cgroup_fd = cgroup_v2 ? open(cgroup_v2, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (cgroup_fd >= 0) {
+        struct pyoci_clone_args args = { .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD,
+                                         .cgroup = (unsigned long long)cgroup_fd };
+        pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+        close(cgroup_fd);
+        if (pid >= 0) {
+            born_in_cgroup = pid == 0;
+            return pid;
+        }
+    }
+    return (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd, const char *cgroup_v2)
+{
+    tramp_fd = make_trampoline();
+    if (tramp_fd < 0)
+        return -errno;
+    pid_t pid = clone_child(cgroup_v2);
+    if (pid != 0) {
+        int err = errno;
+        close(tramp_fd);
+        return pid < 0 ? -err : pid;
+    }
+    sync_fd = fd;
+    /* Not dumpable until execve: nothing in the container may open our /proc/<pid>/exe. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int i = 1; i < NSIG; i++)
+        signal(i, SIG_DFL);
+    first_step = steps;
+    for (cur_step = steps; cur_step < steps + nsteps; cur_step++)
+        run_step(cur_step);
+    _exit(0);
+}

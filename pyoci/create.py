@@ -1,0 +1,283 @@
+"""Building a container, what `create` does between its guard and its return: the config read and checked,
+the fds the executor gets (start socket, console, namespaces, idmapped trees), the image's overlay, the
+cgroup, the plan, and the executor driven to READY. A failure undoes all of it.
+"""
+from __future__ import annotations
+
+import _signal
+import os
+import stat
+
+from . import hooks, layer, state
+from .errors import ConfigError, PyociError
+from .record import record
+from .state import START_SOCKET, State, Store
+
+TYPE_CHECKING = False  # annotations are strings; the lifecycle's short commands never import this module
+if TYPE_CHECKING:
+    from .cgroups import Cgroup
+    from .log import Logger
+    from .spec import Config, Namespace
+
+
+@record
+class CreateOptions:
+    """What the command line (or a program using pyoci) adds to a create."""
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    rootless_cgroups: bool = False  # runc's --rootless: cgroups we may not make are skipped
+    console_fd: int = -1  # `run` in the foreground receives the pty itself on this fd
+
+
+class Undo:
+    """What a failing create (or exec) must take back."""
+
+    def __init__(self, state_dir: str | None) -> None:
+        self.pids: list[int] = []
+        self.fds: list[int] = []
+        self.cgroup: Cgroup | None = None
+        self.state_dir = state_dir
+        self.host_mounts: dict[str, int] = {}
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+    def run(self) -> None:
+        self.close_fds()
+        for pid in self.pids:
+            try:
+                os.kill(pid, _signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        try:
+            unmount_host(self.host_mounts)
+        except PyociError:
+            pass  # the rest of the undo still runs; nothing better to do with a mount that will not go
+        if self.cgroup is not None:
+            self.cgroup.destroy()
+        if self.state_dir:
+            state.remove_dir(self.state_dir)
+
+
+def _mounts_at(path: str) -> int:
+    from .linux.mountinfo import mount_points
+
+    return mount_points().count(path)
+
+
+def unmount_host(host_mounts: dict[str, int]) -> None:
+    """A container without a mount namespace of its own made its mounts on the host: take them down (the
+    rootfs bind, detached lazily with everything mounted under it), leaving mounts that were there before."""
+    if not host_mounts:
+        return
+    from .linux.shim import umount_lazy
+
+    for path, before in host_mounts.items():
+        while _mounts_at(path) > before:
+            umount_lazy(path)
+
+
+def hook_state(st: State, status: str) -> dict[str, object]:
+    return {"ociVersion": state.OCI_VERSION, "id": st.id, "status": status, "pid": st.pid, "bundle": st.bundle,
+            "annotations": st.annotations}
+
+
+def open_namespaces(namespaces: list[Namespace], undo: Undo) -> dict[str, int]:
+    fds = {}
+    for i, ns in enumerate(namespaces):
+        if ns.path:
+            try:
+                fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise ConfigError(f"cannot open {ns.path}: {os.strerror(exc.errno)}",
+                                  path=f"linux.namespaces[{i}].path") from None
+            undo.fds.append(fds[ns.type])
+    return fds
+
+
+def connect_console(path: str) -> int:
+    """Connects to the caller's --console-socket (a unix stream socket); the executor sends the pty master
+    over it."""
+    from .linux import unixsock
+
+    what = f"--console-socket {path}"
+    target = os.path.abspath(path)
+    try:
+        if not stat.S_ISSOCK(os.stat(target).st_mode):
+            raise PyociError(f"{what}: not a unix socket")
+        return unixsock.connect(target).detach()
+    except OSError as exc:
+        raise PyociError(f"{what}: connect: {exc.strerror}", exc.errno) from None
+
+
+def _idmapped_trees(cfg: Config, bundle: str, undo: Undo, rootless: bool) -> dict[int, int]:
+    """Detached idmapped copies of the idmapped binds' sources, made here in the host's namespaces (where
+    mount_setattr may idmap the filesystem) and moved into place by the executor, as runc does."""
+    from .linux import mountopts, shim
+    from .plan import bind_source
+
+    trees = {}
+    for i, m in enumerate(cfg.mounts):
+        o = mountopts.parse(m.options)
+        if not (m.uid_mappings or o.idmap):
+            continue
+        from .linux.idmap import userns_fd  # only idmapped mounts need it
+
+        maps = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else (cfg.uid_mappings, cfg.gid_mappings)
+        ns = userns_fd(*maps, rootless, f"mounts[{i}]")
+        try:
+            trees[i] = shim.idmapped_tree(bind_source(m, bundle), ns, bool(o.flags & mountopts.MS_REC),
+                                          o.idmap == "ridmap", f"mounts[{i}] ({m.destination})")
+        finally:
+            os.close(ns)
+        undo.fds.append(trees[i])
+    return trees
+
+
+def listen_fds() -> int:
+    """systemd socket activation: fds 3.. handed to us are handed on, as runc does."""
+    try:
+        return int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return 0
+
+
+def compile_seccomp(cfg_seccomp: dict) -> tuple[list[int], int]:
+    """linux.seccomp as the executor loads it, refused where it would keep the process from starting."""
+    from .linux.seccomp import compile_filter, refuses_execveat
+
+    if refuses_execveat(cfg_seccomp):
+        raise ConfigError("the filter refuses execveat, which pyoci needs to start the process through its "
+                          "sealed trampoline (CVE-2019-5736): allow execveat", path="linux.seccomp")
+    return compile_filter(cfg_seccomp)
+
+
+def _owner() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as exc:
+        raise PyociError(f"--pid-file {path}: {exc.strerror}", exc.errno) from None
+
+
+def namespace_paths(cfg: Config, pid: int) -> dict[str, str]:
+    names = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "user": "user",
+             "cgroup": "cgroup", "time": "time"}
+    return {ns.type: ns.path or f"/proc/{pid}/ns/{names[ns.type]}" for ns in cfg.namespaces}
+
+
+def check(cfg: Config, opts: CreateOptions, rootfs: str) -> None:
+    """What the command line and the host decide beyond the config's own validation, before anything is
+    made."""
+    if os.geteuid() != 0 and cfg.namespace("user") is None:
+        raise ConfigError("without root a container needs a user namespace (see pyoci spec --rootless)",
+                          path="linux.namespaces")
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"not a directory: {rootfs}", path="root.path")
+    terminal = cfg.process is not None and cfg.process.terminal
+    if terminal and not opts.console_socket and opts.console_fd < 0:
+        raise PyociError("process.terminal is true: --console-socket is required")
+    if opts.console_socket and not terminal:
+        raise PyociError("--console-socket needs process.terminal to be true")
+
+
+def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, log: Logger) -> State:
+    """Makes the container and returns its state once the init is parked, waiting for `start`."""
+    from . import cgroups, plan, sync
+    from .linux import unixsock
+    from .linux.idmap import setgroups_allowed
+
+    bundle = os.path.abspath(opts.bundle)
+    rootfs = os.path.realpath(os.path.join(bundle, cfg.root_path))
+    check(cfg, opts, rootfs)
+    unprivileged = os.geteuid() != 0
+    me = os.getpid()
+    st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(), owner=_owner(),
+               creator=me, creator_start=state.proc_start_time(me) or 0, annotations=cfg.annotations,
+               has_process=cfg.process is not None,
+               hooks={k: hooks.to_json(cfg.hooks.get(k, [])) for k in ("poststart", "poststop")})
+    rootfs_layer = cfg.annotations.get(layer.ROOTFS_ANNOTATION)
+    if rootfs_layer or cfg.namespace("mount") is None:
+        st.host_mounts = {rootfs: _mounts_at(rootfs)}
+    lock = store.claim(st)  # from here on, a create killed midway leaves what `delete --force` needs
+    undo = Undo(state_dir=store.dir(container_id))
+    undo.host_mounts = st.host_mounts
+    try:
+        start_fd = unixsock.listen(os.path.join(undo.state_dir, START_SOCKET), unixsock.SOCK_SEQPACKET).detach()
+        undo.fds.append(start_fd)
+        console_fd = opts.console_fd if cfg.process is not None and cfg.process.terminal else -1
+        if opts.console_socket:
+            console_fd = connect_console(opts.console_socket)
+            undo.fds.append(console_fd)
+        listen = listen_fds()
+        options = plan.Options(rootfs=rootfs, bundle=bundle, start_fd=start_fd, console_fd=console_fd,
+                               keep_fds=opts.preserve_fds + listen, no_pivot=opts.no_pivot,
+                               keyring=None if opts.no_new_keyring else f"_ses.{container_id}",
+                               ns_fds=open_namespaces(cfg.namespaces, undo),
+                               extra_env=[f"LISTEN_FDS={listen}"] if listen else [], rootless=unprivileged,
+                               setgroups=setgroups_allowed(cfg.namespace("user"), cfg.gid_mappings, unprivileged))
+        if cfg.seccomp and cfg.process:
+            options.seccomp = compile_seccomp(cfg.seccomp)
+        if rootfs_layer:
+            layer.mount(rootfs_layer, rootfs, st.host_mounts[rootfs])
+        options.idmap_trees = _idmapped_trees(cfg, bundle, undo, unprivileged)
+        cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups)
+        undo.cgroup = cg
+        st.cgroup = cg.to_json()
+        store.save(st)
+
+        def mounted(pid: int) -> tuple[int, int]:
+            """Before pivot_root: record the init, run prestart and createRuntime hooks; the states the
+            in-container hooks read."""
+            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+            st.namespaces = namespace_paths(cfg, pid)
+            store.save(st)
+            created = hook_state(st, state.CREATED)
+            for kind in ("prestart", "createRuntime"):
+                hooks.run(kind, cfg.hooks.get(kind, []), created)
+            return hooks.state_fd(created), hooks.state_fd(hook_state(st, state.RUNNING))
+
+        def userns(pid: int) -> None:
+            from .linux.idmap import write_maps
+
+            write_maps(pid, cfg.uid_mappings, cfg.gid_mappings, unprivileged)
+
+        def notify(pid: int, fd: int) -> None:
+            from .linux.seccomp import send_to_listener
+
+            send_to_listener(cfg.seccomp, fd, pid, {**hook_state(st, state.CREATING), "pid": pid})
+
+        pid, sock = sync.until_ready(plan.build(cfg, options, cg), cg, sync.Handlers(userns, mounted, notify),
+                                     log, undo)
+        sock.close()  # the init answers `start` from now on
+        st.ready = True
+        store.save(st)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, st.pid)
+    except BaseException:
+        undo.run()
+        lock.release()
+        raise
+    lock.release()
+    return st

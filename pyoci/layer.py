@@ -1,0 +1,35 @@
+"""The runtime's one interface to the layer store (pyoci/store): a bundle whose config carries
+ROOTFS_ANNOTATION names a container layer in overlay2's layout (`lower` lists the short links of the image's
+layers, `diff` and `work` are the container's own); create mounts that overlay on root.path, and delete
+takes it down with the container's other host mounts.
+"""
+from __future__ import annotations
+
+import os
+
+from .errors import ConfigError, PyociError
+
+ROOTFS_ANNOTATION = "org.pyoci.rootfs.layer"
+WHERE = f"annotations[{ROOTFS_ANNOTATION}]"
+
+
+def mount(layer_dir: str, rootfs: str, mounted_before: int) -> None:
+    """The container layer's overlay on rootfs, which must be the layer's merged dir. lowerdir names the short
+    links relative to the store's overlay2 dir, as Docker's overlay2 does: 128 layers fit one page of
+    mount data."""
+    from .linux.shim import mount_from
+
+    layer_dir = os.path.realpath(layer_dir)
+    if os.path.join(layer_dir, "merged") != rootfs:
+        raise ConfigError(f"root.path must be the layer's merged directory {os.path.join(layer_dir, 'merged')}",
+                          path=WHERE)
+    if mounted_before:
+        raise PyociError(f"{rootfs} is mounted already: a container of this bundle exists")
+    store_dir, lid = os.path.split(layer_dir)
+    try:
+        with open(os.path.join(layer_dir, "lower")) as f:
+            lower = f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{layer_dir} is not a pyoci container layer: {exc.strerror}", path=WHERE) from None
+    data = f"lowerdir={lower},upperdir={lid}/diff,workdir={lid}/work,index=off"
+    mount_from(store_dir, "overlay", rootfs, "overlay", data)

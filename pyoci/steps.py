@@ -1,0 +1,260 @@
+"""The executor's ops as typed records: one class per op of csrc/shim.h, with the same field names as that
+op's C struct, so that pyoci/linux/shim.py encodes any of them the same way (field by field, by type).
+
+Plain Python: the planner and its tests use these without the compiled extension. Every step carries
+`what`, the config item it came from, which is what an executor error names.
+"""
+from __future__ import annotations
+
+from .record import field, record
+
+# enum pyoci_msg_type, by name: the numbers stay in the header (shim.py maps them)
+MessageKind = str
+USERNS, MOUNTED, READY = "USERNS", "MOUNTED", "READY"
+# enum pyoci_where
+IN_ROOT, IN_ROOT_EXACT, HOST_PATH = 0, 1, 2
+# enum pyoci_pivot
+PIVOT_ROOT, MOVE_CHROOT, CHROOT = 0, 1, 2
+# the states the executor's hooks get on their stdin (struct pyoci_hook's state)
+CREATED_STATE, RUNNING_STATE = 0, 1
+
+
+@record
+class Step:
+    what: str
+
+
+@record
+class Sync(Step):
+    """Tell the runtime `message`; with wait, go on only when it answers."""
+    message: MessageKind
+    wait: bool = False
+
+
+@record
+class Setns(Step):
+    fd: int
+    nstype: int
+
+
+@record
+class Unshare(Step):
+    flags: int
+
+
+@record
+class Fork(Step):
+    """The container's init: a child in the new pid (and time) namespaces; the forking process exits."""
+    death_signal: int
+
+
+@record
+class WriteFile(Step):
+    path: str
+    data: str
+
+
+@record
+class Setsid(Step):
+    pass
+
+
+@record
+class Mount(Step):
+    target: str
+    source: str | None = None
+    fstype: str | None = None
+    data: str | None = None
+    flags: int = 0
+    propagation: int = 0
+    attr_set: int = 0
+    attr_clr: int = 0
+    where: int = IN_ROOT
+    as_file: bool = False
+    tree_fd: int = -1
+
+
+@record
+class SetRoot(Step):
+    path: str
+
+
+@record
+class Mknod(Step):
+    path: str
+    mode: int
+    dev: int
+    uid: int = 0
+    gid: int = 0
+
+
+@record
+class Symlink(Step):
+    target: str
+    path: str
+    replace: bool = False
+
+
+@record
+class Pivot(Step):
+    how: int
+
+
+@record
+class Mask(Step):
+    path: str
+
+
+@record
+class Readonly(Step):
+    path: str
+    must_exist: bool = False
+    in_place: bool = False
+
+
+@record
+class Hostname(Step):
+    name: str
+
+
+@record
+class Domainname(Step):
+    name: str
+
+
+@record
+class Hook(Step):
+    path: str
+    argv: list[str]
+    envp: list[str]
+    timeout: int
+    state: int
+
+
+@record
+class Console(Step):
+    socket_fd: int
+    rows: int = 0
+    cols: int = 0
+
+
+@record
+class Rlimit(Step):
+    resource: int
+    soft: int
+    hard: int
+
+
+@record
+class Personality(Step):
+    domain: int
+
+
+@record
+class DropBounding(Step):
+    keep: int
+
+
+@record
+class User(Step):
+    uid: int
+    gid: int
+    groups: list[int] = field(default_factory=list)
+    setgroups: bool = True
+
+
+@record
+class Caps(Step):
+    effective: int
+    permitted: int
+    inheritable: int
+    ambient: int
+
+
+@record
+class NoNewPrivs(Step):
+    pass
+
+
+@record
+class Chdir(Step):
+    path: str
+    attempt: int = 0
+
+
+@record
+class Umask(Step):
+    mask: int
+
+
+@record
+class CloseFrom(Step):
+    first: int
+
+
+@record
+class FindExec(Step):
+    name: str
+    search_path: str
+
+
+@record
+class WaitStart(Step):
+    listen_fd: int
+
+
+@record
+class Exec(Step):
+    argv: list[str]
+    envp: list[str]
+
+
+@record
+class SetRootPropagation(Step):
+    flags: int
+
+
+@record
+class Pdeathsig(Step):
+    signal: int
+
+
+@record
+class Keyring(Step):
+    name: str
+
+
+@record
+class Seccomp(Step):
+    program: list[int]
+    flags: int
+
+
+@record
+class Dumpable(Step):
+    value: int
+
+
+@record
+class JoinCgroup(Step):
+    path: str
+    v2: bool
+
+
+@record
+class CloseFds(Step):
+    keep: list[int]
+
+
+FD_FIELDS = ("fd", "socket_fd", "listen_fd", "tree_fd")
+
+
+def fds_used(steps: list[Step]) -> set[int]:
+    """The fds the steps name (the executor keeps them open)."""
+    return {fd for s in steps for name in FD_FIELDS if (fd := getattr(s, name, -1)) >= 0}
+
+
+def op_name(step: Step) -> str:
+    """The op's name in csrc/shim.h (enum pyoci_op without PYOCI_OP_, lowercase: its union member)."""
+    name = type(step).__name__
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))

@@ -1,0 +1,128 @@
+"""The runtime's side of the executor's sync protocol (csrc/shim.h draws it): spawn a plan, answer the
+executor's messages until it is READY, and read on until its execve.
+"""
+from __future__ import annotations
+
+import os
+
+from .errors import PyociError
+from .linux import unixsock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from .cgroups import Cgroup
+    from .create import Undo
+    from .log import Logger
+    from .plan import Plan
+
+
+class Handlers:
+    """What the runtime does when the executor asks: write the id maps of the new user namespace (given
+    the pid of the process that made it); run the hooks that run before pivot_root and give back the states
+    the in-container hooks read (given the init's pid); hand a seccomp notify fd on."""
+
+    def __init__(self, userns: Callable[[int], None] | None = None,
+                 mounted: Callable[[int], tuple[int, int]] | None = None,
+                 seccomp: Callable[[int, int], None] | None = None) -> None:
+        self.userns, self.mounted, self.seccomp = userns, mounted, seccomp
+
+
+def raise_error(msg, cgroup: Cgroup | None = None) -> None:
+    """An ERROR message, or the executor's death without one (EOF: msg is None), as the user's error."""
+    if msg is not None:
+        raise PyociError(msg.detail, msg.err)
+    if cgroup is not None:
+        from .cgroups import is_v2_host
+        from .cgroups.stats import oom_kills
+
+        if oom_kills(cgroup, is_v2_host()):
+            raise PyociError("the OOM killer took the container process before it was ready: "
+                             "linux.resources.memory.limit is too small")
+    raise PyociError("the container process exited before it was ready")
+
+
+def until_ready(plan: Plan, cgroup: Cgroup, handlers: Handlers, log: Logger, undo: Undo) -> tuple[int, object]:
+    """Spawns the plan and drives it to READY: (the pid that will execve, the runtime's end of the sync
+    socket, for `until_exec`). undo learns every process to kill should this fail; the fds it holds are the
+    executor's from the spawn on."""
+    from .linux import shim
+
+    for warning in plan.warnings:
+        log.warning(warning)
+    sock, child = unixsock.socketpair(unixsock.SOCK_SEQPACKET)
+    try:
+        try:
+            first = shim.spawn(plan.steps, child.fileno())
+        finally:
+            child.close()
+        undo.pids.append(first)
+        undo.close_fds()
+        pid = drive(sock, first, cgroup, handlers, log, undo.pids)
+    except BaseException:
+        sock.close()
+        raise
+    os.waitpid(first, 0)
+    undo.pids.remove(first)
+    return pid, sock
+
+
+def drive(sock, first: int, cgroup: Cgroup, handlers: Handlers, log: Logger, pids: list[int]) -> int:
+    from .linux import shim
+
+    # The init's pid comes from the forking process, the init's own messages from the init: the two race, so
+    # MOUNTED and a notify fd wait for the pid, and READY counts only once the pid is known.
+    pid, mounted, ready, notify_fd = 0, False, False, -1
+    try:
+        while not (ready and pid):
+            msg, fds = shim.receive(sock)
+            if msg is None or msg.kind == "ERROR":
+                raise_error(msg, cgroup)
+            if msg.kind == "WARNING":
+                log.warning(str(PyociError(msg.detail, msg.err)))
+            elif msg.kind == "USERNS":
+                handlers.userns(first)
+                sock.send(b"\0")
+            elif msg.kind == "PID":
+                pid = msg.pid
+                pids.append(pid)
+            elif msg.kind == "MOUNTED":
+                mounted = True
+            elif msg.kind == "READY":
+                ready = True
+            elif msg.kind == "SECCOMP_FD" and fds:
+                notify_fd = fds[0]
+            if mounted and pid:
+                states = handlers.mounted(pid)
+                try:
+                    unixsock.send_fds(sock, [b"\0"], list(states))
+                finally:
+                    for fd in states:
+                        os.close(fd)
+                mounted = False
+            if notify_fd >= 0 and pid:
+                handlers.seccomp(pid, notify_fd)
+                os.close(notify_fd)
+                notify_fd = -1
+                sock.send(b"\0")
+    finally:
+        if notify_fd >= 0:
+            os.close(notify_fd)
+    return pid
+
+
+def until_exec(sock, log: Logger) -> None:
+    """Reads the executor until its execve closes the socket (success) or it reports an ERROR."""
+    from .linux import shim
+
+    while True:
+        msg, fds = shim.receive(sock)
+        for fd in fds:
+            os.close(fd)
+        if msg is None:
+            return
+        if msg.kind == "ERROR":
+            raise_error(msg)
+        if msg.kind == "WARNING":
+            log.warning(str(PyociError(msg.detail, msg.err)))
