@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -146,6 +147,22 @@ def create_refused(pyoci, bundle, resources: dict, message: str) -> None:
     proc = pyoci("create", "--bundle", str(b), cid, check=False)
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and not cgroup_dirs(cid)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    """Polls condition until it holds; fails naming what never happened once timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def catches(pid: int, sig: int) -> bool:
+    """pid has a handler for sig (a container's init ignores a signal it has none for)."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(mask & 1 << (sig - 1))
 
 
 def exited(pid: int) -> bool:
