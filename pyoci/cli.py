@@ -394,7 +394,7 @@ def do_info(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .store.layout import Layout
 
     check_format(a.format)
-    data = {"Runtime": f"pyoci {__version__}", "OCI Runtime Spec": OCI_VERSION, "Root": os.path.abspath(a.root),
+    data = {"Runtime": f"pyoci {__version__}", "OCI Runtime Spec": OCI_VERSION, "Root": os.path.abspath(store.root),
             "Cgroup Version": "2" if is_v2_host() else "1 (hybrid)" if os.path.isdir("/sys/fs/cgroup/unified") else "1",
             **store_info(Layout(a.store))}
     if a.format == "json":

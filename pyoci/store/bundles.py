@@ -175,7 +175,7 @@ def commit(layout: Layout, lid: str, record: dict, tags: list[str], comment: str
                                    "layers": base_manifest.get("layers", []) + [new_layer]}).encode()
             src = images.blob_source(layout, base_id, [Blob(blob, outer.digest(), new_layer["mediaType"],
                                                             outer.size)], config_bytes, manifest)
-            return images.store_image(layout, src, lambda path: open(path, "rb"), tags, Progress(False))
+            return images.store_image(layout, src, lambda b: open(b.path, "rb"), tags, Progress(False))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -17,11 +17,34 @@ def _mib(n: int) -> str:
     return f"{n / 1048576:.1f}MB"
 
 
+def _limits(a: SimpleNamespace):
+    """--max-layer-size (bytes, or with K, M, G, T; 0 for none) and --max-layer-ratio (0 for none)."""
+    from .images import Limits
+
+    limits = Limits()
+    size, ratio = a.max_layer_size.strip().upper(), a.max_layer_ratio.strip()
+    if size:
+        scale = 1 << (10 * ("KMGT".index(size[-1]) + 1)) if size[-1:] in ("K", "M", "G", "T") else 1
+        number = size.rstrip("KMGTB") if scale > 1 else size
+        if not number.isdigit():
+            raise PyociError(f"--max-layer-size: {a.max_layer_size!r} is not a size (64G, 512M, 0 for no limit)")
+        limits.max_size = int(number) * scale
+    if ratio:
+        if not ratio.isdigit():
+            raise PyociError(f"--max-layer-ratio: {ratio!r} is not a whole number (0 for no limit)")
+        limits.max_ratio = int(ratio)
+    return limits
+
+
+LIMIT_FLAGS = {"max-layer-size": "", "max-layer-ratio": ""}
+
+
 def do_import(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from .images import import_image
     from .progress import Progress
 
-    print(import_image(Layout(a.store), a.source, a.ref or None, a.tag, Progress()))
+    for image_id in import_image(Layout(a.store), a.source, a.ref, a.tag, Progress(), _limits(a)):
+        print(image_id)
     return 0
 
 
@@ -58,10 +81,14 @@ def do_tag(a: SimpleNamespace, store: Store, log: Logger) -> int:
 
 
 def do_rmi(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    """Removes every image it can; one it cannot (in use, unknown) is reported and makes the status 1."""
     from .images import remove
 
-    for line in remove(Layout(a.store), a.images, a.force):
+    said, refused = remove(Layout(a.store), a.images, a.force)
+    for line in said:
         print(line)
+    if refused:
+        raise PyociError("; ".join(refused))
     return 0
 
 
@@ -166,8 +193,9 @@ def do_bundles(a: SimpleNamespace, store: Store, log: Logger) -> int:
 
 
 COMMANDS = {
-    "image import": Command(do_import, "import an OCI layout dir, OCI archive or docker save archive",
-                            ("source",), values={"ref": ""}, multi=("tag",), short={"t": "tag"}),
+    "image import": Command(do_import, "import an OCI layout dir, OCI archive or docker save archive (every named "
+                            "image in it, or those --ref names)", ("source",), values=dict(LIMIT_FLAGS),
+                            multi=("tag", "ref"), short={"t": "tag"}),
     "image list": Command(do_images, "list stored images", values={"format": "table"}, bools=("quiet",),
                           short={"f": "format", "q": "quiet"}),
     "image inspect": Command(do_inspect, "print an image's record, layers and config as JSON", ("image",)),

@@ -13,7 +13,7 @@ from pyoci.store import digest
 from pyoci.store.images import compression, normalize_tag, resolve
 from pyoci.store.imageconfig import resolve_user, runtime_config
 from pyoci.store.layout import short_id
-from pyoci.store.sources import _image_name
+from pyoci.store.sources import image_name
 from pyoci.store.unpack import split_name, whiteout_target
 
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"
@@ -64,11 +64,11 @@ def test_short_ids_fit_128_layers_in_one_page():
     assert len(data) < 4096
 
 
-@pytest.mark.parametrize("ref, name", [("latest", None), ("busybox:1.36", "busybox:1.36"),
+@pytest.mark.parametrize("ref, name", [("bookworm", "bookworm:latest"), ("busybox:1.36", "busybox:1.36"),
                                        ("docker.io/library/busybox", "docker.io/library/busybox:latest"),
                                        ("localhost:5000/x", "localhost:5000/x:latest"), ("", None)])
 def test_image_names_from_refs(ref, name):
-    assert _image_name(ref) == name
+    assert image_name(ref) == name
 
 
 def test_normalize_tag():
