@@ -420,7 +420,7 @@ def layers(layout: Layout) -> list[dict]:
     for name in sorted(os.listdir(layout.overlay)):
         if name == "l":
             continue
-        bundle = rec["bundles"].get(name)
+        bundle = rec["bundles"].get(name.removesuffix("-init"))  # a container layer, or its init layer
         out.append({"id": name, "kind": "container" if bundle else "image",
                     "parent": bundle["layers"][-1] if bundle and bundle.get("layers") else parents.get(name, ""),
                     "usedBy": [bundle["bundle"]] if bundle else sorted(set(users.get(name, []))),

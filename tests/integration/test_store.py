@@ -284,7 +284,9 @@ def test_commit_export_and_the_other_tools_agree(cli, base, tmp_path):
     cid = cli.new_id()
     cli("create", "--bundle", str(view), cid)
     merged = Path(json.loads((view / "config.json").read_text())["root"]["path"])
-    assert _tree(merged) == _tree(tmp_path / "umoci" / "rootfs")
+    # (less the mount points of /etc/hostname, hosts, resolv.conf, which the bundle's init layer holds)
+    mine = {k: v for k, v in _tree(merged).items() if k not in ("etc/hostname", "etc/hosts", "etc/resolv.conf")}
+    assert mine == _tree(tmp_path / "umoci" / "rootfs")
     cli("delete", "--force", cid)
     assert image == json.loads(cli("image", "inspect", "committed").stdout)["id"]
     # and the copy skopeo made imports back as the same image
@@ -627,3 +629,57 @@ def test_rm_of_several_removes_all_but_the_one_in_use(cli, base, tmp_path):
     assert r.stderr == f"pyoci: image rm: image rm/b is used by bundle {bundle} (remove it first, or --force)\n"
     assert [i["tags"] for i in cli.images()] == [["rm/b:latest"]]
     cli("bundle", "rm", str(bundle))
+
+
+PODMAN_CAP_MASK = 0x800405fb  # containers.conf's 11 default capabilities
+
+
+def _caps(out: str, field: str) -> int:
+    return int(next(line.split()[1] for line in out.splitlines() if line.startswith(field)), 16)
+
+
+def test_image_containers_get_what_podman_gives(cli, base, tmp_path):
+    """issue 19 #4: podman's default capabilities for root (chown works), new privileges allowed, and
+    /etc/hostname, /etc/hosts, /etc/resolv.conf of the container's own, without changing the image."""
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "podmanlike")
+    name = "pl" + os.urandom(4).hex()
+    out = cli("image", "run", "--rm", "--name", name, "podmanlike", "sh", "-c",
+              "touch /tmp/x; chown 1:2 /tmp/x; stat -c %u:%g /tmp/x; grep -E '^Cap(Eff|Bnd)|NoNewPrivs' /proc/self/status;"
+              " cat /etc/hostname; grep -c localhost /etc/hosts; grep \"$(hostname)\" /etc/hosts;"
+              " grep -c ^nameserver /etc/resolv.conf; echo $HOSTNAME").stdout
+    lines = out.splitlines()
+    assert lines[0] == "1:2"
+    assert _caps(out, "CapEff:") == _caps(out, "CapBnd:") == PODMAN_CAP_MASK
+    assert "NoNewPrivs:\t0" in out
+    assert lines[4] == name and lines[5] == "2" and lines[6].split() == ["127.0.1.1", name]
+    assert int(lines[7]) >= 1 and lines[8] == name
+    bundle = cli.bundle("podmanlike", "true")
+    cli("run", "-b", str(bundle), cli.new_id())
+    assert cli("bundle", "diff", str(bundle)).stdout == ""  # the /etc mount points are no change of it
+
+
+def test_image_run_and_bundle_create_take_podmans_flags(cli, base, tmp_path, monkeypatch):
+    """issue 19 #4: --cap-add, --cap-drop, --privileged, --env, --user, --workdir, --mount and -v."""
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "flags")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "f").write_text("from the host\n")
+    monkeypatch.setenv("PYOCI_FROM_CALLER", "passed")
+    out = cli("image", "run", "--rm", "--cap-add", "NET_ADMIN", "--cap-drop", "chown", "-e", "A=1",
+              "--env", "PYOCI_FROM_CALLER", "-w", "/tmp", "-v", f"{shared}:/mnt/v:ro",
+              "--mount", "type=tmpfs,destination=/scratch,tmpfs-size=1m", "flags", "sh", "-c",
+              "grep ^CapEff /proc/self/status; echo $A $PYOCI_FROM_CALLER; pwd; cat /mnt/v/f;"
+              " touch /mnt/v/no 2>/dev/null || echo ro; df /scratch | tail -1 | awk '{print $1}'").stdout
+    lines = out.splitlines()
+    assert _caps(out, "CapEff:") == (PODMAN_CAP_MASK | 1 << 12) & ~1
+    assert lines[1:] == ["1 passed", "/tmp", "from the host", "ro", "tmpfs"]
+    user = cli("image", "run", "--rm", "-u", "1000:1001", "flags", "sh", "-c",
+               "id -u; id -g; grep ^CapEff /proc/self/status")
+    assert user.stdout.splitlines()[:2] == ["1000", "1001"] and _caps(user.stdout, "CapEff:") == 0
+    bundle = tmp_path / "privileged"
+    cli("bundle", "create", "--privileged", "flags", str(bundle), "sh", "-c",
+        "grep ^CapEff /proc/self/status; stat -c %F /proc/keys; grep ' /sys ' /proc/mounts")
+    out = cli("run", "-b", str(bundle), cli.new_id()).stdout
+    with open("/proc/self/status") as f:
+        assert _caps(out, "CapEff:") == _caps(f.read(), "CapBnd:")
+    assert "regular empty file" in out and " rw," in out.splitlines()[-1]  # /proc/keys unmasked, /sys rw

@@ -11,7 +11,7 @@ from pyoci.cli import parse_command
 from pyoci.errors import PyociError
 from pyoci.store import digest
 from pyoci.store.images import compression, normalize_tag, resolve
-from pyoci.store.imageconfig import resolve_user, runtime_config
+from pyoci.store.imageconfig import PODMAN_CAPS, resolve_user, runtime_config
 from pyoci.store.layout import short_id
 from pyoci.store.sources import image_name
 from pyoci.store.unpack import split_name, whiteout_target
@@ -117,12 +117,13 @@ def test_runtime_config_from_image_config():
     cfg = runtime_config(image, read, "/store/overlay2/x/merged")
     proc = cfg["process"]
     assert proc["args"] == ["/entry", "--default"]
-    assert proc["env"] == ["PATH=/app/bin", "MODE=prod"]
+    assert proc["env"] == ["PATH=/app/bin", "MODE=prod", "HOSTNAME=pyoci"]
     assert (proc["cwd"], proc["user"], proc["terminal"]) == ("/srv", {"uid": 1000, "gid": 1001}, False)
     assert cfg["root"] == {"path": "/store/overlay2/x/merged", "readonly": False}
     assert cfg["annotations"]["org.example.team"] == "store"
     assert cfg["annotations"]["org.opencontainers.image.stopSignal"] == "SIGINT"
-    assert proc["noNewPrivileges"] is True and cfg["linux"]["maskedPaths"]
+    assert proc["noNewPrivileges"] is False and cfg["linux"]["maskedPaths"]  # podman lets su and setuid work
+    assert proc["capabilities"]["bounding"] == PODMAN_CAPS and proc["capabilities"]["effective"] == []  # uid 1000
     tty = runtime_config(image, read, "/r", ["sh"], tty=True)
     assert tty["process"]["args"] == ["/entry", "sh"] and tty["process"]["terminal"]
     assert "TERM=xterm" in tty["process"]["env"]
