@@ -37,6 +37,51 @@ def _limits(a: SimpleNamespace):
 
 
 LIMIT_FLAGS = {"max-layer-size": "", "max-layer-ratio": ""}
+# podman's names for how to reach a registry
+REGISTRY_FLAGS = {"tls-verify": "true", "cert-dir": "", "authfile": "", "creds": ""}
+PULL_FLAGS = {"platform": "", **REGISTRY_FLAGS, **LIMIT_FLAGS}
+
+
+def _registry_options(a: SimpleNamespace):
+    from .registries import Options
+
+    if a.tls_verify not in ("true", "false"):
+        raise PyociError(f"--tls-verify must be true or false, not {a.tls_verify!r}")
+    return Options(tls_verify=a.tls_verify == "true", cert_dir=a.cert_dir, authfile=a.authfile, creds=a.creds)
+
+
+def _pull(a: SimpleNamespace, ref: str) -> str:
+    from .progress import Progress
+    from .pull import pull
+
+    return pull(Layout(a.store), ref, _registry_options(a), a.platform, Progress(), _limits(a))
+
+
+def _image_or_pull(a: SimpleNamespace, layout: Layout) -> str:
+    """The image a.image names in the store, pulled first if the store has none of that name (podman's
+    --pull=missing)."""
+    from .images import resolve
+    from .reference import looks_like_reference
+
+    try:
+        return resolve(layout.load(), a.image)
+    except PyociError:
+        if not looks_like_reference(a.image):
+            raise
+    return _pull(a, a.image)
+
+
+def do_pull(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    print(_pull(a, a.ref))
+    return 0
+
+
+def do_push(a: SimpleNamespace, store: Store, log: Logger) -> int:
+    from .progress import Progress
+    from .push import push
+
+    print(push(Layout(a.store), a.image, a.ref, _registry_options(a), Progress()))
+    return 0
 
 
 def do_import(a: SimpleNamespace, store: Store, log: Logger) -> int:
@@ -140,7 +185,8 @@ def do_image_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
     if os.path.exists(store.dir(name)):
         raise PyociError(f"container {name} exists")
     bundle = os.path.join(layout.root, "bundles", name)
-    lid = bundles.create(layout, a.image, bundle, a.command_args, a.tty, hostname=name)
+    lid = bundles.create(layout, _image_or_pull(a, layout), bundle, a.command_args, a.tty, a.hostname or name,
+                         _run_options(a), name)
     try:
         return run(store, name, CreateOptions(bundle=bundle), log, detach=a.detach, keep=False)
     finally:
@@ -151,8 +197,22 @@ def do_image_run(a: SimpleNamespace, store: Store, log: Logger) -> int:
 def do_bundle_create(a: SimpleNamespace, store: Store, log: Logger) -> int:
     from . import bundles
 
-    print(bundles.create(Layout(a.store), a.image, a.bundle, a.command_args, a.tty, a.hostname))
+    layout = Layout(a.store)
+    print(bundles.create(layout, _image_or_pull(a, layout), a.bundle, a.command_args, a.tty, a.hostname,
+                         _run_options(a)))
     return 0
+
+
+def _run_options(a: SimpleNamespace):
+    from .imageconfig import RunOptions, parse_mount, parse_volume
+
+    return RunOptions(cap_add=a.cap_add, cap_drop=a.cap_drop, privileged=a.privileged, env=a.env, user=a.user,
+                      workdir=a.workdir, mounts=[parse_volume(v) for v in a.volume] + [parse_mount(m) for m in a.mount])
+
+
+# podman run's names for what a container of an image may do and see; and what to pull an image missing
+RUN_FLAGS = dict(values={"user": "", "workdir": "", **PULL_FLAGS}, multi=("cap-add", "cap-drop", "env", "mount", "volume"),
+                 short={"t": "tty", "e": "env", "u": "user", "w": "workdir", "v": "volume"})
 
 
 def do_diff(a: SimpleNamespace, store: Store, log: Logger) -> int:
@@ -196,6 +256,10 @@ COMMANDS = {
     "image import": Command(do_import, "import an OCI layout dir, OCI archive or docker save archive (every named "
                             "image in it, or those --ref names)", ("source",), values=dict(LIMIT_FLAGS),
                             multi=("tag", "ref"), short={"t": "tag"}),
+    "image pull": Command(do_pull, "pull an image from a registry (podman's names and files for registries, "
+                          "credentials and certificates)", ("ref",), values=dict(PULL_FLAGS)),
+    "image push": Command(do_push, "push a stored image to a registry as registry/repository[:tag]",
+                          ("image", "ref"), values=dict(REGISTRY_FLAGS)),
     "image list": Command(do_images, "list stored images", values={"format": "table"}, bools=("quiet",),
                           short={"f": "format", "q": "quiet"}),
     "image inspect": Command(do_inspect, "print an image's record, layers and config as JSON", ("image",)),
@@ -207,12 +271,15 @@ COMMANDS = {
                             short={"f": "format"}),
     "image export": Command(do_export, "write an image as oci:DIR[:REF] or oci-archive:FILE[:REF]",
                             ("image", "destination")),
-    "image run": Command(do_image_run, "run a container from an image in the foreground (a bundle under the store)",
-                         ("image", "command-args..."), values={"name": ""}, bools=("rm", "tty", "detach"),
-                         short={"t": "tty", "d": "detach"}, optional=1),
-    "bundle create": Command(do_bundle_create, "make a bundle from an image: config.json and a container layer",
-                             ("image", "bundle", "command-args..."), values={"hostname": "pyoci"}, bools=("tty",),
-                             short={"t": "tty"}, optional=1),
+    "image run": Command(do_image_run, "run a container from an image in the foreground (a bundle under the store; "
+                         "pulled first if missing)", ("image", "command-args..."),
+                         values={"name": "", "hostname": "", **RUN_FLAGS["values"]},
+                         bools=("rm", "tty", "detach", "privileged"), short={**RUN_FLAGS["short"], "d": "detach"},
+                         multi=RUN_FLAGS["multi"], optional=1),
+    "bundle create": Command(do_bundle_create, "make a bundle from an image: config.json and a container layer "
+                             "(pulled first if missing)", ("image", "bundle", "command-args..."),
+                             values={"hostname": "pyoci", **RUN_FLAGS["values"]}, bools=("tty", "privileged"),
+                             short=dict(RUN_FLAGS["short"]), multi=RUN_FLAGS["multi"], optional=1),
     "bundle diff": Command(do_diff, "list a bundle's changes: A added, C changed, D deleted", ("bundle",)),
     "bundle commit": Command(do_commit, "store a bundle's changes as a new image on its image", ("bundle",),
                              values={"message": ""}, multi=("tag",), short={"t": "tag", "m": "message"}),
