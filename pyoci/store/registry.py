@@ -29,6 +29,26 @@ TIMEOUT = 60
 NETWORK_ERRORS = (OSError, http.client.HTTPException)
 
 
+def _idna() -> None:
+    """socket and ssl encode host names with the idna codec. The pyoci command has the encodings package
+    frozen in without a path on disk, so its codec search cannot find encodings.idna: give the package the
+    standard library's directory (where http.client was just read from)."""
+    import codecs
+    import encodings
+    import os
+
+    try:
+        codecs.lookup("idna")
+    except LookupError:
+        encodings.__path__ = list(getattr(encodings, "__path__", [])) + [
+            os.path.join(os.path.dirname(os.path.dirname(http.client.__file__)), "encodings")]
+        getattr(encodings, "_cache", {}).pop("idna", None)  # the failed search is remembered
+        codecs.lookup("idna")
+
+
+_idna()
+
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate not trusted ({exc.verify_message}; CAs: /etc/containers/certs.d/HOST/*.crt, " \

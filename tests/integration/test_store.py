@@ -25,8 +25,10 @@ class StoreCli:
         self.store = tmp / "store"
         self.root = tmp / "state"
         self.ids: list[str] = []
+        self.env: dict[str, str] | None = None  # the environment of every call (None: this process's)
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("env", self.env)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             code = subprocess.run([PYOCI, "--store", str(self.store), "--root", str(self.root), *args],
                                   stdout=out, stderr=err, timeout=timeout, **kw).returncode
