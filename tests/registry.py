@@ -1,8 +1,13 @@
 """A real registry for the store's tests: Debian's docker-registry (distribution 2.8) on a free loopback port,
-plain HTTP or TLS (a CA and a certificate made here with the openssl command) with htpasswd auth; and a TCP
-proxy in front of it that logs requests and can cut or stall a response mid-body (a network that drops)."""
+plain HTTP or TLS (a CA and a certificate made here with the openssl command) with htpasswd auth, or with
+bearer tokens from a token service of the test's own (JWTs signed by the openssl command, as Docker Hub's
+auth service hands out); and a TCP proxy in front of it that logs requests and can cut or stall a response
+mid-body (a network that drops)."""
 from __future__ import annotations
 
+import base64
+import http.server
+import json
 import os
 import shutil
 import signal
@@ -10,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 USER, PASSWORD = "pyoci", "s3cret-pass"
@@ -44,10 +50,11 @@ def make_tls(dest: Path) -> Path:
 class Registry:
     """docker-registry serving from tmp; tls adds a certificate and htpasswd auth. stop() ends it."""
 
-    def __init__(self, tmp: Path, tls: bool = False) -> None:
+    def __init__(self, tmp: Path, tls: bool = False, tokens: "TokenService | None" = None) -> None:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.tls = tls
+        self.tokens = tokens
         self.certs = make_tls(tmp / "tls") if tls else None
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -64,6 +71,9 @@ class Registry:
             lines += ["  tls:", f"    certificate: {self.tmp / 'tls' / 'server.crt'}",
                       f"    key: {self.tmp / 'tls' / 'server.key'}",
                       "auth:", "  htpasswd:", "    realm: pyoci-test", f"    path: {self.tmp / 'htpasswd'}"]
+        elif self.tokens:
+            lines += ["auth:", "  token:", f"    realm: {self.tokens.realm}", f"    service: {TokenService.SERVICE}",
+                      f"    issuer: {TokenService.ISSUER}", f"    rootcertbundle: {self.tokens.cert}"]
         path = self.tmp / "config.yml"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -106,13 +116,79 @@ class Registry:
         """skopeo's flags to reach this registry as source or destination."""
         side = "dest" if dest else "src"
         if not self.tls:
-            return [f"--{side}-tls-verify=false"]
+            return [f"--{side}-tls-verify=false"] + ([f"--{side}-creds={USER}:{PASSWORD}"] if self.tokens else [])
         return [f"--{side}-cert-dir={self.certs}", f"--{side}-creds={USER}:{PASSWORD}"]
 
     def push(self, source: str, ref: str, *extra: str) -> None:
         """skopeo copy of source (oci:DIR:REF, ...) to this registry as ref (repository:tag)."""
         subprocess.run(["skopeo", "copy", "--quiet", *extra, *self.skopeo_args(), source,
                         f"docker://{self.host}/{ref}"], check=True, capture_output=True, timeout=120)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenService:
+    """A bearer-token service as distribution's `auth: token` expects one: GET realm?service=&scope= with
+    basic credentials gives a JWT (RS256, its certificate in x5c) granting the scopes asked for; without
+    them, a token granting nothing. requests keeps each request's scopes and whether it had credentials."""
+    SERVICE, ISSUER = "pyoci-test-registry", "pyoci-test-token-issuer"
+
+    def __init__(self, tmp: Path) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.key, self.cert = tmp / "token.key", tmp / "token.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key),
+                        "-out", str(self.cert), "-days", "2", "-subj", "/CN=pyoci test token issuer"],
+                       check=True, capture_output=True)
+        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.requests: list[tuple[list[str], bool]] = []
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                given = self.headers.get("Authorization", "")
+                authed = given == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                if given and not authed:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                scopes = query.get("scope", [])
+                service.requests.append((scopes, authed))
+                body = json.dumps({"token": service.token(scopes if authed else []), "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, scopes: list[str]) -> str:
+        access = []
+        for scope in scopes:
+            kind, name, actions = scope.split(":") if scope.count(":") == 2 else ("", "", "")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": self.ISSUER, "sub": USER, "aud": self.SERVICE, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=signing.encode(),
+                                   check=True, capture_output=True).stdout
+        return f"{signing}.{_b64url(signature)}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Proxy:

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import PYOCI, need_root
 from imagebuilder import dir_layer, entry, image_config, sha, tar_layer, write_oci
-from registry import PASSWORD, USER, Proxy, Registry, env_without_auth
+from registry import PASSWORD, USER, Proxy, Registry, TokenService, env_without_auth
 from test_store import StoreCli, _mounted_under, _store_is_empty
 
 
@@ -124,6 +124,34 @@ def test_tls_and_basic_auth(cli, secure, base, tmp_path):
     auth.unlink()
     again = tmp_path / "again"
     cli("--store", str(again), "image", "pull", "--tls-verify=false", "--creds", f"{USER}:{PASSWORD}", ref)
+
+
+def test_bearer_tokens(cli, base, tmp_path):
+    """A registry that sends clients to a token service, as Docker Hub does: pull and push with the scopes
+    each needs, credentials from ~/.docker/config.json; none gives an anonymous token that is not enough."""
+    tokens = TokenService(tmp_path / "tokens")
+    reg = Registry(tmp_path / "bearer", tokens=tokens)
+    try:
+        _push(reg, _layout(tmp_path, base, "img", ("hello", b"bearer\n")), "test/tok:1")
+        ref = f"{reg.host}/test/tok:1"
+        anonymous = cli("image", "pull", "--tls-verify=false", ref, check=False)
+        assert anonymous.returncode == 1 and "access denied (401, no credentials)" in anonymous.stderr
+        docker = Path(cli.env["HOME"]) / ".docker"
+        docker.mkdir()
+        (docker / "config.json").write_text(json.dumps({"auths": {reg.host: {"auth": base64.b64encode(
+            f"{USER}:{PASSWORD}".encode()).decode()}}}))
+        tokens.requests.clear()
+        cli("image", "pull", "--tls-verify=false", ref)
+        assert tokens.requests == [(["repository:test/tok:pull"], True)]
+        assert cli.run(ref, "cat /hello") == "bearer\n"
+        tokens.requests.clear()
+        cli("image", "push", "--tls-verify=false", ref, f"{reg.host}/test/again:1")
+        assert tokens.requests == [(["repository:test/again:pull,push", "repository:test/tok:pull"], True)]
+        digest = json.loads(cli("image", "inspect", ref).stdout)["manifest"]
+        assert _digest_via_skopeo(reg, "test/again:1", tmp_path) == digest
+    finally:
+        reg.stop()
+        tokens.stop()
 
 
 def _multi_arch(tmp_path: Path, base: bytes) -> Path:
