@@ -3,21 +3,21 @@ whose root is the merged directory, and the annotation that tells `create` to mo
 
 The overlay is mounted by the runtime when the container is created and taken down by `delete`, so a bundle
 on disk is only files; its changes can be listed and committed as a new image at any time.
+
+`create` of such a bundle imports this module for mount() alone: what the other functions need is imported
+where they use it, so the runtime's create pays for os and view only.
 """
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import shutil
 
 from ..errors import PyociError
-from . import digest, images, info
-from .layout import Layout, short_id
-from .progress import Progress
+from . import ROOTFS_ANNOTATION
 from .view import is_whiteout, read_file, visible
 
-from . import ROOTFS_ANNOTATION
+TYPE_CHECKING = False  # typing costs an import; the annotations are strings
+if TYPE_CHECKING:
+    from .layout import Layout
 
 
 # Files of the bundle that pyoci writes, removed with it: its config and the /etc files it binds in
@@ -60,7 +60,13 @@ def etc_files(bundle: str, hostname: str, name: str, image_hosts: bytes | None) 
 def create(layout: Layout, image_id: str, bundle: str, args: list[str], tty: bool, hostname: str,
            opts=None, name: str = "") -> str:
     """Makes the container layer and writes bundle/config.json; returns the layer id."""
+    import json
+    import secrets
+    import shutil
+
+    from . import images, info
     from .imageconfig import runtime_config
+    from .layout import short_id
 
     info.require_overlay(layout)
     bundle = os.path.abspath(bundle)
@@ -104,6 +110,8 @@ def create(layout: Layout, image_id: str, bundle: str, args: list[str], tty: boo
 
 
 def _link(layout: Layout, lid: str) -> None:
+    from .layout import short_id
+
     with open(layout.layer(lid, "link"), "w") as f:
         f.write(short_id(lid))
     os.symlink(f"../{lid}/diff", os.path.join(layout.links, short_id(lid)))
@@ -131,6 +139,10 @@ def _init_layer(layout: Layout, init: str, diffs: list[str]) -> bool:
 
 
 def _remove_layer(layout: Layout, lid: str) -> None:
+    import shutil
+
+    from .layout import short_id
+
     for layer in (lid, f"{lid}-init"):
         try:
             os.unlink(os.path.join(layout.links, short_id(layer)))
@@ -203,8 +215,12 @@ def changes(layout: Layout, lid: str, record: dict) -> list[tuple[str, str]]:
 def commit(layout: Layout, lid: str, record: dict, tags: list[str], comment: str) -> str:
     """The container layer as a new gzip'ed OCI layer on its image; returns the new image's id."""
     import gzip
+    import json
+    import shutil
 
+    from . import digest, images, info
     from .pack import pack
+    from .progress import Progress
     from .sources import Blob
 
     info.require_overlay(layout)

@@ -685,3 +685,15 @@ def test_image_run_and_bundle_create_take_podmans_flags(cli, base, tmp_path, mon
     with open("/proc/self/status") as f:
         assert _caps(out, "CapEff:") == _caps(f.read(), "CapBnd:")
     assert "regular empty file" in out and " rw," in out.splitlines()[-1]  # /proc/keys unmasked, /sys rw
+
+
+def test_create_of_an_image_bundle_imports_nothing_heavy(cli, base, tmp_path):
+    """The runtime mounts an image bundle's overlay at create through store.bundles.mount: that import
+    must not bring the store's own (json, tarfile, hashing, threads) into every create."""
+    from test_imports import heavy
+
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "lean")
+    bundle = cli.bundle("lean", "true")
+    cid = cli.new_id()
+    r = cli("create", "--bundle", str(bundle), cid, env={**os.environ, "PYOCI_IMPORTTIME": "1"})
+    assert "pyoci.store.bundles" in r.stderr and heavy(r.stderr) == []
