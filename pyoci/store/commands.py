@@ -60,12 +60,12 @@ def _pull(a: SimpleNamespace, ref: str) -> str:
 def _image_or_pull(a: SimpleNamespace, layout: Layout) -> str:
     """The image a.image names in the store, pulled first if the store has none of that name (podman's
     --pull=missing)."""
-    from .images import resolve
+    from .images import NoImage, resolve
     from .reference import looks_like_reference
 
     try:
         return resolve(layout.load(), a.image)
-    except PyociError:
+    except NoImage:
         if not looks_like_reference(a.image):
             raise
     return _pull(a, a.image)

@@ -283,6 +283,10 @@ def import_image(layout: Layout, path: str, refs: list[str], tags: list[str], pr
             reader.close()
 
 
+class NoImage(PyociError):
+    """No stored image has that name (image run and bundle create then pull it)."""
+
+
 def resolve(rec: dict, ref: str) -> str:
     """An image id from a full id, a unique id prefix of 4+ hex digits, or a name[:tag]."""
     images = rec["images"]
@@ -302,7 +306,7 @@ def resolve(rec: dict, ref: str) -> str:
         for image_id, image in images.items():
             if name in image.get("tags", []):
                 return image_id
-    raise PyociError(f"no image {ref!r} in the store")
+    raise NoImage(f"no image {ref!r} in the store")
 
 
 def read_blob(layout: Layout, d: str) -> bytes:
