@@ -85,9 +85,9 @@ def registry_figures(tmp: str, layout: str, runs: int) -> dict[str, float]:
                    stdout=subprocess.DEVNULL)
     push, skopeo_push = [], []
     for run in range(runs):
-        for out, argv in ((push, [PYOCI, "--store", store, "image", "push", "--tls-verify=false", "bench/push"]),
-                          (skopeo_push, ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:latest"])):
-            fresh = Registry(Path(tmp, f"push{run}-{len(out)}"))
+        for out, argv in ((skopeo_push, ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:latest"]),
+                          (push, [PYOCI, "--store", store, "image", "push", "--tls-verify=false", "bench/push"])):
+            fresh = Registry(Path(tmp, f"push{run}-{os.path.basename(argv[0])}"))  # an empty one for each
             try:
                 out.append(timed(argv + [f"docker://{fresh.host}/bench/ten:1" if argv[0] == "skopeo"
                                          else f"{fresh.host}/bench/ten:1"]))
