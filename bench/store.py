@@ -58,8 +58,8 @@ def split_tree(tree: str, parts: int, dest: str) -> list[str]:
 
 def registry_figures(tmp: str, layout: str, runs: int) -> dict[str, float]:
     """pyoci image pull against skopeo copy docker://... oci:... (skopeo only downloads; pyoci also unpacks,
-    so its import of the same layout is shown too), and pyoci image push against skopeo copy oci:...
-    docker://... into an empty registry each time."""
+    so its import of the same layout is shown, and skopeo followed by umoci unpack), and pyoci image push
+    against skopeo copy oci:... docker://... into an empty registry each time."""
     from pathlib import Path
 
     reg = Registry(Path(tmp, "registry"))
@@ -67,7 +67,7 @@ def registry_figures(tmp: str, layout: str, runs: int) -> dict[str, float]:
         reg.push(f"oci:{layout}:latest", "bench/ten:1")
         size = sum(os.path.getsize(os.path.join(layout, "blobs", "sha256", b))
                    for b in os.listdir(os.path.join(layout, "blobs", "sha256")))
-        pull, skopeo_pull, imp = [], [], []
+        pull, skopeo_pull, imp, umoci = [], [], [], []
         for run in range(runs):
             store = os.path.join(tmp, f"pull{run}")
             pull.append(timed([PYOCI, "--store", store, "image", "pull", "--tls-verify=false",
@@ -75,6 +75,9 @@ def registry_figures(tmp: str, layout: str, runs: int) -> dict[str, float]:
             shutil.rmtree(store)
             skopeo_pull.append(timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
                                       f"docker://{reg.host}/bench/ten:1", f"oci:{tmp}/skopeo{run}:x"]))
+            if shutil.which("umoci"):  # what skopeo needs besides to give a root filesystem
+                umoci.append(timed(["umoci", "unpack", "--image", f"{tmp}/skopeo{run}:x", f"{tmp}/umoci{run}"]))
+                shutil.rmtree(f"{tmp}/umoci{run}")
             shutil.rmtree(f"{tmp}/skopeo{run}")
             imp.append(timed([PYOCI, "--store", store, "image", "import", layout]))
             shutil.rmtree(store)
@@ -98,6 +101,8 @@ def registry_figures(tmp: str, layout: str, runs: int) -> dict[str, float]:
     return {"image blobs MiB": round(size / 2**20, 1),
             "pyoci pull s (download + unpack)": round(p, 3), "skopeo copy to oci: s (download)": round(s, 3),
             "pull ratio": round(p / s, 2), "pyoci import of the same layout s": round(i, 3),
+            **({"skopeo copy + umoci unpack s": round(s + statistics.median(umoci), 3),
+                "pull ratio to skopeo + umoci": round(p / (s + statistics.median(umoci)), 2)} if umoci else {}),
             "pyoci push s": round(u, 3), "skopeo copy oci: to docker:// s": round(su, 3), "push ratio": round(u / su, 2)}
 
 
