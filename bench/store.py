@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The layer store's figures: import throughput against `tar -x` of the same layers, the time to prepare a
-container root from a 10-layer image, and the disk 10 containers of one image use.
+container root from a 10-layer image, the disk 10 containers of one image use, and pull and push of that
+image through a local docker-registry against skopeo's (same registry, same run).
 
 Run as root:  python3 bench/store.py [--runs N] [--tree DIR]
 
@@ -25,6 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 from imagebuilder import dir_layer, image_config, write_oci  # noqa: E402
+from registry import Registry  # noqa: E402
 
 PYOCI = shutil.which("pyoci") or "/opt/pyoci/venv/bin/pyoci"
 
@@ -52,6 +54,56 @@ def split_tree(tree: str, parts: int, dest: str) -> list[str]:
         shutil.copytree(src, target, symlinks=True) if os.path.isdir(src) else shutil.copy2(src, target)
         sizes[i] += du(src)
     return dirs
+
+
+def registry_figures(tmp: str, layout: str, runs: int) -> dict[str, float]:
+    """pyoci image pull against skopeo copy docker://... oci:... (skopeo only downloads; pyoci also unpacks,
+    so its import of the same layout is shown, and skopeo followed by umoci unpack), and pyoci image push
+    against skopeo copy oci:... docker://... into an empty registry each time."""
+    from pathlib import Path
+
+    reg = Registry(Path(tmp, "registry"))
+    try:
+        reg.push(f"oci:{layout}:latest", "bench/ten:1")
+        size = sum(os.path.getsize(os.path.join(layout, "blobs", "sha256", b))
+                   for b in os.listdir(os.path.join(layout, "blobs", "sha256")))
+        pull, skopeo_pull, imp, umoci = [], [], [], []
+        for run in range(runs):
+            store = os.path.join(tmp, f"pull{run}")
+            pull.append(timed([PYOCI, "--store", store, "image", "pull", "--tls-verify=false",
+                               f"{reg.host}/bench/ten:1"]))
+            shutil.rmtree(store)
+            skopeo_pull.append(timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                                      f"docker://{reg.host}/bench/ten:1", f"oci:{tmp}/skopeo{run}:x"]))
+            if shutil.which("umoci"):  # what skopeo needs besides to give a root filesystem
+                umoci.append(timed(["umoci", "unpack", "--image", f"{tmp}/skopeo{run}:x", f"{tmp}/umoci{run}"]))
+                shutil.rmtree(f"{tmp}/umoci{run}")
+            shutil.rmtree(f"{tmp}/skopeo{run}")
+            imp.append(timed([PYOCI, "--store", store, "image", "import", layout]))
+            shutil.rmtree(store)
+    finally:
+        reg.stop()
+    store = os.path.join(tmp, "pushstore")
+    subprocess.run([PYOCI, "--store", store, "image", "import", "--tag", "bench/push", layout], check=True,
+                   stdout=subprocess.DEVNULL)
+    push, skopeo_push = [], []
+    for run in range(runs):
+        for out, argv in ((skopeo_push, ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:latest"]),
+                          (push, [PYOCI, "--store", store, "image", "push", "--tls-verify=false", "bench/push"])):
+            fresh = Registry(Path(tmp, f"push{run}-{os.path.basename(argv[0])}"))  # an empty one for each
+            try:
+                out.append(timed(argv + [f"docker://{fresh.host}/bench/ten:1" if argv[0] == "skopeo"
+                                         else f"{fresh.host}/bench/ten:1"]))
+            finally:
+                fresh.stop()
+    p, s, i = statistics.median(pull), statistics.median(skopeo_pull), statistics.median(imp)
+    u, su = statistics.median(push), statistics.median(skopeo_push)
+    return {"image blobs MiB": round(size / 2**20, 1),
+            "pyoci pull s (download + unpack)": round(p, 3), "skopeo copy to oci: s (download)": round(s, 3),
+            "pull ratio": round(p / s, 2), "pyoci import of the same layout s": round(i, 3),
+            **({"skopeo copy + umoci unpack s": round(s + statistics.median(umoci), 3),
+                "pull ratio to skopeo + umoci": round(p / (s + statistics.median(umoci)), 2)} if umoci else {}),
+            "pyoci push s": round(u, 3), "skopeo copy oci: to docker:// s": round(su, 3), "push ratio": round(u / su, 2)}
 
 
 def main() -> int:
@@ -122,6 +174,9 @@ def main() -> int:
             "image layers MiB": round(image_bytes / 2**20, 1),
             "10 containers' layers KiB (total)": round(sum(uppers[:10]) / 1024, 1),
             "per container KiB": round(statistics.median(uppers) / 1024, 1)}
+        if shutil.which("docker-registry") and shutil.which("skopeo"):
+            results["pull and push (10-layer image, local registry)"] = registry_figures(
+                tmp, os.path.join(tmp, "img10"), args.runs)
     finally:
         for line in open("/proc/self/mountinfo"):
             if line.split()[4].startswith(tmp):

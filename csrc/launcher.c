@@ -49,19 +49,20 @@ static void own_paths(char *exe, char *site, size_t size) {
         fail("install path too long");
 }
 
-/* The package is frozen, but pyoci._shim is an extension module on disk: the package's __path__ must
-   name its installed directory for the import system to find it. */
-static int add_package_dir(const char *site) {
-    PyObject *pkg = PyImport_ImportModule("pyoci");
+/* A frozen package has no directory, but some of its modules stay on disk: pyoci._shim, an extension module,
+   and the encodings the start-up does not freeze (idna, which socket and ssl need for host names). The
+   package's __path__ must name where they are installed for the import system to find them. */
+static int add_package_dir(const char *name, const char *dir) {
+    PyObject *pkg = PyImport_ImportModule(name);
     if (!pkg)
         return -1;
     PyObject *path = PyObject_GetAttrString(pkg, "__path__");
     Py_DECREF(pkg);
     if (!path)
         return -1;
-    PyObject *dir = PyUnicode_FromFormat("%s/pyoci", site);
-    int rc = dir ? PyList_Append(path, dir) : -1;
-    Py_XDECREF(dir);
+    PyObject *entry = PyUnicode_FromString(dir);
+    int rc = entry ? PyList_Append(path, entry) : -1;
+    Py_XDECREF(entry);
     Py_DECREF(path);
     return rc;
 }
@@ -101,7 +102,9 @@ int main(int argc, char **argv) {
        waiting on a container (foreground.supervise, events) turn it back on. */
     PyGC_Disable();
 
-    if (add_package_dir(site) == 0) {
+    char pyoci_dir[PATH_MAX];
+    snprintf(pyoci_dir, sizeof pyoci_dir, "%s/pyoci", site);
+    if (add_package_dir("pyoci", pyoci_dir) == 0 && add_package_dir("encodings", PYOCI_STDLIB "/encodings") == 0) {
         PyObject *cli = PyImport_ImportModule("pyoci.main");
         if (cli)
             PyObject_CallMethod(cli, "launch", NULL); /* returns only by raising */

@@ -1,35 +1,70 @@
 """Bundles made from images: a container layer (diff, work, merged) above the image's layers, a config.json
 whose root is the merged directory, and the annotation that tells `create` to mount the overlay there.
 
-The overlay is mounted by the runtime when the container is created and taken down by `delete`, so a bundle
-on disk is only files; its changes can be listed and committed as a new image at any time.
+The overlay is mounted by the runtime when the container is created (pyoci/layer.py) and taken down by
+`delete`, so a bundle on disk is only files; its changes can be listed and committed as a new image at any time.
 """
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import shutil
 
 from ..errors import PyociError
 from ..layer import ROOTFS_ANNOTATION
-from . import digest, images, info
-from .layout import Layout, short_id
-from .progress import Progress
 from .view import is_whiteout, read_file, visible
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing costs an import; the annotations are strings
 if TYPE_CHECKING:
     from ..container import Runtime
+    from .layout import Layout
+
+
+# Files of the bundle that pyoci writes, removed with it: its config and the /etc files it binds in
+BUNDLE_FILES = ("config.json", "hostname", "hosts", "resolv.conf")
+LOCALHOST = ("127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
+             "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n")
+PUBLIC_DNS = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
 
 
 def _config_path(bundle: str) -> str:
     return os.path.join(bundle, "config.json")
 
 
-def create(layout: Layout, ref: str, bundle: str, args: list[str], tty: bool, hostname: str) -> str:
+def etc_files(bundle: str, hostname: str, name: str, image_hosts: bytes | None) -> list[dict]:
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf as podman provides them, written in the bundle and bound
+    over the image's: the hostname; the image's hosts file (localhost's lines where it has none) and a line
+    for the container's own name; the host's resolv.conf without loopback name servers, which mean nothing
+    in the container's network namespace (podman's public fallbacks where none is left)."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            resolv = [line for line in f if not (line.split()[:1] == ["nameserver"] and len(line.split()) > 1
+                                                 and line.split()[1].startswith(("127.", "::1")))]
+    except OSError:
+        resolv = []
+    if not any(line.startswith("nameserver") for line in resolv):
+        resolv.append(PUBLIC_DNS)
+    hosts = (image_hosts or b"").decode(errors="replace") or LOCALHOST
+    names = " ".join(dict.fromkeys(n for n in (hostname, name) if n))
+    contents = {"hostname": hostname + "\n", "hosts": hosts.rstrip("\n") + f"\n127.0.1.1\t{names}\n",
+                "resolv.conf": "".join(resolv)}
+    mounts = []
+    for file, text in contents.items():
+        with open(os.path.join(bundle, file), "w") as f:
+            f.write(text)
+        mounts.append({"destination": f"/etc/{file}", "type": "bind", "source": os.path.join(bundle, file),
+                       "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})
+    return mounts
+
+
+def create(layout: Layout, image_id: str, bundle: str, args: list[str], tty: bool, hostname: str,
+           opts=None, name: str = "") -> str:
     """Makes the container layer and writes bundle/config.json; returns the layer id."""
+    import json
+    import secrets
+    import shutil
+
+    from . import images, info
     from .imageconfig import runtime_config
+    from .layout import short_id
 
     info.require_overlay(layout)
     bundle = os.path.abspath(bundle)
@@ -37,23 +72,26 @@ def create(layout: Layout, ref: str, bundle: str, args: list[str], tty: bool, ho
         raise PyociError(f"{_config_path(bundle)} exists: choose an empty bundle directory")
     with layout.lock(exclusive=False):
         rec = layout.load()
-        image_id = images.resolve(rec, ref)
+        image_id = images.resolve(rec, image_id)
         lower_ids = rec["images"][image_id]["layers"]
         diffs = [layout.layer(lid, "diff") for lid in reversed(lower_ids)]
         lid = secrets.token_hex(32)
         cfg = runtime_config(images.image_config(layout, image_id), lambda rel: read_file(diffs, rel),
-                             layout.layer(lid, "merged"), args, tty, hostname)
+                             layout.layer(lid, "merged"), args, tty, hostname, opts)
         cfg["annotations"][ROOTFS_ANNOTATION] = layout.layer(lid)
         made_bundle = not os.path.isdir(bundle)
         os.makedirs(bundle, exist_ok=True)
+        init = f"{lid}-init"
         try:
+            # the user's mounts last: a -v over /etc/hosts wins, as in podman
+            cfg["mounts"] += etc_files(bundle, hostname, name, read_file(diffs, "etc/hosts")) + \
+                (opts.mounts if opts else [])
+            lower_ids = lower_ids + ([init] if _init_layer(layout, init, diffs) else [])
             for d in ("diff", "work", "merged"):
                 os.makedirs(layout.layer(lid, d), mode=0o755 if d != "work" else 0o700)
-            with open(layout.layer(lid, "link"), "w") as f:
-                f.write(short_id(lid))
+            _link(layout, lid)
             with open(layout.layer(lid, "lower"), "w") as f:
                 f.write(":".join(f"l/{short_id(x)}" for x in reversed(lower_ids)))
-            os.symlink(f"../{lid}/diff", os.path.join(layout.links, short_id(lid)))
             with open(_config_path(bundle), "w") as f:
                 json.dump(cfg, f, indent=2)
             with layout.records_for_update() as fresh:
@@ -64,20 +102,51 @@ def create(layout: Layout, ref: str, bundle: str, args: list[str], tty: bool, ho
             if made_bundle:
                 shutil.rmtree(bundle, ignore_errors=True)
             else:
-                try:
-                    os.unlink(_config_path(bundle))
-                except FileNotFoundError:
-                    pass
+                _remove_files(bundle)
             raise
     return lid
 
 
+def _link(layout: Layout, lid: str) -> None:
+    from .layout import short_id
+
+    with open(layout.layer(lid, "link"), "w") as f:
+        f.write(short_id(lid))
+    os.symlink(f"../{lid}/diff", os.path.join(layout.links, short_id(lid)))
+
+
+def _init_layer(layout: Layout, init: str, diffs: list[str]) -> bool:
+    """Docker's init layer: the mount points of the /etc files the image lacks, in a layer of the bundle's
+    own between the image and the container layer, so that they are neither a change of the container
+    (diff, commit) nor made by the runtime in the image's view. False if the image has all three."""
+    missing = [f for f in ("hostname", "hosts", "resolv.conf") if visible(diffs, f"etc/{f}") is None]
+    if not missing:
+        return False
+    etc = layout.layer(init, "diff", "etc")
+    os.makedirs(etc, mode=0o755)
+    below = visible(diffs, "etc")
+    if below is not None and os.path.isdir(below) and not os.path.islink(below):
+        st = os.lstat(below)
+        os.chown(etc, st.st_uid, st.st_gid)
+        os.chmod(etc, st.st_mode & 0o7777)
+        os.utime(etc, ns=(st.st_atime_ns, st.st_mtime_ns))
+    for f in missing:
+        os.close(os.open(os.path.join(etc, f), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    _link(layout, init)
+    return True
+
+
 def _remove_layer(layout: Layout, lid: str) -> None:
-    try:
-        os.unlink(os.path.join(layout.links, short_id(lid)))
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(layout.layer(lid), ignore_errors=True)
+    import shutil
+
+    from .layout import short_id
+
+    for layer in (lid, f"{lid}-init"):
+        try:
+            os.unlink(os.path.join(layout.links, short_id(layer)))
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(layout.layer(layer), ignore_errors=True)
 
 
 def find(layout: Layout, what: str, runtime: Runtime) -> tuple[str, dict]:
@@ -119,8 +188,12 @@ def changes(layout: Layout, lid: str, record: dict) -> list[tuple[str, str]]:
 def commit(layout: Layout, lid: str, record: dict, tags: list[str], comment: str) -> str:
     """The container layer as a new gzip'ed OCI layer on its image; returns the new image's id."""
     import gzip
+    import json
+    import shutil
 
+    from . import digest, images, info
     from .pack import pack
+    from .progress import Progress
     from .sources import Blob
 
     info.require_overlay(layout)
@@ -153,7 +226,7 @@ def commit(layout: Layout, lid: str, record: dict, tags: list[str], comment: str
                                    "layers": base_manifest.get("layers", []) + [new_layer]}).encode()
             src = images.blob_source(layout, base_id, [Blob(blob, outer.digest(), new_layer["mediaType"],
                                                             outer.size)], config_bytes, manifest)
-            return images.store_image(layout, src, lambda path: open(path, "rb"), tags, Progress(False))
+            return images.store_image(layout, src, lambda b: open(b.path, "rb"), tags, Progress(False))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -170,10 +243,18 @@ def remove(layout: Layout, lid: str, record: dict) -> None:
     _remove_layer(layout, lid)
     bundle = record.get("bundle", "")
     if bundle:
+        _remove_files(bundle)
         try:
-            os.unlink(_config_path(bundle))
             os.rmdir(bundle)
         except OSError:
+            pass
+
+
+def _remove_files(bundle: str) -> None:
+    for name in BUNDLE_FILES:
+        try:
+            os.unlink(os.path.join(bundle, name))
+        except FileNotFoundError:
             pass
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+
 from ..cmdline import Command, SimpleNamespace, check_format, print_table
 from ..errors import PyociError
 from .layout import Layout
@@ -18,11 +19,79 @@ def _mib(n: int) -> str:
     return f"{n / 1048576:.1f}MB"
 
 
+def _limits(a: SimpleNamespace):
+    """--max-layer-size (bytes, or with K, M, G, T; 0 for none) and --max-layer-ratio (0 for none)."""
+    from .images import Limits
+
+    limits = Limits()
+    size, ratio = a.max_layer_size.strip().upper(), a.max_layer_ratio.strip()
+    if size:
+        scale = 1 << (10 * ("KMGT".index(size[-1]) + 1)) if size[-1:] in ("K", "M", "G", "T") else 1
+        number = size.rstrip("KMGTB") if scale > 1 else size
+        if not number.isdigit():
+            raise PyociError(f"--max-layer-size: {a.max_layer_size!r} is not a size (64G, 512M, 0 for no limit)")
+        limits.max_size = int(number) * scale
+    if ratio:
+        if not ratio.isdigit():
+            raise PyociError(f"--max-layer-ratio: {ratio!r} is not a whole number (0 for no limit)")
+        limits.max_ratio = int(ratio)
+    return limits
+
+
+LIMIT_FLAGS = {"max-layer-size": "", "max-layer-ratio": ""}
+# podman's names for how to reach a registry
+REGISTRY_FLAGS = {"tls-verify": "true", "cert-dir": "", "authfile": "", "creds": ""}
+PULL_FLAGS = {"platform": "", **REGISTRY_FLAGS, **LIMIT_FLAGS}
+
+
+def _registry_options(a: SimpleNamespace):
+    from .registries import Options
+
+    if a.tls_verify not in ("true", "false"):
+        raise PyociError(f"--tls-verify must be true or false, not {a.tls_verify!r}")
+    return Options(tls_verify=a.tls_verify == "true", cert_dir=a.cert_dir, authfile=a.authfile, creds=a.creds)
+
+
+def _pull(a: SimpleNamespace, ref: str) -> str:
+    from .progress import Progress
+    from .pull import pull
+
+    return pull(Layout(a.store), ref, _registry_options(a), a.platform, Progress(), _limits(a))
+
+
+def _image_or_pull(a: SimpleNamespace, layout: Layout) -> str:
+    """The image a.image names in the store, pulled first if the store has none of that name (podman's
+    --pull=missing)."""
+    from .images import NoImage, resolve
+    from .reference import looks_like_reference
+
+    try:
+        return resolve(layout.load(), a.image)
+    except NoImage:
+        if not looks_like_reference(a.image):
+            raise
+    return _pull(a, a.image)
+
+
+def do_pull(a: SimpleNamespace, rt: Runtime) -> int:
+    print(_pull(a, a.ref))
+    return 0
+
+
+def do_push(a: SimpleNamespace, rt: Runtime) -> int:
+    from .progress import Progress
+    from .push import push
+
+    print(push(Layout(a.store), a.image, a.ref, _registry_options(a), Progress()))
+    return 0
+
+
 def do_import(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import import_image
     from .progress import Progress
 
-    print(import_image(Layout(a.store), a.source, a.ref or None, a.tag, Progress()))
+    for image_id in import_image(Layout(a.store), a.source, a.ref, a.tag, Progress(), _limits(a)):
+        print(image_id)
     return 0
 
 
@@ -59,10 +128,14 @@ def do_tag(a: SimpleNamespace, rt: Runtime) -> int:
 
 
 def do_rmi(a: SimpleNamespace, rt: Runtime) -> int:
+    """Removes every image it can; one it cannot (in use, unknown) is reported and makes the status 1."""
     from .images import remove
 
-    for line in remove(Layout(a.store), a.images, a.force):
+    said, refused = remove(Layout(a.store), a.images, a.force)
+    for line in said:
         print(line)
+    if refused:
+        raise PyociError("; ".join(refused))
     return 0
 
 
@@ -113,7 +186,8 @@ def do_image_run(a: SimpleNamespace, rt: Runtime) -> int:
     if os.path.exists(rt.store.dir(name)):
         raise PyociError(f"container {name} exists")
     bundle = os.path.join(layout.root, "bundles", name)
-    lid = bundles.create(layout, a.image, bundle, a.command_args, a.tty, hostname=name)
+    lid = bundles.create(layout, _image_or_pull(a, layout), bundle, a.command_args, a.tty, a.hostname or name,
+                         _run_options(a), name)
     try:
         return run(rt, name, bundle, {}, detach=a.detach, keep=False)
     finally:
@@ -124,8 +198,22 @@ def do_image_run(a: SimpleNamespace, rt: Runtime) -> int:
 def do_bundle_create(a: SimpleNamespace, rt: Runtime) -> int:
     from . import bundles
 
-    print(bundles.create(Layout(a.store), a.image, a.bundle, a.command_args, a.tty, a.hostname))
+    layout = Layout(a.store)
+    print(bundles.create(layout, _image_or_pull(a, layout), a.bundle, a.command_args, a.tty, a.hostname,
+                         _run_options(a)))
     return 0
+
+
+def _run_options(a: SimpleNamespace):
+    from .imageconfig import RunOptions, parse_mount, parse_volume
+
+    return RunOptions(cap_add=a.cap_add, cap_drop=a.cap_drop, privileged=a.privileged, env=a.env, user=a.user,
+                      workdir=a.workdir, mounts=[parse_volume(v) for v in a.volume] + [parse_mount(m) for m in a.mount])
+
+
+# podman run's names for what a container of an image may do and see; and what to pull an image missing
+RUN_FLAGS = dict(values={"user": "", "workdir": "", **PULL_FLAGS}, multi=("cap-add", "cap-drop", "env", "mount", "volume"),
+                 short={"t": "tty", "e": "env", "u": "user", "w": "workdir", "v": "volume"})
 
 
 def do_diff(a: SimpleNamespace, rt: Runtime) -> int:
@@ -166,8 +254,13 @@ def do_bundles(a: SimpleNamespace, rt: Runtime) -> int:
 
 
 COMMANDS = {
-    "image import": Command(do_import, "import an OCI layout dir, OCI archive or docker save archive",
-                            ("source",), values={"ref": ""}, multi=("tag",), short={"t": "tag"}),
+    "image import": Command(do_import, "import an OCI layout dir, OCI archive or docker save archive (every named "
+                            "image in it, or those --ref names)", ("source",), values=dict(LIMIT_FLAGS),
+                            multi=("tag", "ref"), short={"t": "tag"}),
+    "image pull": Command(do_pull, "pull an image from a registry (podman's names and files for registries, "
+                          "credentials and certificates)", ("ref",), values=dict(PULL_FLAGS)),
+    "image push": Command(do_push, "push a stored image to a registry as registry/repository[:tag]",
+                          ("image", "ref"), values=dict(REGISTRY_FLAGS)),
     "image list": Command(do_images, "list stored images", values={"format": "table"}, bools=("quiet",),
                           short={"f": "format", "q": "quiet"}),
     "image inspect": Command(do_inspect, "print an image's record, layers and config as JSON", ("image",)),
@@ -179,12 +272,15 @@ COMMANDS = {
                             short={"f": "format"}),
     "image export": Command(do_export, "write an image as oci:DIR[:REF] or oci-archive:FILE[:REF]",
                             ("image", "destination")),
-    "image run": Command(do_image_run, "run a container from an image in the foreground (a bundle under the store)",
-                         ("image", "command-args..."), values={"name": ""}, bools=("rm", "tty", "detach"),
-                         short={"t": "tty", "d": "detach"}, optional=1),
-    "bundle create": Command(do_bundle_create, "make a bundle from an image: config.json and a container layer",
-                             ("image", "bundle", "command-args..."), values={"hostname": "pyoci"}, bools=("tty",),
-                             short={"t": "tty"}, optional=1),
+    "image run": Command(do_image_run, "run a container from an image in the foreground (a bundle under the store; "
+                         "pulled first if missing)", ("image", "command-args..."),
+                         values={"name": "", "hostname": "", **RUN_FLAGS["values"]},
+                         bools=("rm", "tty", "detach", "privileged"), short={**RUN_FLAGS["short"], "d": "detach"},
+                         multi=RUN_FLAGS["multi"], optional=1),
+    "bundle create": Command(do_bundle_create, "make a bundle from an image: config.json and a container layer "
+                             "(pulled first if missing)", ("image", "bundle", "command-args..."),
+                             values={"hostname": "pyoci", **RUN_FLAGS["values"]}, bools=("tty", "privileged"),
+                             short=dict(RUN_FLAGS["short"]), multi=RUN_FLAGS["multi"], optional=1),
     "bundle diff": Command(do_diff, "list a bundle's changes: A added, C changed, D deleted", ("bundle",)),
     "bundle commit": Command(do_commit, "store a bundle's changes as a new image on its image", ("bundle",),
                              values={"message": ""}, multi=("tag",), short={"t": "tag", "m": "message"}),

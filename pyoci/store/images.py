@@ -16,8 +16,10 @@ import os
 import re
 import shutil
 import tarfile
+import threading
 
 from ..errors import PyociError
+from ..record import record
 from . import digest, info
 from .layout import Layout, short_id
 from .progress import Progress
@@ -62,23 +64,66 @@ def decompressed(f):
     return f
 
 
-def _copy_blob(src, dest: str, progress: Progress) -> tuple[str, int, str]:
-    """Copies a blob into the store's staging; its digest, size and compression (from its first bytes)."""
-    hr = digest.HashingReader(src, progress.advance)
+@record
+class Limits:
+    """What one layer may unpack to: a layer past either limit is a decompression bomb, refused before it
+    fills the disk. The ratio is checked once a layer is past ratio_floor, so a small layer of empty files
+    (tar headers compress ~100:1) never trips it. No real image comes near the defaults; the flags change them."""
+    max_size: int = 64 << 30
+    max_ratio: int = 200
+    ratio_floor: int = 256 << 20
+
+
+class _Bounded:
+    """Reads the decompressed layer, refusing it once it passes its limits."""
+
+    def __init__(self, f, limits: Limits, compressed: int) -> None:
+        self.f, self.limits, self.compressed, self.size = f, limits, compressed, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.size += len(data)
+        lim = self.limits
+        if lim.max_size and self.size > lim.max_size:
+            raise PyociError(f"unpacks to more than {_size(lim.max_size)} (--max-layer-size)")
+        if lim.max_ratio and self.size > max(lim.ratio_floor, lim.max_ratio * self.compressed):
+            raise PyociError(f"unpacks to more than {lim.max_ratio} times its compressed size "
+                             f"({_size(self.compressed)} -> over {_size(self.size)}): a decompression bomb? "
+                             "(--max-layer-ratio)")
+        return data
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _copy_blob(src, dest: str, bar, stop) -> tuple[str, int, str]:
+    """Copies a blob into the store's staging; its digest, size and compression (from its first bytes).
+    Stops when the stop event is set (another layer of the import failed)."""
+    hr = digest.HashingReader(src, bar.advance)
     head = b""
     with open(dest, "wb") as out:
-        while chunk := hr.read(1 << 20):
+        while not stop.is_set() and (chunk := hr.read(1 << 20)):
             head = head or chunk[:4]
             out.write(chunk)
     return hr.digest(), hr.size, compression(head)
 
 
-def _unpack_blob(blob_path: str, diff: str) -> str:
+def _unpack_blob(blob_path: str, diff: str, lowers: list[str], limits: Limits) -> str:
     """Unpacks a stored blob into diff; returns the digest of its uncompressed tar (the diff_id)."""
+    import zlib
+
     with open(blob_path, "rb", buffering=1 << 20) as raw:
-        hr = digest.HashingReader(decompressed(raw))
-        unpack(hr, diff)
-        hr.drain()
+        try:
+            hr = digest.HashingReader(_Bounded(decompressed(raw), limits, os.fstat(raw.fileno()).st_size))
+            unpack(hr, diff, lowers)
+            hr.drain()
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise PyociError(f"truncated or corrupt compressed data ({exc})") from None
+        except Exception as exc:  # zstandard's only error type
+            if type(exc).__name__ != "ZstdError":
+                raise
+            raise PyociError(f"truncated or corrupt zstd data ({exc})") from None
     return hr.digest()
 
 
@@ -109,10 +154,40 @@ def _write_blob(layout: Layout, data: bytes) -> str:
     return d
 
 
-def store_image(layout: Layout, src: SourceImage, open_blob, tags: list[str], progress: Progress) -> str:
-    """Verifies and stores src (the store lock held shared by the caller); returns the image id."""
+def _tag_only(layout: Layout, image_id: str, tags: list[str], origin: str) -> bool:
+    """An image stored already (its config, so its id, and every layer) keeps its manifest and blobs: a
+    copy of it in another format only adds its tags, never replaces what export and push give out."""
+    rec = layout.load()
+    image = rec["images"].get(image_id)
+    if image is None or not all(layout.has_layer(lid) for lid in image["layers"]):
+        return False
+    _record(layout, image_id, tags, {"origins": [origin]} if origin else None)
+    return True
+
+
+def _record(layout: Layout, image_id: str, tags: list[str], fields: dict | None) -> None:
+    """Records the image (fields: manifest, layers, ...; None when it is stored already) with tags moved to it."""
+    with layout.records_for_update() as rec:
+        for other in rec["images"].values():
+            other["tags"] = [t for t in other.get("tags", []) if t not in tags]
+        old = rec["images"].get(image_id, {})
+        new = {**(fields or {}), **old}
+        new["tags"] = sorted(set(old.get("tags", [])) | set(tags))
+        new["origins"] = sorted(set(old.get("origins", [])) | set((fields or {}).get("origins", [])))
+        new["imported"] = old.get("imported") or now()
+        rec["images"][image_id] = new
+
+
+def store_image(layout: Layout, src: SourceImage, open_blob, tags: list[str], progress: Progress,
+                limits: Limits | None = None, parallel: int = 1) -> str:
+    """Verifies and stores src (the store lock held shared by the caller); returns the image id.
+    Blobs are fetched by up to `parallel` threads (a registry's; a local source is read in one), each hashed
+    as it streams into staging, and unpacked in order, each as soon as it is whole and its lower ones are in."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .imageconfig import parse
 
+    limits = limits or Limits()
     if src.config_digest and digest.of(src.config) != src.config_digest:
         raise PyociError(f"config {src.config_digest}: content does not match its digest")
     config = parse(src.config)
@@ -121,71 +196,95 @@ def store_image(layout: Layout, src: SourceImage, open_blob, tags: list[str], pr
         raise PyociError(f"image config lists {len(diff_ids)} diff_ids for {len(src.layers)} layers")
     for i, d in enumerate(diff_ids):
         digest.check(d, f"rootfs.diff_ids[{i}]")
+    for i, blob in enumerate(src.layers):
+        if blob.digest:
+            digest.check(blob.digest, f"layers[{i}].digest")
+    tags = [normalize_tag(t) for t in tags]
+    image_id = digest.of(src.config)
+    if _tag_only(layout, image_id, tags, src.origin):
+        return image_id
     chains = digest.chain_ids(diff_ids)
+    lids = [c.split(":")[1] for c in chains]
+    n = len(src.layers)
     staging = layout.staging("import-")
+
+    stop = threading.Event()
+
+    def fetch(i: int, bar):
+        blob = src.layers[i]
+        with open_blob(blob) as f:
+            d, size, kind = _copy_blob(f, os.path.join(staging, f"blob{i}"), bar, stop)
+        if blob.digest and d != blob.digest:
+            raise PyociError(f"layer {i} ({blob.digest}): blob content does not match its digest")
+        return d, size, kind
+
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel))
     try:
+        stored = [bool(b.digest) and layout.has_layer(lid) and os.path.exists(layout.blob(b.digest))
+                  for b, lid in zip(src.layers, lids)]
+        bars = [progress.bar(f"layer {i + 1}/{n} {(b.digest or diff_ids[i])[7:19]}", b.size)
+                for i, b in enumerate(src.layers)]
+        jobs = {i: pool.submit(fetch, i, bars[i]) for i in range(n) if not stored[i]}
         descs, blobs, layers = [], [], []
-        for i, (blob, diff_id, chain) in enumerate(zip(src.layers, diff_ids, chains)):
-            lid = chain.split(":")[1]
-            if blob.digest:
-                digest.check(blob.digest, f"layers[{i}].digest")
-            if layout.has_layer(lid) and blob.digest and os.path.exists(layout.blob(blob.digest)):
+        for i, (blob, diff_id) in enumerate(zip(src.layers, diff_ids)):
+            if stored[i]:
                 descs.append({"mediaType": blob.media_type, "digest": blob.digest,
                               "size": os.path.getsize(layout.blob(blob.digest))})
-                progress.start(f"layer {i + 1}/{len(src.layers)} {blob.digest[7:19]}", 0)
-                progress.finish("already stored")
+                bars[i].finish("already stored")
                 continue
-            staged_blob = os.path.join(staging, f"blob{i}")
-            progress.start(f"layer {i + 1}/{len(src.layers)} {(blob.digest or diff_id)[7:19]}", blob.size)
-            with open_blob(blob.path) as f:
-                d, size, kind = _copy_blob(f, staged_blob, progress)
-            if blob.digest and d != blob.digest:
-                raise PyociError(f"layer {i} ({blob.digest}): blob content does not match its digest")
-            blobs.append((staged_blob, d))
+            d, size, kind = jobs[i].result()
+            blobs.append((os.path.join(staging, f"blob{i}"), d))
             descs.append({"mediaType": blob.media_type or LAYER_TYPES[kind], "digest": d, "size": size})
-            if not layout.has_layer(lid):
+            if not layout.has_layer(lids[i]):
                 staged = os.path.join(staging, f"layer{i}")
                 os.makedirs(os.path.join(staged, "diff"))
+                lowers = [layout.layer(lids[j], "diff") if layout.has_layer(lids[j])
+                          else os.path.join(staging, f"layer{j}", "diff") for j in reversed(range(i))]
                 try:
-                    got = _unpack_blob(staged_blob, os.path.join(staged, "diff"))
+                    got = _unpack_blob(blobs[-1][0], os.path.join(staged, "diff"), lowers, limits)
                 except PyociError as exc:
                     raise PyociError(f"layer {i} ({d}): {exc}", exc.errno) from None
                 if got != diff_id:
                     raise PyociError(f"layer {i} ({d}): its uncompressed content does not match diff_id {diff_id}")
                 layers.append((i, staged))
-            progress.finish()
+            bars[i].finish()
         manifest = src.manifest or json.dumps(
             {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-             "config": {"mediaType": OCI_CONFIG, "digest": digest.of(src.config), "size": len(src.config)},
+             "config": {"mediaType": OCI_CONFIG, "digest": image_id, "size": len(src.config)},
              "layers": descs}).encode()
         for staged_blob, d in blobs:
             os.replace(staged_blob, layout.blob(d))
-        image_id = _write_blob(layout, src.config)
+        _write_blob(layout, src.config)
         manifest_digest = _write_blob(layout, manifest)
         for i, staged in layers:
             _install_layer(layout, chains, i, staged)
     finally:
+        stop.set()  # a failed import stops the fetches still running at their next chunk
+        pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
-    tags = [normalize_tag(t) for t in tags]
-    with layout.records_for_update() as rec:
-        for other in rec["images"].values():
-            other["tags"] = [t for t in other.get("tags", []) if t not in tags]
-        old = rec["images"].get(image_id, {})
-        rec["images"][image_id] = {
-            "manifest": manifest_digest, "layers": [c.split(":")[1] for c in chains],
-            "tags": sorted(set(old.get("tags", [])) | set(tags)), "created": config.get("created", ""),
-            "imported": old.get("imported") or now(), "size": sum(d["size"] for d in descs)}
+    fields = {"manifest": manifest_digest, "layers": lids, "created": config.get("created", ""),
+              "size": sum(d["size"] for d in descs)}
+    if src.origin:
+        fields["origins"] = [src.origin]
+    _record(layout, image_id, tags, fields)
     return image_id
 
 
-def import_image(layout: Layout, path: str, ref: str | None, tags: list[str], progress: Progress) -> str:
+def import_image(layout: Layout, path: str, refs: list[str], tags: list[str], progress: Progress,
+                 limits: Limits | None = None) -> list[str]:
+    """Imports every image path holds that refs choose (all of them if none): the ids, one per image."""
     info.require_overlay(layout)
     with layout.lock(exclusive=False):
-        reader, src = open_source(path, ref)
+        reader, sources = open_source(path, refs)
         try:
-            return store_image(layout, src, reader.open, tags or src.tags, progress)
+            return [store_image(layout, src, lambda b: reader.open(b.path), tags or src.tags, progress, limits)
+                    for src in sources]
         finally:
             reader.close()
+
+
+class NoImage(PyociError):
+    """No stored image has that name (image run and bundle create then pull it)."""
 
 
 def resolve(rec: dict, ref: str) -> str:
@@ -207,7 +306,7 @@ def resolve(rec: dict, ref: str) -> str:
         for image_id, image in images.items():
             if name in image.get("tags", []):
                 return image_id
-    raise PyociError(f"no image {ref!r} in the store")
+    raise NoImage(f"no image {ref!r} in the store")
 
 
 def read_blob(layout: Layout, d: str) -> bytes:
@@ -245,14 +344,19 @@ def tag(layout: Layout, ref: str, name: str) -> None:
         rec["images"][image_id]["tags"] = sorted(set(rec["images"][image_id]["tags"]) | {name})
 
 
-def remove(layout: Layout, refs: list[str], force: bool) -> list[str]:
+def remove(layout: Layout, refs: list[str], force: bool) -> tuple[list[str], list[str]]:
     """Untags a tag of an image that has others; otherwise removes the image, then collects what it freed.
-    An image a bundle was made from stays unless forced (the bundle keeps its layers either way)."""
-    said = []
+    An image a bundle was made from stays unless forced (the bundle keeps its layers either way); so does one
+    not found, and the others named with it are removed all the same. Returns (what was done, what was not)."""
+    said, refused = [], []
     with layout.lock(exclusive=True):
         with layout.records_for_update() as rec:
             for ref in refs:
-                image_id = resolve(rec, ref)
+                try:
+                    image_id = resolve(rec, ref)
+                except PyociError as exc:
+                    refused.append(str(exc))
+                    continue
                 image = rec["images"][image_id]
                 try:
                     tag_name = normalize_tag(ref)
@@ -264,11 +368,12 @@ def remove(layout: Layout, refs: list[str], force: bool) -> list[str]:
                     continue
                 users = [b.get("bundle", lid) for lid, b in rec["bundles"].items() if b.get("image") == image_id]
                 if users and not force:
-                    raise PyociError(f"image {ref} is used by bundle {users[0]} (remove it first, or --force)")
+                    refused.append(f"image {ref} is used by bundle {users[0]} (remove it first, or --force)")
+                    continue
                 del rec["images"][image_id]
                 said.append(f"deleted {image_id}")
         said += collect(layout)
-    return said
+    return said, refused
 
 
 def collect(layout: Layout) -> list[str]:
@@ -319,7 +424,7 @@ def layers(layout: Layout) -> list[dict]:
     for name in sorted(os.listdir(layout.overlay)):
         if name == "l":
             continue
-        bundle = rec["bundles"].get(name)
+        bundle = rec["bundles"].get(name.removesuffix("-init"))  # a container layer, or its init layer
         out.append({"id": name, "kind": "container" if bundle else "image",
                     "parent": bundle["layers"][-1] if bundle and bundle.get("layers") else parents.get(name, ""),
                     "usedBy": [bundle["bundle"]] if bundle else sorted(set(users.get(name, []))),

@@ -1,12 +1,17 @@
 """An overlay upper directory written back as an OCI layer tar: the reverse of unpack. A 0/0 character device
 becomes `.wh.NAME`, an opaque directory gets a `.wh..wh..opq` entry, hard links inside the layer stay links,
-and overlay's own xattrs stay behind."""
+and overlay's own xattrs stay behind.
+
+A file the container wrote whose name an OCI layer reserves (`.wh.NAME`, `.wh..wh..opq`) would become a whiteout
+or an opaque marker of the new layer: a process in a container could delete any file of the image its commit
+makes. Such a layer is refused, naming those paths, instead of being written."""
 from __future__ import annotations
 
 import os
 import stat
 import tarfile
 
+from ..errors import PyociError
 from .unpack import OPAQUE, WHITEOUT, XATTR_PAX
 from .view import is_opaque, is_whiteout
 
@@ -41,12 +46,16 @@ def _marker(name: str, mtime: int) -> tarfile.TarInfo:
 def pack(diff: str, out) -> None:
     """Writes the layer tar of diff to out, a binary file-like object."""
     seen: dict[tuple[int, int], str] = {}
+    reserved = []
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel, st in walk(diff):
             path = os.path.join(diff, rel)
             parent, _, base = rel.rpartition("/")
             if is_whiteout(st):
                 tar.addfile(_marker(f"{parent}/{WHITEOUT}{base}" if parent else WHITEOUT + base, int(st.st_mtime)))
+                continue
+            if base.startswith(WHITEOUT):
+                reserved.append("/" + rel)
                 continue
             if stat.S_ISSOCK(st.st_mode):
                 continue  # a socket is a running program's, not the image's
@@ -78,3 +87,6 @@ def pack(diff: str, out) -> None:
                     data.close()
             if stat.S_ISDIR(st.st_mode) and is_opaque(path):
                 tar.addfile(_marker(f"{rel}/{OPAQUE}", int(st.st_mtime)))
+    if reserved:
+        raise PyociError(f"the container layer holds names an OCI layer reserves for whiteouts ({WHITEOUT}*): "
+                         f"{', '.join(reserved)}")

@@ -25,8 +25,10 @@ class StoreCli:
         self.store = tmp / "store"
         self.root = tmp / "state"
         self.ids: list[str] = []
+        self.env: dict[str, str] | None = None  # the environment of every call (None: this process's)
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("env", self.env)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             code = subprocess.run([PYOCI, "--store", str(self.store), "--root", str(self.root), *args],
                                   stdout=out, stderr=err, timeout=timeout, **kw).returncode
@@ -284,7 +286,9 @@ def test_commit_export_and_the_other_tools_agree(cli, base, tmp_path):
     cid = cli.new_id()
     cli("create", "--bundle", str(view), cid)
     merged = Path(json.loads((view / "config.json").read_text())["root"]["path"])
-    assert _tree(merged) == _tree(tmp_path / "umoci" / "rootfs")
+    # (less the mount points of /etc/hostname, hosts, resolv.conf, which the bundle's init layer holds)
+    mine = {k: v for k, v in _tree(merged).items() if k not in ("etc/hostname", "etc/hosts", "etc/resolv.conf")}
+    assert mine == _tree(tmp_path / "umoci" / "rootfs")
     cli("delete", "--force", cid)
     assert image == json.loads(cli("image", "inspect", "committed").stdout)["id"]
     # and the copy skopeo made imports back as the same image
@@ -431,3 +435,265 @@ def test_create_killed_midway_leaves_no_overlay_after_delete_force(cli, base, tm
         proc.wait()
         cli("delete", "--force", cid)
         assert _mounted_under(cli.store) == [], f"killed after {delay_ms} ms"
+
+
+def test_implied_parent_directories_keep_the_lower_metadata(cli, base, tmp_path):
+    """A layer that adds /root/.config/app/settings with no entry for /root leaves /root 0700 (issue 16):
+    the implied parent takes mode, owner, xattrs and times from the layers below; 0755 root where none is."""
+    l1 = tar_layer([entry("root", "dir", mode=0o700, mtime=1_500_000_000),
+                    entry("srv", "dir", mode=0o750, uid=1000, gid=1001, mtime=1_400_000_000,
+                          xattrs={"user.tag": b"kept"})])
+    l2 = tar_layer([entry("root/.config/app/settings", data=b"x\n"), entry("srv/data", data=b"d\n")])
+    image = _import(cli, write_oci(tmp_path / "img", [base, l1, l2]), "--tag", "implied")
+    out = cli.run("implied", "stat -c '%a %u %g %Y' /root /srv /root/.config /root/.config/app")
+    assert out.split("\n")[:2] == ["700 0 0 1500000000", "750 1000 1001 1400000000"]
+    assert [line.split()[:3] for line in out.split("\n")[2:4]] == [["755", "0", "0"]] * 2
+    top = Path(json.loads(cli("image", "inspect", image).stdout)["layers"][2]["dir"]) / "diff"
+    assert os.getxattr(top / "srv", "user.tag") == b"kept"
+
+
+def test_commit_refuses_names_an_oci_layer_reserves(cli, base, tmp_path):
+    """A container that writes /etc/.wh.passwd must not delete /etc/passwd from the image its commit makes
+    (issue 16): diff shows the plain files, commit refuses them in one line, nothing is stored."""
+    _import(cli, write_oci(tmp_path / "img", [base, tar_layer([entry("etc/passwd", data=b"root:x:0:0::/:/bin/sh\n"),
+                                                                 entry("keep", "dir"), entry("keep/f", data=b"f")])]),
+            "--tag", "wh")
+    bundle = cli.bundle("wh", "sh", "-c", "touch /etc/.wh.passwd /keep/.wh..wh..opq")
+    cli("run", "-b", str(bundle), cli.new_id())
+    assert cli("bundle", "diff", str(bundle)).stdout.split("\n") == [
+        "C /etc", "A /etc/.wh.passwd", "C /keep", "A /keep/.wh..wh..opq", ""]
+    before = cli.images()
+    r = cli("bundle", "commit", "--tag", "evil", str(bundle), check=False)
+    assert r.returncode == 1
+    assert r.stderr == ("pyoci: bundle commit: the container layer holds names an OCI layer reserves for whiteouts "
+                        "(.wh.*): /etc/.wh.passwd, /keep/.wh..wh..opq\n")
+    assert cli.images() == before and os.listdir(cli.store / "tmp") == []
+
+
+def test_whiteouts_apply_to_lower_layers_only(cli, base, tmp_path):
+    """issue 19 #1: a layer holding a/x then a/.wh.x keeps a/x (as umoci does); a whiteout of a directory
+    this layer holds hides the lower one's contents and keeps its own."""
+    l1 = tar_layer([entry("a", "dir"), entry("a/y", data=b"lower y\n"), entry("d", "dir"), entry("d/old", data=b"o")])
+    l2 = tar_layer([entry("a/x", data=b"mine\n"), whiteout("a/x"), whiteout("a/y"),
+                    entry("d", "dir"), entry("d/new", data=b"n"), whiteout("d")])
+    _import(cli, write_oci(tmp_path / "img", [base, l1, l2]), "--tag", "wo")
+    assert cli.run("wo", "cat /a/x; ls /a; ls /d") == "mine\nx\nnew\n"
+
+
+def test_reimport_from_another_format_keeps_the_stored_image(cli, base, tmp_path):
+    """issue 19 #2: the same image from a docker archive (uncompressed blobs, no manifest) adds its tag and
+    changes nothing else: same manifest, no new blob, export gives the first one back."""
+    layer = tar_layer([entry("f", data=b"f" * 100_000)])
+    config = image_config([base, layer])
+    image = _import(cli, write_oci(tmp_path / "img", [base, layer], config), "--tag", "first")
+    manifest = json.loads(cli("image", "inspect", image).stdout)["manifest"]
+    blobs = sorted(os.listdir(cli.store / "blobs" / "sha256"))
+    again = _import(cli, write_docker_archive(tmp_path / "d.tar", [base, layer], "second:1", config))
+    assert again == image
+    assert json.loads(cli("image", "inspect", "second:1").stdout)["manifest"] == manifest
+    assert sorted(os.listdir(cli.store / "blobs" / "sha256")) == blobs
+    cli("image", "export", "second:1", f"oci:{tmp_path}/out")
+    assert json.loads((tmp_path / "out" / "index.json").read_text())["manifests"][0]["digest"] == manifest
+    assert sorted(cli.images()[0]["tags"]) == ["first:latest", "second:1"]
+
+
+def test_layout_ref_names_are_tags(cli, base, tmp_path):
+    """issue 19 #3: every named image of a layout is imported with its ref name as a tag, or those --ref picks."""
+    layout = write_oci(tmp_path / "img", [base, tar_layer([entry("v", data=b"bookworm\n")])], ref="bookworm")
+    write_oci(layout, [base, tar_layer([entry("v", data=b"trixie\n")])], ref="trixie")
+    write_oci(layout, [base, tar_layer([entry("v", data=b"sid\n")])], ref="example.org/debian:sid")
+    assert len(_import(cli, layout, "--ref", "bookworm").split()) == 1
+    assert [i["tags"] for i in cli.images()] == [["bookworm:latest"]]
+    assert len(_import(cli, layout).split()) == 3
+    assert sorted(t for i in cli.images() for t in i["tags"]) == ["bookworm:latest", "example.org/debian:sid",
+                                                                   "trixie:latest"]
+    assert cli.run("trixie", "cat /v") == "trixie\n"
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "pax"])
+def test_sparse_files_stay_sparse(cli, base, tmp_path, fmt):
+    """issue 19 #5: a 4 GiB file of holes in a small layer (GNU or PAX sparse) takes no disk."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "sparse", "wb") as f:
+        f.seek(1 << 20)
+        f.write(b"middle")
+        f.truncate(4 << 30)
+    subprocess.run(["tar", "--sparse", f"--format={fmt}", "-cf", str(tmp_path / "l.tar"), "-C", str(src), "sparse"],
+                   check=True)
+    layer = (tmp_path / "l.tar").read_bytes()
+    assert len(layer) < 100_000
+    image = _import(cli, write_oci(tmp_path / "img", [base, layer]), "--tag", "sparse")
+    stored = Path(json.loads(cli("image", "inspect", image).stdout)["layers"][1]["dir"]) / "diff" / "sparse"
+    st = os.stat(stored)
+    assert st.st_size == 4 << 30 and st.st_blocks * 512 < 1 << 20
+    assert cli.run("sparse", "dd if=/sparse bs=1 skip=1048576 count=6 2>/dev/null; stat -c %s /sparse") == \
+        f"middle{4 << 30}\n"
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    import zlib
+
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1 << 20)
+    return b"".join(z.compress(chunk) for _ in range(size >> 20)) + z.flush()
+
+
+def test_decompression_bombs_are_refused(cli, base, tmp_path):
+    """issue 19 #5: a small gzip that unpacks to far more than any layer's ratio is refused in one line,
+    nothing stored; the limits are flags."""
+    bomb = _gzip_of_zeros(400 << 20)
+    layout = tmp_path / "img"
+    config = image_config([base, b"\0" * 1024])
+    config["rootfs"]["diff_ids"][1] = "sha256:" + hashlib.sha256(bytes(400 << 20)).hexdigest()
+    write_oci(layout, [base], image_config([base]), how=None)
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text())
+    d = "sha256:" + hashlib.sha256(bomb).hexdigest()
+    (layout / "blobs/sha256" / d[7:]).write_bytes(bomb)
+    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d,
+                               "size": len(bomb)})
+    cfg = json.dumps(config).encode()
+    manifest["config"] = {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(cfg),
+                          "digest": "sha256:" + hashlib.sha256(cfg).hexdigest()}
+    (layout / "blobs/sha256" / manifest["config"]["digest"][7:]).write_bytes(cfg)
+    mbytes = json.dumps(manifest).encode()
+    md = "sha256:" + hashlib.sha256(mbytes).hexdigest()
+    (layout / "blobs/sha256" / md[7:]).write_bytes(mbytes)
+    index["manifests"][0].update(digest=md, size=len(mbytes))
+    (layout / "index.json").write_text(json.dumps(index))
+    r = cli("image", "import", str(layout), check=False)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1
+    assert f"layer 1 ({d}): unpacks to more than 200 times its compressed size" in r.stderr
+    _store_is_empty(cli)
+    small = write_oci(tmp_path / "small", [base, tar_layer([entry("big", data=os.urandom(2 << 20))])])
+    r = cli("image", "import", "--max-layer-size", "1M", str(small), check=False)
+    assert r.returncode == 1 and "unpacks to more than 1.0 MiB (--max-layer-size)" in r.stderr
+    _store_is_empty(cli)
+    assert _import(cli, layout, "--max-layer-ratio", "0").startswith("sha256:")
+
+
+def test_clear_errors(cli, base, tmp_path):
+    """issue 19 #6: each error says what is wrong with which blob or entry, in one line."""
+    import gzip as gz
+
+    truncated = gz.compress(tar_layer([entry("f", data=os.urandom(50_000))]))[:20_000]
+    layout = write_oci(tmp_path / "trunc", [base, b""], how=None)
+    index = json.loads((layout / "index.json").read_text())
+    mpath = layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]
+    manifest = json.loads(mpath.read_text())
+    d = "sha256:" + hashlib.sha256(truncated).hexdigest()
+    (layout / "blobs/sha256" / d[7:]).write_bytes(truncated)
+    manifest["layers"][1] = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d,
+                             "size": len(truncated)}
+    mbytes = json.dumps(manifest).encode()
+    md = "sha256:" + hashlib.sha256(mbytes).hexdigest()
+    (layout / "blobs/sha256" / md[7:]).write_bytes(mbytes)
+    index["manifests"][0].update(digest=md, size=len(mbytes))
+    (layout / "index.json").write_text(json.dumps(index))
+    missing = write_oci(tmp_path / "missing", [base])
+    gone = json.loads((missing / "index.json").read_text())["manifests"][0]["digest"]
+    (missing / "blobs/sha256" / gone[7:]).unlink()
+    (tmp_path / "not-an-image").write_bytes(b"hello\n" * 100)
+    cases = {
+        str(layout): f"layer 1 ({d}): truncated or corrupt compressed data (",
+        str(write_oci(tmp_path / "wh1", [base, tar_layer([entry(".wh...")])])): "'.wh...': a whiteout of '..', "
+                                                                                  "which names no entry",
+        str(write_oci(tmp_path / "wh2", [base, tar_layer([entry("a/.wh..")])])): "'a/.wh..': a whiteout of '.', "
+                                                                                 "which names no entry",
+        str(missing): f"manifest {gone}: the index names it but the image has no such blob (blobs/sha256/{gone[7:]})",
+        str(tmp_path / "not-an-image"): f"{tmp_path}/not-an-image: not an image: neither a directory nor a tar "
+                                        "archive",
+    }
+    for path, message in cases.items():
+        r = cli("image", "import", path, check=False)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("pyoci: image import: ") and message in r.stderr, r.stderr
+        _store_is_empty(cli)
+
+
+def test_info_names_the_default_root(cli, tmp_path):
+    """issue 19 #7: without --root, the runtime's root is /run/pyoci, wherever pyoci runs."""
+    out = subprocess.run([PYOCI, "--store", str(cli.store), "info", "--format", "json"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["Root"] == "/run/pyoci"
+
+
+def test_rm_of_several_removes_all_but_the_one_in_use(cli, base, tmp_path):
+    """issue 19 #8: image rm A B C with B in use removes A and C and reports B."""
+    for name in "abc":
+        _import(cli, write_oci(tmp_path / name, [base, tar_layer([entry(name, data=name.encode())])]),
+                "--tag", f"rm/{name}")
+    bundle = cli.bundle("rm/b", "true")
+    r = cli("image", "rm", "rm/a", "rm/b", "rm/c", check=False)
+    assert r.returncode == 1
+    assert r.stdout.count("deleted sha256:") == 2
+    assert r.stderr == f"pyoci: image rm: image rm/b is used by bundle {bundle} (remove it first, or --force)\n"
+    assert [i["tags"] for i in cli.images()] == [["rm/b:latest"]]
+    cli("bundle", "rm", str(bundle))
+
+
+PODMAN_CAP_MASK = 0x800405fb  # containers.conf's 11 default capabilities
+
+
+def _caps(out: str, field: str) -> int:
+    return int(next(line.split()[1] for line in out.splitlines() if line.startswith(field)), 16)
+
+
+def test_image_containers_get_what_podman_gives(cli, base, tmp_path):
+    """issue 19 #4: podman's default capabilities for root (chown works), new privileges allowed, and
+    /etc/hostname, /etc/hosts, /etc/resolv.conf of the container's own, without changing the image."""
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "podmanlike")
+    name = "pl" + os.urandom(4).hex()
+    out = cli("image", "run", "--rm", "--name", name, "podmanlike", "sh", "-c",
+              "touch /tmp/x; chown 1:2 /tmp/x; stat -c %u:%g /tmp/x; grep -E '^Cap(Eff|Bnd)|NoNewPrivs' /proc/self/status;"
+              " cat /etc/hostname; grep -c localhost /etc/hosts; grep \"$(hostname)\" /etc/hosts;"
+              " grep -c ^nameserver /etc/resolv.conf; echo $HOSTNAME").stdout
+    lines = out.splitlines()
+    assert lines[0] == "1:2"
+    assert _caps(out, "CapEff:") == _caps(out, "CapBnd:") == PODMAN_CAP_MASK
+    assert "NoNewPrivs:\t0" in out
+    assert lines[4] == name and lines[5] == "2" and lines[6].split() == ["127.0.1.1", name]
+    assert int(lines[7]) >= 1 and lines[8] == name
+    bundle = cli.bundle("podmanlike", "true")
+    cli("run", "-b", str(bundle), cli.new_id())
+    assert cli("bundle", "diff", str(bundle)).stdout == ""  # the /etc mount points are no change of it
+
+
+def test_image_run_and_bundle_create_take_podmans_flags(cli, base, tmp_path, monkeypatch):
+    """issue 19 #4: --cap-add, --cap-drop, --privileged, --env, --user, --workdir, --mount and -v."""
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "flags")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "f").write_text("from the host\n")
+    monkeypatch.setenv("PYOCI_FROM_CALLER", "passed")
+    out = cli("image", "run", "--rm", "--cap-add", "NET_ADMIN", "--cap-drop", "chown", "-e", "A=1",
+              "--env", "PYOCI_FROM_CALLER", "-w", "/tmp", "-v", f"{shared}:/mnt/v:ro",
+              "--mount", "type=tmpfs,destination=/scratch,tmpfs-size=1m", "flags", "sh", "-c",
+              "grep ^CapEff /proc/self/status; echo $A $PYOCI_FROM_CALLER; pwd; cat /mnt/v/f;"
+              " touch /mnt/v/no 2>/dev/null || echo ro; df /scratch | tail -1 | awk '{print $1}'").stdout
+    lines = out.splitlines()
+    assert _caps(out, "CapEff:") == (PODMAN_CAP_MASK | 1 << 12) & ~1
+    assert lines[1:] == ["1 passed", "/tmp", "from the host", "ro", "tmpfs"]
+    user = cli("image", "run", "--rm", "-u", "1000:1001", "flags", "sh", "-c",
+               "id -u; id -g; grep ^CapEff /proc/self/status")
+    assert user.stdout.splitlines()[:2] == ["1000", "1001"] and _caps(user.stdout, "CapEff:") == 0
+    bundle = tmp_path / "privileged"
+    cli("bundle", "create", "--privileged", "flags", str(bundle), "sh", "-c",
+        "grep ^CapEff /proc/self/status; stat -c %F /proc/keys; grep ' /sys ' /proc/mounts")
+    out = cli("run", "-b", str(bundle), cli.new_id()).stdout
+    with open("/proc/self/status") as f:
+        assert _caps(out, "CapEff:") == _caps(f.read(), "CapBnd:")
+    assert "regular empty file" in out and " rw," in out.splitlines()[-1]  # /proc/keys unmasked, /sys rw
+
+
+def test_create_of_an_image_bundle_imports_nothing_heavy(cli, base, tmp_path):
+    """The runtime mounts an image bundle's overlay at create (pyoci/layer.py) without the store's code:
+    nothing of it (json, tarfile, hashing, threads) comes into every create."""
+    from test_imports import heavy
+
+    _import(cli, write_oci(tmp_path / "img", [base]), "--tag", "lean")
+    bundle = cli.bundle("lean", "true")
+    cid = cli.new_id()
+    r = cli("create", "--bundle", str(bundle), cid, env={**os.environ, "PYOCI_IMPORTTIME": "1"})
+    assert "pyoci.layer" in r.stderr and "pyoci.store" not in r.stderr and heavy(r.stderr) == []

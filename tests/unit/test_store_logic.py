@@ -11,9 +11,9 @@ from pyoci.main import _parse as parse_command
 from pyoci.errors import PyociError
 from pyoci.store import digest
 from pyoci.store.images import compression, normalize_tag, resolve
-from pyoci.store.imageconfig import resolve_user, runtime_config
+from pyoci.store.imageconfig import PODMAN_CAPS, resolve_user, runtime_config
 from pyoci.store.layout import short_id
-from pyoci.store.sources import _image_name
+from pyoci.store.sources import image_name
 from pyoci.store.unpack import split_name, whiteout_target
 
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"
@@ -64,11 +64,11 @@ def test_short_ids_fit_128_layers_in_one_page():
     assert len(data) < 4096
 
 
-@pytest.mark.parametrize("ref, name", [("latest", None), ("busybox:1.36", "busybox:1.36"),
+@pytest.mark.parametrize("ref, name", [("bookworm", "bookworm:latest"), ("busybox:1.36", "busybox:1.36"),
                                        ("docker.io/library/busybox", "docker.io/library/busybox:latest"),
                                        ("localhost:5000/x", "localhost:5000/x:latest"), ("", None)])
 def test_image_names_from_refs(ref, name):
-    assert _image_name(ref) == name
+    assert image_name(ref) == name
 
 
 def test_normalize_tag():
@@ -117,12 +117,13 @@ def test_runtime_config_from_image_config():
     cfg = runtime_config(image, read, "/store/overlay2/x/merged")
     proc = cfg["process"]
     assert proc["args"] == ["/entry", "--default"]
-    assert proc["env"] == ["PATH=/app/bin", "MODE=prod"]
+    assert proc["env"] == ["PATH=/app/bin", "MODE=prod", "HOSTNAME=pyoci"]
     assert (proc["cwd"], proc["user"], proc["terminal"]) == ("/srv", {"uid": 1000, "gid": 1001}, False)
     assert cfg["root"] == {"path": "/store/overlay2/x/merged", "readonly": False}
     assert cfg["annotations"]["org.example.team"] == "store"
     assert cfg["annotations"]["org.opencontainers.image.stopSignal"] == "SIGINT"
-    assert proc["noNewPrivileges"] is True and cfg["linux"]["maskedPaths"]
+    assert proc["noNewPrivileges"] is False and cfg["linux"]["maskedPaths"]  # podman lets su and setuid work
+    assert proc["capabilities"]["bounding"] == PODMAN_CAPS and proc["capabilities"]["effective"] == []  # uid 1000
     tty = runtime_config(image, read, "/r", ["sh"], tty=True)
     assert tty["process"]["args"] == ["/entry", "sh"] and tty["process"]["terminal"]
     assert "TERM=xterm" in tty["process"]["env"]
