@@ -655,7 +655,7 @@ static void do_find_exec(const struct pyoci_find_exec *f)
             return;
         p = *end ? end + 1 : end;
     }
-    fail(ENOENT, "exec: \"%s\": executable file not found in $PATH", f->name);
+    fail(0, "exec: \"%s\": executable file not found in $PATH", f->name);  /* runc's words, whole */
 }
 
 /* Parked until `start` connects to the listening socket in the container's state dir; from then on that

@@ -22,9 +22,9 @@ import termios
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
 
 import pytest
+from conftest import wait_for
 
 PYOCI = shutil.which("pyoci") or "/opt/pyoci/venv/bin/pyoci"
 # runc is the reference: the same tests pass with it, so a failure with pyoci is pyoci's.
@@ -108,14 +108,6 @@ def in_terminal(argv: list[str], *, env: dict[str, str] | None = None, keys: byt
     finally:
         os.close(master)
     return code, out.decode(errors="replace").replace("\r", "")
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def cgroup_file(rel: str, v1_controller: str, name: str) -> Path | None:

@@ -16,6 +16,7 @@ from conftest import REPO, need_root
 VM = os.environ.get("PYOCI_VM", "/opt/pyoci/vm")
 
 
+@pytest.mark.timeout(1900)  # the guest's own limit is 1800 s
 def test_the_cgroup_v2_set_passes_in_a_cgroup_v2_guest():
     need_root()
     missing = [p for p in (f"{VM}/vng/bin/vng", f"{VM}/kernel/boot/vmlinux") if not os.path.exists(p)]

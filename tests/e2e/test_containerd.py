@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import exited
+from conftest import exited, wait_for
 
-from .engines import cgroup_file, in_terminal, missing, wait_for
+from .engines import cgroup_file, in_terminal, missing
 
 SKIP = missing("containerd", "ctr", "containerd-shim-runc-v2", "umoci", "tar")
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(bool(SKIP), reason=SKIP)]

@@ -9,7 +9,9 @@ import os
 
 import pytest
 
-from .engines import RUNTIME_ROOTS, cgroup_file, in_terminal, missing, wait_for
+from conftest import wait_for
+
+from .engines import RUNTIME_ROOTS, cgroup_file, in_terminal, missing
 
 SKIP = missing("podman", "conmon", "tar")
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(bool(SKIP), reason=SKIP)]

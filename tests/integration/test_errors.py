@@ -90,3 +90,31 @@ def test_systemd_cgroup_flag_is_refused_without_systemd(pyoci, bundle):
         pytest.skip("systemd runs here")
     proc = pyoci("--systemd-cgroup", "create", "--bundle", str(bundle(["true"])), pyoci.new_id(), check=False)
     assert proc.returncode == 1 and "systemd is not running" in proc.stderr
+
+
+def test_an_error_from_the_executor_arrives_whole(pyoci, bundle):
+    """A long program name once lost its reason at 239 bytes."""
+    name = "/no/such/" + "p" * 300
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(bundle([name])), cid, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f'pyoci: run {cid}: process.args: exec: "{name}": No such file or directory\n'
+    name = "p" * 300
+    proc = pyoci("run", "--bundle", str(bundle([name])), cid, check=False)
+    assert proc.stderr == f'pyoci: run {cid}: process.args: exec: "{name}": executable file not found in $PATH\n'
+
+
+def test_warnings_go_to_stderr_and_the_log(pyoci, bundle, tmp_path):
+    """runc spec's own template lists ambient capabilities without inheritable ones: runc and pyoci skip the
+    raise the kernel would refuse, with a warning in both places."""
+    def edit(c):
+        c["process"]["capabilities"]["ambient"] = ["CAP_KILL"]
+
+    log = tmp_path / "log.json"
+    cid = pyoci.new_id()
+    proc = pyoci("--log", str(log), "--log-format", "json", "run", "--bundle", str(bundle(["true"], edit)), cid)
+    line = (f"pyoci: run {cid}: warning: process.capabilities.ambient: CAP_KILL is not in the inheritable and "
+            "permitted sets: not raised")
+    assert proc.stderr == line + "\n"
+    entries = [json.loads(e) for e in log.read_text().splitlines()]
+    assert [(e["level"], e["msg"]) for e in entries] == [("warning", line)]

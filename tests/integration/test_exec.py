@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
+
+from conftest import wait_for
 
 
 def running(pyoci, bundle, edit=None):
@@ -46,13 +47,8 @@ def test_exec_process_file_detach_and_pid_file(pyoci, bundle, tmp_path):
     pyoci("exec", "--process", str(tmp_path / "process.json"), "--detach", "--pid-file", str(pid_file), cid)
     pid = int(pid_file.read_text())
     assert os.path.exists(f"/proc/{pid}")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        out = pyoci("exec", cid, "cat", marker, check=False).stdout
-        if out:
-            break
-        time.sleep(0.05)
-    assert out == "world\n"
+    wait_for(lambda: pyoci("exec", cid, "cat", marker, check=False).stdout, "the detached process's file")
+    assert pyoci("exec", cid, "cat", marker).stdout == "world\n"
     assert pid in json.loads(pyoci("ps", "--format", "json", cid).stdout)
 
 
@@ -71,7 +67,7 @@ def test_exec_refuses_stopped_and_paused_containers_and_missing_binaries(pyoci, 
     assert paused.returncode == 1 and "cannot exec in a paused container" in paused.stderr
     pyoci("resume", cid)
     pyoci("kill", cid, "KILL")
-    time.sleep(0.2)
+    wait_for(lambda: pyoci.state(cid)["status"] == "stopped", "the container to stop")
     stopped = pyoci("exec", cid, "true", check=False)
     assert stopped.returncode == 1 and "cannot exec in a stopped container" in stopped.stderr
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 
 import pytest
 
-from conftest import cgroup_dirs, exited
+from conftest import cgroup_dirs, exited, wait_for
 from pyoci.cgroups import hierarchies, is_v2_host
 
 
@@ -62,16 +61,11 @@ def test_exec_runs_in_a_sub_cgroup_that_ps_and_delete_count(cgname, rt, bundle):
     inside = own_cgroups(rt("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup").stdout)
     assert inside and all(path.endswith("/sub") for path in inside.values()), inside
     rt("exec", "--detach", "--cgroup", "sub", cid, "sleep", "500")
-    deadline = time.monotonic() + 10
-    while len(json.loads(rt("ps", "--format", "json", cid).stdout)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: len(json.loads(rt("ps", "--format", "json", cid).stdout)) == 2, "the exec'd process")
     pids = json.loads(rt("ps", "--format", "json", cid).stdout)
     assert len(pids) == 2, pids  # the init, and the exec'd process in the sub-cgroup
     rt("kill", "--all", cid, "KILL")
-    deadline = time.monotonic() + 10
-    while not all(exited(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(exited(p) for p in pids)  # kill --all reached into the sub-cgroup
+    wait_for(lambda: all(exited(p) for p in pids), "kill --all to reach into the sub-cgroup")
     rt("delete", "--force", cid)
     assert not cgroup_dirs(cgname)  # the sub-cgroups went with the container's
 

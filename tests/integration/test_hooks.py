@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
+
+from conftest import wait_for
 
 HOOK = "/bin/sh"
 
@@ -42,8 +43,7 @@ def test_all_hooks_run_in_order_with_state(pyoci, bundle, tmp_path, rootfs):
     pyoci("create", "--bundle", str(b), cid)
     pid = pyoci.state(cid)["pid"]
     pyoci("start", cid)
-    while pyoci.state(cid)["status"] != "stopped":
-        time.sleep(0.05)
+    wait_for(lambda: pyoci.state(cid)["status"] == "stopped", "the container to stop")
     pyoci("delete", cid)
     got = records(out)
     assert [g[0] for g in got] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
@@ -91,3 +91,37 @@ def test_failing_poststop_warns_and_the_rest_run(pyoci, bundle, tmp_path):
     assert "hooks.poststop[0] (/bin/false): exit status 1" in proc.stderr
     assert out.read_text() == "ran\n"
     assert not (pyoci.root / cid).exists()
+
+
+def test_a_megabyte_of_annotations_reaches_every_hook_whole(pyoci, bundle, tmp_path):
+    """Kubernetes' last-applied-configuration annotation gets this large: the state on every hook's stdin is
+    whole, in the runtime's hooks and in the container's (which once got a 64 KiB buffer's worth)."""
+    big = "x" * (1 << 20)
+
+    def edit(c):
+        c["annotations"] = {"big": big}
+        c["mounts"].append({"destination": "/out", "type": "bind", "source": str(tmp_path), "options": ["rbind"]})
+        c["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {where}/{kind}.json"]}]
+                      for kind, where in (("prestart", tmp_path), ("createRuntime", tmp_path),
+                                          ("createContainer", tmp_path), ("startContainer", "/out"),
+                                          ("poststart", tmp_path), ("poststop", tmp_path))}
+
+    cid = pyoci.new_id()
+    pyoci("run", "--bundle", str(bundle(["true"], edit)), cid)
+    for kind in ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"):
+        state = json.loads((tmp_path / f"{kind}.json").read_text())
+        assert state["annotations"]["big"] == big and state["id"] == cid, kind
+
+
+def test_a_failing_start_container_hook_fails_start_and_stops_the_container(pyoci, bundle):
+    """The hook runs in the container after `start` connected: start reads the executor until its execve,
+    so the hook's failure is start's, and the container is stopped (its process never runs)."""
+    b = bundle(["sleep", "1000"], lambda c: c.update(hooks={"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "exit 7"]}]}))
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(b), cid)
+    proc = pyoci("start", cid, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"pyoci: start {cid}: hooks.startContainer[0] (/bin/sh): exit status 7\n"
+    assert pyoci.state(cid)["status"] == "stopped"
+    pyoci("delete", cid)

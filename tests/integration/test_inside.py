@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
+
+from conftest import wait_for
 
 
 def as_fd3(fd):
@@ -252,9 +253,7 @@ def test_joining_a_mount_namespace_by_path_still_sets_up_the_root(pyoci, bundle)
     holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "1000"])
     try:
         path = f"/proc/{holder.pid}/ns/mnt"
-        deadline = time.monotonic() + 5
-        while os.readlink(path) == os.readlink("/proc/self/ns/mnt") and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: os.readlink(path) != os.readlink("/proc/self/ns/mnt"), "unshare's new mount namespace")
 
         def edit(c):
             c["linux"]["namespaces"] = [ns if ns["type"] != "mount" else {"type": "mount", "path": path}

@@ -6,24 +6,18 @@ import os
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
-from conftest import cgroup_dirs, exited
+from conftest import catches, cgroup_dirs, exited, wait_for
 
 
 # pid 1 of a pid namespace ignores signals it has no handler for: the container traps TERM itself.
 TRAPS_TERM = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
 
 
-def wait_status(rt, cid, status, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if rt.state(cid)["status"] == status:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{cid} never reached {status}: {rt.state(cid)}")
+def wait_status(rt, cid, status):
+    wait_for(lambda: rt.state(cid)["status"] == status, f"{cid} to be {status}")
 
 
 def test_run_prints_and_returns_exit_status(pyoci, bundle):
@@ -69,7 +63,9 @@ def test_kill_accepts_names_and_numbers(pyoci, bundle, sig):
     b = bundle(TRAPS_TERM)
     cid = pyoci.new_id()
     pyoci("run", "-d", "--bundle", str(b), cid)
-    pyoci("kill", cid, sig)
+    pid = pyoci.state(cid)["pid"]
+    wait_for(lambda: catches(pid, signal.SIGTERM), "the container's TERM trap")
+    assert pyoci("kill", cid, sig).returncode == 0
     wait_status(pyoci, cid, "stopped")
 
 
@@ -77,17 +73,31 @@ def test_kill_default_is_term_and_bad_signal_is_refused(pyoci, bundle):
     b = bundle(TRAPS_TERM)
     cid = pyoci.new_id()
     pyoci("run", "-d", "--bundle", str(b), cid)
+    pid = pyoci.state(cid)["pid"]
+    wait_for(lambda: catches(pid, signal.SIGTERM), "the container's TERM trap")
     bad = pyoci("kill", cid, "NOPE", check=False)
     assert bad.returncode != 0 and 'invalid signal "NOPE"' in bad.stderr
     pyoci("kill", cid)
     wait_status(pyoci, cid, "stopped")
 
 
-def test_kill_all_signals_every_process(pyoci, bundle):
-    b = bundle(["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+def test_kill_all_signals_every_process(pyoci, bundle, tmp_path):
+    """Each child records the TERM it gets; the init has no handler, so (as pid 1) it ignores TERM: only
+    --all reaches the children, and each must report."""
+    (tmp_path / "child.sh").write_text(
+        "trap 'echo $$ > /out/got-$$; exit 0' TERM; echo $$ > /out/up-$$; while true; do sleep 0.05; done\n")
+    script = "for i in 1 2 3; do sh /out/child.sh & done; while true; do sleep 1; done"
+
+    def edit(c):
+        c["mounts"].append({"destination": "/out", "type": "bind", "source": str(tmp_path), "options": ["rbind"]})
+
     cid = pyoci.new_id()
-    pyoci("run", "-d", "--bundle", str(b), cid)
-    time.sleep(0.2)
+    pyoci("run", "-d", "--bundle", str(bundle(["sh", "-c", script], edit)), cid)
+    wait_for(lambda: len(list(tmp_path.glob("up-*"))) == 3, "the three children to trap TERM")
+    pyoci("kill", "--all", cid, "TERM")
+    ups = sorted(p.name[3:] for p in tmp_path.glob("up-*"))
+    wait_for(lambda: sorted(p.name[4:] for p in tmp_path.glob("got-*")) == ups, "each child to get TERM")
+    assert pyoci.state(cid)["status"] == "running"  # the init ignored it
     pyoci("kill", "--all", cid, "KILL")
     wait_status(pyoci, cid, "stopped")
 
@@ -108,10 +118,7 @@ def test_kill_of_a_stopped_container_as_runc(pyoci, bundle):
     refused = pyoci("kill", cid, "KILL", check=False)
     assert refused.returncode == 1 and refused.stderr == f"pyoci: kill {cid}: container not running\n"
     pyoci("kill", "--all", cid, "KILL")
-    deadline = time.monotonic() + 10
-    while not exited(left[0]):
-        assert time.monotonic() < deadline, "kill --all left the init's child alive"
-        time.sleep(0.01)
+    wait_for(lambda: exited(left[0]), "kill --all to kill the init's child")
     pyoci("kill", "--all", cid, "KILL")  # again, with nothing left: still a success
     pyoci("delete", cid)
 

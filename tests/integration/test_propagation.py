@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 
 import pytest
+
+from conftest import wait_for
 
 PROPAGATION_TAG = {
     "shared": "shared:", "rshared": "shared:", "slave": "master:", "rslave": "master:",
@@ -85,11 +86,9 @@ def test_rshared_propagates_both_ways(pyoci, bundle, shared_rootfs, tmp_path):
     try:
         proc = subprocess.Popen(["pyoci", "--root", str(pyoci.root), "run", "--bundle", str(b), cid],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while not (share / "fromc" / "made-inside").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the container's mount never reached the host"
-            time.sleep(0.02)
+        wait_for(lambda: (share / "fromc" / "made-inside").exists() or proc.poll() is not None,
+                 "the container's mount to reach the host")
+        assert proc.poll() is None, proc.communicate()
         subprocess.run(["mount", "-t", "tmpfs", "fromh", str(share / "fromh")], check=True)
         (share / "fromh" / "made-outside").touch()
         out, err = proc.communicate(timeout=60)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYOCI, Runtime, cgroup_dirs, need_root
+from conftest import PYOCI, Runtime, cgroup_dirs, need_root, wait_for
 
 
 @dataclass
@@ -133,11 +133,7 @@ def test_lifecycle_as_an_unprivileged_user(rl, user, home, public_rootfs):
     assert rl.state(cid)["status"] == "running"
     assert rl("exec", cid, "id").stdout.strip() == "uid=0(root) gid=0(root)"
     rl("kill", cid, "KILL")
-    for _ in range(200):
-        if rl.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.01)
-    assert rl.state(cid)["status"] == "stopped"
+    wait_for(lambda: rl.state(cid)["status"] == "stopped", "the container to stop")
     rl("delete", cid)
     _nothing_left(rl, cid, b, user)
 

@@ -2,9 +2,9 @@
 agent on listenerPath."""
 from __future__ import annotations
 
-import time
-
 import pytest
+
+from conftest import wait_for
 
 ARCHES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
 
@@ -170,9 +170,7 @@ def agent(tmp_path):
     exdev, ok = [0, -18], [0, 0]  # mkdir fails with EXDEV, sethostname "succeeds" without doing anything
     table = {nr("mkdir"): exdev, nr("mkdirat"): exdev, nr("sethostname"): ok}
     proc = subprocess.Popen([sys.executable, str(script), str(sock), str(log), json.dumps(table)])
-    deadline = time.monotonic() + 10
-    while not (tmp_path / "agent.log.ready").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: (tmp_path / "agent.log.ready").exists(), "the notify agent to listen")
     yield sock, log, nr
     proc.kill()
     proc.wait()
@@ -203,9 +201,7 @@ def test_notify_agent_gets_the_container_process_state(pyoci, bundle, agent, nnp
     assert st["state"]["id"] == cid and st["state"]["pid"] == pid and st["state"]["bundle"] == str(b)
     assert st["state"]["status"] == "creating"
     pyoci("start", cid)
-    deadline = time.monotonic() + 10
-    while pyoci.state(cid)["status"] != "stopped" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: pyoci.state(cid)["status"] == "stopped", "the container to stop")
     seen = {e["nr"] for e in agent_log(log) if "nr" in e}
     assert seen & {nr("mkdir"), nr("mkdirat")} and nr("sethostname") in seen, seen
 

@@ -104,7 +104,7 @@ def test_joined_user_namespace_needs_no_mappings(tmp_path, cfg):
 def test_empty_hostname_needs_no_uts_namespace(tmp_path, cfg):
     drop_namespace(cfg, "uts")
     cfg["hostname"] = ""
-    load(tmp_path, cfg)
+    assert load(tmp_path, cfg).hostname == ""
 
 
 def test_time_offsets_with_a_new_time_namespace(tmp_path, cfg):
