@@ -41,7 +41,8 @@ BEING_CREATED = "container {id} is being created"
 # operation → status → None (allowed) or the refusal; a status not listed is refused with GENERIC.
 TRANSITIONS: dict[str, dict[str, str | None]] = {
     "start": {CREATED: None, CREATING: BEING_CREATED, RUNNING: "cannot start an already running container",
-              PAUSED: "cannot start a container in the paused state", STOPPED: "cannot start a container that has stopped"},
+              PAUSED: "cannot start a container in the paused state",
+              STOPPED: "cannot start a container that has stopped"},
     "kill": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: NOT_RUNNING, CREATING: BEING_CREATED},
     # --all: what a stopped container left in its cgroup too (containerd's shim asks after the init exits)
     "kill --all": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: None, CREATING: BEING_CREATED},
@@ -72,7 +73,8 @@ def guard(op: str, status: str, container_id: str) -> None:
 class Runtime:
     """The containers under one root directory (runc's --root)."""
 
-    def __init__(self, root: str | None = None, log: Logger | None = None, rootless_cgroups: bool | None = None) -> None:
+    def __init__(self, root: str | None = None, log: Logger | None = None,
+                 rootless_cgroups: bool | None = None) -> None:
         self.store = Store(root or state.default_root())
         self.log = log or Logger()
         # runc's --rootless: skip the cgroups this user may not make (None: when not root)
@@ -391,7 +393,8 @@ def _kill_and_wait(st: State, timeout: float = 10.0) -> None:
         raise PyociError(f"container init {st.pid} did not die")
 
 
-SIGNALS = {name: getattr(_signal, name) for name in dir(_signal) if name.startswith("SIG") and not name.startswith("SIG_")}
+SIGNALS = {name: getattr(_signal, name) for name in dir(_signal)
+           if name.startswith("SIG") and not name.startswith("SIG_")}
 
 
 def parse_signal(text: str) -> int:

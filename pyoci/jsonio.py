@@ -1,4 +1,5 @@
-"""The runtime's one door for JSON, built on the stdlib's C accelerator `_json` directly.
+"""pyoci's one door for JSON (the runtime's and the layer store's), built on the stdlib's C accelerator
+`_json` directly.
 
 `import json` costs every call several ms here (json.decoder pulls re, and re pulls enum); `_json` is the
 same C scanner and encoder without them. Output and parsed values are what `json.dumps`/`json.loads` give
@@ -99,8 +100,8 @@ def _float(o: float) -> str:
     return float.__repr__(o)
 
 
-def _indented(o: object, out: list[str], indent: str, level: int) -> None:
-    """json.dumps(o, indent=...)'s layout for the types the runtime writes; TypeError for any other."""
+def _indented(o: object, out: list[str], indent: str, level: int, sort_keys: bool) -> None:
+    """json.dumps(o, indent=..., sort_keys=...)'s layout for the types pyoci writes; TypeError for any other."""
     if isinstance(o, str):
         out.append(_quote(o))
     elif o is None:
@@ -121,7 +122,7 @@ def _indented(o: object, out: list[str], indent: str, level: int) -> None:
         out.append("[")
         for i, item in enumerate(o):
             out.append(inner if i == 0 else "," + inner)
-            _indented(item, out, indent, level + 1)
+            _indented(item, out, indent, level + 1, sort_keys)
         out.append("\n" + indent * level + "]")
     elif isinstance(o, dict):
         if not o:
@@ -129,32 +130,32 @@ def _indented(o: object, out: list[str], indent: str, level: int) -> None:
             return
         inner = "\n" + indent * (level + 1)
         out.append("{")
-        for i, (key, item) in enumerate(o.items()):
+        for i, (key, item) in enumerate(sorted(o.items()) if sort_keys else o.items()):
             if not isinstance(key, str):
                 raise TypeError("a key that is not a string")
             out.append((inner if i == 0 else "," + inner) + _quote(key) + ": ")
-            _indented(item, out, indent, level + 1)
+            _indented(item, out, indent, level + 1, sort_keys)
         out.append("\n" + indent * level + "}")
     else:
         raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
 
 
-def dumps(o: object, indent: int | None = None) -> str:
-    """json.dumps(o) or json.dumps(o, indent=indent): the same text, or the same exception."""
+def dumps(o: object, indent: int | None = None, sort_keys: bool = False) -> str:
+    """json.dumps(o, indent=indent, sort_keys=sort_keys): the same text, or the same exception."""
     try:
         if indent is not None:
             out: list[str] = []
-            _indented(o, out, " " * indent, 0)
+            _indented(o, out, " " * indent, 0, sort_keys)
             return "".join(out)
         if isinstance(o, str):
             return _quote(o)
-        encode = _json.make_encoder({}, _unserializable, _quote, None, ": ", ", ", False, False, True)
+        encode = _json.make_encoder({}, _unserializable, _quote, None, ": ", ", ", sort_keys, False, True)
         return "".join(encode(o, 0))
     except (TypeError, ValueError, RecursionError):
         import json
 
-        return json.dumps(o, indent=indent)
+        return json.dumps(o, indent=indent, sort_keys=sort_keys)
 
 
-def dump(o: object, f: IO[str], indent: int | None = None) -> None:
-    f.write(dumps(o, indent))
+def dump(o: object, f: IO[str], indent: int | None = None, sort_keys: bool = False) -> None:
+    f.write(dumps(o, indent, sort_keys))

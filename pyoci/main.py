@@ -30,6 +30,7 @@ def do_info(a: SimpleNamespace, rt: Runtime) -> int:
     from .cgroups import is_v2_host
     from .store.info import store_info
     from .store.layout import Layout
+    from .store.progress import human_size
 
     check_format(a.format)
     data = {"Runtime": f"pyoci {__version__}", "OCI Runtime Spec": OCI_VERSION, "Root": os.path.abspath(rt.root),
@@ -40,7 +41,7 @@ def do_info(a: SimpleNamespace, rt: Runtime) -> int:
     else:
         for key, value in data.items():
             shown = str(value).lower() if isinstance(value, bool) else value
-            print(f"{key}: {shown if key != 'Disk Used' else f'{value / 1048576:.1f} MiB'}")
+            print(f"{key}: {shown if key != 'Disk Used' else human_size(value)}")
     return 0
 
 

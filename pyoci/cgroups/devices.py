@@ -65,7 +65,7 @@ def reduce(rules: list[dict[str, Any]]) -> tuple[bool, dict[tuple[str, int, int]
         if kind == "a":
             default_allow, exceptions = allow, {}
             continue
-        major, minor = _int(rule.get("major")), _int(rule.get("minor"))
+        major, minor = _number_or_any(rule.get("major")), _number_or_any(rule.get("minor"))
         key, bits = (kind, major, minor), _bits(rule.get("access") or "rwm")
         if allow != default_allow:
             exceptions[key] = exceptions.get(key, 0) | bits
@@ -83,7 +83,7 @@ def reduce(rules: list[dict[str, Any]]) -> tuple[bool, dict[tuple[str, int, int]
     return default_allow, exceptions
 
 
-def _int(n: int | None) -> int:
+def _number_or_any(n: int | None) -> int:
     return -1 if n is None or n < 0 else n
 
 

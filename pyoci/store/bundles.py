@@ -58,7 +58,7 @@ def etc_files(bundle: str, hostname: str, name: str, image_hosts: bytes | None) 
 def create(layout: Layout, image_id: str, bundle: str, args: list[str], tty: bool, hostname: str,
            opts=None, name: str = "") -> str:
     """Makes the container layer and writes bundle/config.json; returns the layer id."""
-    import json
+    from .. import jsonio
     import secrets
     import shutil
 
@@ -93,7 +93,7 @@ def create(layout: Layout, image_id: str, bundle: str, args: list[str], tty: boo
             with open(layout.layer(lid, "lower"), "w") as f:
                 f.write(":".join(f"l/{short_id(x)}" for x in reversed(lower_ids)))
             with open(_config_path(bundle), "w") as f:
-                json.dump(cfg, f, indent=2)
+                jsonio.dump(cfg, f, indent=2)
             with layout.records_for_update() as fresh:
                 fresh["bundles"][lid] = {"image": image_id, "bundle": bundle, "layers": lower_ids,
                                          "created": images.now()}
@@ -188,7 +188,7 @@ def changes(layout: Layout, lid: str, record: dict) -> list[tuple[str, str]]:
 def commit(layout: Layout, lid: str, record: dict, tags: list[str], comment: str) -> str:
     """The container layer as a new gzip'ed OCI layer on its image; returns the new image's id."""
     import gzip
-    import json
+    from .. import jsonio
     import shutil
 
     from . import digest, images, info
@@ -217,10 +217,10 @@ def commit(layout: Layout, lid: str, record: dict, tags: list[str], comment: str
             config.setdefault("history", []).append({"created": created, "created_by": "pyoci bundle commit",
                                                      "comment": comment} if comment else
                                                     {"created": created, "created_by": "pyoci bundle commit"})
-            config_bytes = json.dumps(config).encode()
-            base_manifest = json.loads(images.read_blob(layout, rec["images"][base_id]["manifest"]))
+            config_bytes = jsonio.dumps(config).encode()
+            base_manifest = jsonio.loads(images.read_blob(layout, rec["images"][base_id]["manifest"]))
             new_layer = {"mediaType": images.LAYER_TYPES["gzip"], "digest": outer.digest(), "size": outer.size}
-            manifest = json.dumps({"schemaVersion": 2, "mediaType": images.OCI_MANIFEST,
+            manifest = jsonio.dumps({"schemaVersion": 2, "mediaType": images.OCI_MANIFEST,
                                    "config": {"mediaType": images.OCI_CONFIG, "digest": digest.of(config_bytes),
                                               "size": len(config_bytes)},
                                    "layers": base_manifest.get("layers", []) + [new_layer]}).encode()

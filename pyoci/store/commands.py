@@ -2,21 +2,18 @@
 Containers made from images are run through the runtime's API (pyoci.container)."""
 from __future__ import annotations
 
-import json
 import os
 import secrets
 
+from .. import jsonio
 from ..cmdline import Command, SimpleNamespace, check_format, print_table
 from ..errors import PyociError
 from .layout import Layout
+from .progress import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..container import Runtime
-
-
-def _mib(n: int) -> str:
-    return f"{n / 1048576:.1f}MB"
 
 
 def _limits(a: SimpleNamespace):
@@ -103,12 +100,12 @@ def do_images(a: SimpleNamespace, rt: Runtime) -> int:
     if a.quiet:
         print("\n".join(r["id"] for r in rows))
     elif a.format == "json":
-        print(json.dumps(rows))
+        print(jsonio.dumps(rows))
     else:
         table = [("IMAGE ID", "TAG", "CREATED", "SIZE")]
         for r in rows:
             for t in r["tags"] or ["<none>"]:
-                table.append((r["id"][7:19], t, r["created"][:19], _mib(r["size"])))
+                table.append((r["id"][7:19], t, r["created"][:19], human_size(r["size"])))
         print_table(table)
     return 0
 
@@ -116,7 +113,7 @@ def do_images(a: SimpleNamespace, rt: Runtime) -> int:
 def do_inspect(a: SimpleNamespace, rt: Runtime) -> int:
     from .images import inspect
 
-    print(json.dumps(inspect(Layout(a.store), a.image), indent=2))
+    print(jsonio.dumps(inspect(Layout(a.store), a.image), indent=2))
     return 0
 
 
@@ -150,7 +147,7 @@ def do_prune(a: SimpleNamespace, rt: Runtime) -> int:
 def _show(fmt: str, rows: list[dict], header: tuple[str, ...], row) -> None:
     """rows as JSON, or as a table of header and row(r) for each."""
     if fmt == "json":
-        print(json.dumps(rows))
+        print(jsonio.dumps(rows))
     else:
         print_table([header] + [row(r) for r in rows])
 
@@ -160,7 +157,7 @@ def do_layers(a: SimpleNamespace, rt: Runtime) -> int:
 
     check_format(a.format)
     _show(a.format, layers(Layout(a.store)), ("LAYER", "KIND", "PARENT", "SIZE", "USED BY"),
-          lambda r: (r["id"][:12], r["kind"], r["parent"][:12], _mib(r["size"]), ",".join(r["usedBy"])))
+          lambda r: (r["id"][:12], r["kind"], r["parent"][:12], human_size(r["size"]), ",".join(r["usedBy"])))
     return 0
 
 

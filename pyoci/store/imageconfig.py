@@ -8,10 +8,10 @@ command line replace Cmd), Env over the default PATH, WorkingDir -> cwd, User re
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable
 
+from .. import jsonio
 from ..defaults import default_config
 from ..errors import PyociError
 from ..record import field, record
@@ -203,7 +203,7 @@ def runtime_config(image: dict[str, Any], read: Callable[[str], bytes | None], r
 
 def parse(data: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except ValueError as exc:
         raise PyociError(f"image config: not JSON: {exc}") from None
     if not isinstance(doc, dict):

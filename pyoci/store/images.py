@@ -11,18 +11,18 @@ from __future__ import annotations
 import datetime
 import errno
 import gzip
-import json
 import os
 import re
 import shutil
 import tarfile
 import threading
 
+from .. import jsonio
 from ..errors import PyociError
 from ..record import record
 from . import digest, info
 from .layout import Layout, short_id
-from .progress import Progress
+from .progress import Progress, human_size
 from .sources import Blob, SourceImage, open_source
 from .unpack import unpack
 
@@ -85,16 +85,12 @@ class _Bounded:
         self.size += len(data)
         lim = self.limits
         if lim.max_size and self.size > lim.max_size:
-            raise PyociError(f"unpacks to more than {_size(lim.max_size)} (--max-layer-size)")
+            raise PyociError(f"unpacks to more than {human_size(lim.max_size)} (--max-layer-size)")
         if lim.max_ratio and self.size > max(lim.ratio_floor, lim.max_ratio * self.compressed):
             raise PyociError(f"unpacks to more than {lim.max_ratio} times its compressed size "
-                             f"({_size(self.compressed)} -> over {_size(self.size)}): a decompression bomb? "
+                             f"({human_size(self.compressed)} -> over {human_size(self.size)}): a decompression bomb? "
                              "(--max-layer-ratio)")
         return data
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _copy_blob(src, dest: str, bar, stop) -> tuple[str, int, str]:
@@ -248,7 +244,7 @@ def store_image(layout: Layout, src: SourceImage, open_blob, tags: list[str], pr
                     raise PyociError(f"layer {i} ({d}): its uncompressed content does not match diff_id {diff_id}")
                 layers.append((i, staged))
             bars[i].finish()
-        manifest = src.manifest or json.dumps(
+        manifest = src.manifest or jsonio.dumps(
             {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
              "config": {"mediaType": OCI_CONFIG, "digest": image_id, "size": len(src.config)},
              "layers": descs}).encode()
@@ -327,7 +323,7 @@ def inspect(layout: Layout, ref: str) -> dict:
     rec = layout.load()
     image_id = resolve(rec, ref)
     image = rec["images"][image_id]
-    manifest = json.loads(read_blob(layout, image["manifest"]))
+    manifest = jsonio.loads(read_blob(layout, image["manifest"]))
     return {"id": image_id, "tags": image.get("tags", []), "created": image.get("created", ""),
             "manifest": image["manifest"], "size": image.get("size", 0),
             "layers": [{"id": lid, "digest": d.get("digest"), "mediaType": d.get("mediaType"), "size": d.get("size"),
@@ -384,7 +380,7 @@ def collect(layout: Layout) -> list[str]:
     for image_id, image in rec["images"].items():
         keep_layers |= set(image["layers"])
         keep_blobs |= {image_id, image["manifest"]}
-        manifest = json.loads(read_blob(layout, image["manifest"]))
+        manifest = jsonio.loads(read_blob(layout, image["manifest"]))
         keep_blobs |= {d["digest"] for d in manifest.get("layers", [])}
     for bundle in rec["bundles"].values():
         keep_layers |= set(bundle.get("layers", []))
@@ -442,13 +438,13 @@ def export(layout: Layout, ref: str, dest: str) -> str:
     path, _, name = rest.partition(":")
     name = name or (image["tags"][0].rsplit(":", 1)[1] if image["tags"] else "latest")
     manifest_bytes = read_blob(layout, image["manifest"])
-    manifest = json.loads(manifest_bytes)
+    manifest = jsonio.loads(manifest_bytes)
     wanted = [image_id, image["manifest"]] + [d["digest"] for d in manifest.get("layers", [])]
     target = path if kind == "oci" else layout.staging("export-")
     try:
         os.makedirs(os.path.join(target, "blobs", "sha256"), exist_ok=True)
         with open(os.path.join(target, "oci-layout"), "w") as f:
-            json.dump({"imageLayoutVersion": "1.0.0"}, f)
+            jsonio.dump({"imageLayoutVersion": "1.0.0"}, f)
         for d in wanted:
             out = os.path.join(target, "blobs", "sha256", d[7:])
             if not os.path.exists(out):
@@ -456,7 +452,7 @@ def export(layout: Layout, ref: str, dest: str) -> str:
         index_path = os.path.join(target, "index.json")
         try:
             with open(index_path) as f:
-                index = json.load(f)
+                index = jsonio.load(f)
         except FileNotFoundError:
             index = {"schemaVersion": 2, "manifests": []}
         index["manifests"] = [m for m in index.get("manifests", [])
@@ -465,7 +461,7 @@ def export(layout: Layout, ref: str, dest: str) -> str:
                                    "size": len(manifest_bytes),
                                    "annotations": {"org.opencontainers.image.ref.name": name}})
         with open(index_path, "w") as f:
-            json.dump(index, f)
+            jsonio.dump(index, f)
         if kind == "oci-archive":
             with tarfile.open(path, "w") as tar:
                 for item in ("oci-layout", "index.json", "blobs"):
@@ -479,7 +475,7 @@ def export(layout: Layout, ref: str, dest: str) -> str:
 def blob_source(layout: Layout, image_id: str, extra: list[Blob], config: bytes, manifest: bytes) -> SourceImage:
     """A stored image with layers added on top, as an import source (how a commit becomes an image)."""
     image = layout.load()["images"][image_id]
-    base = json.loads(read_blob(layout, image["manifest"]))
+    base = jsonio.loads(read_blob(layout, image["manifest"]))
     blobs = [Blob(layout.blob(d["digest"]), d["digest"], d.get("mediaType", ""), d.get("size"))
              for d in base.get("layers", [])]
     return SourceImage(config, digest.of(config), blobs + extra, manifest)

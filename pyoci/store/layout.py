@@ -15,11 +15,11 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
-import json
 import os
 import tempfile
 from contextlib import contextmanager
 
+from .. import jsonio
 from ..errors import PyociError
 
 DEFAULT_ROOT = "/var/lib/pyoci"
@@ -71,7 +71,7 @@ class Layout:
     def load(self) -> dict:
         try:
             with open(self.records) as f:
-                data = json.load(f)
+                data = jsonio.load(f)
         except FileNotFoundError:
             data = {}
         except ValueError as exc:
@@ -88,5 +88,5 @@ class Layout:
             yield data
             tmp = f"{self.records}.{os.getpid()}"
             with open(tmp, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
+                jsonio.dump(data, f, indent=1, sort_keys=True)
             os.replace(tmp, self.records)

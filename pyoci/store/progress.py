@@ -18,11 +18,11 @@ class Bar:
         self.owner.redraw()
 
     def finish(self, note: str = "") -> None:
-        self.owner.finished(self, note or _mib(self.done))
+        self.owner.finished(self, note or human_size(self.done))
 
     def text(self) -> str:
-        total = f" / {_mib(self.total)}" if self.total else ""
-        return f"{self.label} {_mib(self.done)}{total}"
+        total = f" / {human_size(self.total)}" if self.total else ""
+        return f"{self.label} {human_size(self.done)}{total}"
 
 
 class Progress:
@@ -65,5 +65,6 @@ class Progress:
         sys.stderr.flush()
 
 
-def _mib(n: int) -> str:
-    return f"{n / 1048576:.1f} MiB"
+def human_size(n: int) -> str:
+    """A byte count as the store shows one everywhere: MiB, or GiB from one on."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

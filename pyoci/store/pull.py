@@ -8,8 +8,7 @@ records nothing; a dropped connection is first resumed (registries.BlobReader).
 """
 from __future__ import annotations
 
-import json
-
+from .. import jsonio
 from ..errors import PyociError
 from . import digest, info
 from .images import Limits, store_image
@@ -43,7 +42,7 @@ def _checked(data: bytes, want: str, what: str) -> bytes:
 
 def _doc(data: bytes, what: str) -> dict:
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except ValueError as exc:
         raise PyociError(f"{what}: not JSON: {exc}") from None
     if not isinstance(doc, dict):

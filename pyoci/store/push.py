@@ -7,11 +7,11 @@ manifest goes last, under the tag, and the digest the registry reports must be t
 """
 from __future__ import annotations
 
-import json
 import os
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
+from .. import jsonio
 from ..errors import PyociError
 from .images import read_blob, resolve
 from .layout import Layout
@@ -84,7 +84,7 @@ def push(layout: Layout, image_ref: str, dest: str, opts: Options, progress: Pro
     for source in mounts:
         client.add_scope(f"repository:{source}:pull")
     manifest_bytes = read_blob(layout, image["manifest"])
-    manifest = json.loads(manifest_bytes)
+    manifest = jsonio.loads(manifest_bytes)
     blobs = [(d["digest"], os.path.getsize(layout.blob(d["digest"]))) for d in manifest.get("layers", [])]
     blobs.append((image_id, os.path.getsize(layout.blob(image_id))))
     try:

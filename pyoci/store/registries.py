@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import base64
 import glob
-import json
 import os
 
+from .. import jsonio
 from ..errors import PyociError
 from ..record import field, record
 from .reference import DOCKER_HUB, Reference
@@ -138,7 +138,7 @@ def credentials(host: str, repository: str, opts: Options) -> tuple[str, str] | 
     for path in _auth_files(opts):
         try:
             with open(path) as f:
-                auths = json.load(f).get("auths") or {}
+                auths = jsonio.load(f).get("auths") or {}
         except (OSError, ValueError, AttributeError):
             continue
         for key in keys:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import re
 import ssl
 import threading
 import time
 import urllib.parse
 
+from .. import jsonio
 from ..errors import PyociError
 from .registries import Endpoint, Options, credentials, tls_context
 
@@ -150,7 +150,7 @@ class Client:
             raise PyociError(f"{self.host}: the token service refused ({resp.status} {resp.reason}"
                              f"{': bad credentials' if resp.status == 401 and basic else ''})")
         try:
-            doc = json.loads(data)
+            doc = jsonio.loads(data)
             token = doc.get("token") or doc.get("access_token")
         except (ValueError, AttributeError):
             token = None
@@ -222,7 +222,7 @@ class Client:
 def _api_error(body: str) -> str:
     """The first message of the registry's JSON error body, if it has one."""
     try:
-        errors = json.loads(body).get("errors") or []
+        errors = jsonio.loads(body).get("errors") or []
         return f": {errors[0].get('message') or errors[0].get('code')}" if errors else ""
     except (ValueError, AttributeError, IndexError):
         return ""

@@ -6,11 +6,11 @@ importer as it reads, never trusted.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tarfile
 
+from .. import jsonio
 from ..errors import PyociError
 from ..record import field, record
 from . import digest
@@ -100,7 +100,7 @@ def _json(reader, rel: str) -> tuple[bytes, dict]:
     with reader.open(rel) as f:
         data = f.read()
     try:
-        return data, json.loads(data)
+        return data, jsonio.loads(data)
     except ValueError as exc:
         raise PyociError(f"{rel}: not JSON: {exc}") from None
 

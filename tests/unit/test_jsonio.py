@@ -24,6 +24,9 @@ values = st.recursive(scalars, containers, max_leaves=20)
 def test_dumps_matches_json(value):
     assert jsonio.dumps(value) == json.dumps(value)
     assert jsonio.dumps(value, indent=2) == json.dumps(value, indent=2)
+    # the layer store's records (sorted, indented) and the digested manifests (plain) are byte for byte json's
+    assert jsonio.dumps(value, indent=1, sort_keys=True) == json.dumps(value, indent=1, sort_keys=True)
+    assert jsonio.dumps(value, sort_keys=True) == json.dumps(value, sort_keys=True)
 
 
 @settings(max_examples=300)
