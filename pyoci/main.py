@@ -71,7 +71,7 @@ def _help(a: SimpleNamespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _parse(a: SimpleNamespace, rest: list[str]) -> None:
+def parse_command_line(a: SimpleNamespace, rest: list[str]) -> None:
     """The command named first in rest (two words for a group's), its flags and arguments into a."""
     if not rest:
         return
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     log = Logger(a.log or None, a.log_format, a.debug)
     rootless = a.rootless  # `spec --rootless` has a flag of that name too
     try:
-        _parse(a, rest)
+        parse_command_line(a, rest)
     except PyociError as exc:
         log.error(f"pyoci: {exc}")
         return 1

@@ -48,7 +48,7 @@ class Writer:
             raise PyociError(f"linux.resources.{where}: write {value} to {path}", exc.errno) from None
 
 
-def _in_order(w: Writer, first: list[tuple[Any, ...]], last: tuple[Any, ...] | None) -> None:
+def write_in_order(w: Writer, first: list[tuple[Any, ...]], last: tuple[Any, ...] | None) -> None:
     """Writes `first`, then `last`. Some values are checked against each other (a cfs period or burst
     against the quota, the rt period against the rt runtime): one the kernel refuses (EINVAL) because
     the old `last` does not fit it yet is written again once the new `last` is in, as runc does."""
@@ -129,12 +129,12 @@ def _v1_cpu(cpu: dict[str, Any], w: Writer) -> None:
     cfs = [("cpu", "cpu.cfs_period_us", cpu["period"], "cpu.period")] if "period" in cpu else []
     if "burst" in cpu and w.exists("cpu", "cpu.cfs_burst_us"):  # a kernel without burst ignores it, as runc
         cfs.append(("cpu", "cpu.cfs_burst_us", cpu["burst"], "cpu.burst"))
-    _in_order(w, cfs, ("cpu", "cpu.cfs_quota_us", cpu["quota"], "cpu.quota") if "quota" in cpu else None)
+    write_in_order(w, cfs, ("cpu", "cpu.cfs_quota_us", cpu["quota"], "cpu.quota") if "quota" in cpu else None)
     if "idle" in cpu:
         w("cpu", "cpu.idle", cpu["idle"], "cpu.idle")
     rt_period = [("cpu", "cpu.rt_period_us", cpu["realtimePeriod"], "cpu.realtimePeriod")] \
         if "realtimePeriod" in cpu else []
-    _in_order(w, rt_period, ("cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"], "cpu.realtimeRuntime")
+    write_in_order(w, rt_period, ("cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"], "cpu.realtimeRuntime")
               if "realtimeRuntime" in cpu else None)
 
 
@@ -244,7 +244,7 @@ def _v2_cpu(cpu: dict[str, Any], w: Writer) -> None:
         quota = cpu.get("quota", -1)
         cpu_max = ("unified", "cpu.max", f"{'max' if quota is None or quota < 0 else quota} "
                    f"{cpu.get('period') or 100000}", "cpu.quota")
-    _in_order(w, burst, cpu_max)
+    write_in_order(w, burst, cpu_max)
 
 
 def _v2(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 
-def _path(field: bytes) -> str:
+def decode_path(field: bytes) -> str:
     """A mountinfo path with its octal escapes (\\040 for a space) decoded. The unicode_escape codec costs
     an import, so a field without a backslash is decoded as that codec would: byte for byte (latin-1)."""
     return field.decode("unicode_escape") if b"\\" in field else field.decode("latin-1")
@@ -19,14 +19,14 @@ def entries() -> list[tuple[str, str, str, str]]:
             fields = left.split(b" ")
             fstype, _, rest = right.partition(b" ")
             superopts = rest.split(b" ", 1)[-1].strip()
-            found.append((_path(fields[3]), _path(fields[4]), fstype.decode(), superopts.decode()))
+            found.append((decode_path(fields[3]), decode_path(fields[4]), fstype.decode(), superopts.decode()))
     return found
 
 
 def mount_points() -> list[str]:
     """Every mount point, in mount order."""
     with open("/proc/self/mountinfo", "rb") as f:
-        return [_path(line.split(b" ")[4]) for line in f]
+        return [decode_path(line.split(b" ")[4]) for line in f]
 
 
 def mountpoint_of(path: str) -> str:

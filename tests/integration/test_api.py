@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import subprocess
+import textwrap
 import threading
 import time
 
 import pytest
 
 import pyoci
-from conftest import PYOCI, catches, cgroup_dirs, wait_for
+from conftest import PYOCI, REPO, catches, cgroup_dirs, wait_for
 
 
 @pytest.fixture
@@ -24,8 +25,34 @@ def rt(tmp_path):
         runtime.delete(c.id, force=True)
 
 
-def test_the_readme_example(rt, bundle):
-    b = bundle(["sh", "-c", "trap 'exit 3' TERM; echo started; while true; do sleep 0.05; done"])
+def _readme_example() -> str:
+    """The indented block of the README's "As a Python library" section (blank lines within it kept)."""
+    lines = (REPO / "README.md").read_text().split("## As a Python library", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("    "))
+    end = next(i for i in range(start, len(lines)) if lines[i] and not lines[i].startswith("    "))
+    return textwrap.dedent("\n".join(lines[start:end]))
+
+
+def test_the_readme_example(tmp_path, bundle, capfd):
+    """The README's example, run as written (its paths made this test's): it prints what it says."""
+    b = bundle(["sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.05; done"])
+    code = (_readme_example().replace("/run/pyoci", str(tmp_path / "root")).replace("/srv/bundles/web", str(b))
+            .replace("/run/web.pid", str(tmp_path / "web.pid")))
+    # the init must have its TERM trap before the example signals it (pid 1 ignores a signal it has no handler for)
+    code = code.replace("c.kill(signal.SIGTERM)", "wait_for(lambda: catches(c.pid, signal.SIGTERM), 'the trap')\n"
+                        "c.kill(signal.SIGTERM)")
+    scope = {"wait_for": wait_for, "catches": catches}
+    exec(compile(code, "README.md", "exec"), scope)
+    c = scope["c"]
+    out = sorted(capfd.readouterr().out.splitlines())
+    assert out[0] == "hi" and out[1].startswith(f"running [{c.pid}") and len(out) == 2  # and its sleep, if any
+    assert int((tmp_path / "web.pid").read_text()) == c.pid
+    with pytest.raises(pyoci.NotFoundError, match='container "web" does not exist'):
+        scope["rt"].get("web")
+
+
+def test_start_kill_wait(rt, bundle):
+    b = bundle(["sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.05; done"])
     c = rt.create("api-example", str(b))
     assert c.status() == "created" and c.state()["pid"] == c.pid > 0
     c.start()

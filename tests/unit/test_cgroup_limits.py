@@ -8,7 +8,7 @@ import pytest
 
 from pyoci.cgroups import Cgroup
 from pyoci.cgroups.blockio import blkio_to_io_weight
-from pyoci.cgroups.limits import _in_order, apply, shares_to_weight
+from pyoci.cgroups.limits import apply, shares_to_weight, write_in_order
 from pyoci.errors import ConfigError, PyociError
 from pyoci.spec import check_resources
 
@@ -162,11 +162,11 @@ def test_values_the_kernel_checks_against_each_other_are_retried_after():
             raise PyociError(where, errno.EINVAL)
         done.append(name)
 
-    _in_order(w, [("cpu", "cpu.cfs_period_us", 1, "cpu.period")], ("cpu", "cpu.cfs_quota_us", 1, "cpu.quota"))
+    write_in_order(w, [("cpu", "cpu.cfs_period_us", 1, "cpu.period")], ("cpu", "cpu.cfs_quota_us", 1, "cpu.quota"))
     assert done == ["cpu.cfs_quota_us", "cpu.cfs_period_us"]
     refused.add("cpu.rt_period_us")
     with pytest.raises(PyociError, match="cpu.realtimePeriod"):  # nothing to write after it: the refusal stands
-        _in_order(w, [("cpu", "cpu.rt_period_us", 1, "cpu.realtimePeriod")], None)
+        write_in_order(w, [("cpu", "cpu.rt_period_us", 1, "cpu.realtimePeriod")], None)
 
 
 def test_v2_swap_is_converted_as_runc_does(tmp_path):

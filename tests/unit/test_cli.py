@@ -7,12 +7,12 @@ import pytest
 
 from pyoci.cmdline import parse_flags
 from pyoci.errors import PyociError
-from pyoci.main import GLOBAL, _parse, main
+from pyoci.main import GLOBAL, main, parse_command_line
 
 
 def parse(argv):
     a = SimpleNamespace(command=None)
-    _parse(a, parse_flags(GLOBAL, argv, a, stop_at_word=True))
+    parse_command_line(a, parse_flags(GLOBAL, argv, a, stop_at_word=True))
     return a
 
 

@@ -7,12 +7,12 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyoci.linux.mountinfo import _path
+from pyoci.linux.mountinfo import decode_path
 
 
 @given(st.binary(max_size=12).filter(lambda b: b"\\" not in b) | st.sampled_from([b"/a\\040b", b"/x\\134y"]))
 def test_the_codecs_verdict(field):
-    assert _path(field) == field.decode("unicode_escape")
+    assert decode_path(field) == field.decode("unicode_escape")
 
 
 def test_plain_paths_need_no_codec():

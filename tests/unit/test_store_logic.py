@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pyoci.main import _parse as parse_command
+from pyoci.main import parse_command_line as parse_command
 from pyoci.errors import PyociError
 from pyoci.store import digest
 from pyoci.store.images import compression, normalize_tag, resolve
