@@ -25,7 +25,8 @@ import websocket
 from cri_api.v1 import api_pb2 as api
 from cri_api.v1.api_pb2_grpc import ImageServiceStub, RuntimeServiceStub
 
-from .engines import RUNTIMES, Containerd, _read, cgroup_file, kill_strays, remove_cgroups, sh, toml_str, wait_for
+from .engines import (RUNTIMES, Containerd, _read, cgroup_file, delete_runtime_state, kill_strays, remove_cgroups, sh,
+                      toml_str, unmount_under, wait_for)
 
 CRI_PLUGIN = "io.containerd.grpc.v1.cri"
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
@@ -359,31 +360,28 @@ class Cri:
         """Removes the test's pods, then finds (and clears) anything of theirs left on the host: shims,
         processes, cgroups, mounts, network namespaces, iptables rules and chains, CNI results, runtime state."""
         leaks = [f"pod {p[:12]}: {err}" for p in self.pods if (err := remove_pod(self.rt, p))]
-        ids = set(self.pods)
-        for pod_id in self.pods:
-            def shims_gone() -> bool:
-                return not any(pod_id in _read(f"/proc/{pid}/cmdline") for pid in os.listdir("/proc") if
-                               pid.isdigit())
+        for pod_id in self.pods:  # a pod's shim is named after it (-id POD_ID) and exits once the pod is gone
             try:
-                wait_for(shims_gone, f"the shim of pod {pod_id[:12]} to exit", timeout=30)
+                wait_for(lambda: not any(f"-id {pod_id}" in _read(f"/proc/{pid}/cmdline").replace("\0", " ")
+                                         for pid in os.listdir("/proc") if pid.isdigit()),
+                         f"the shim of pod {pod_id[:12]} to exit")
             except AssertionError as e:
                 leaks.append(str(e))
-        for uid in self.uids:
-            leaks += [f"process {p}" for p in kill_strays(f"-id {uid}", f"{self.cgroup_parent(uid)}/")]
-            leaks += [f"cgroup {c}" for c in remove_cgroups(self.cgroup_parent(uid))]
-        for pod_id in self.pods:
-            leaks += [f"process {p}" for p in kill_strays(f"-id {pod_id}", f"-id {pod_id}")]
+            leaks += [f"process {p}" for p in kill_strays(f"-id {pod_id}", f"{pod_id}/")]
             leaks += [f"iptables {r}" for r in self.host.remove_nat_rules(pod_id)]
             for cached in self.host.cni_results(pod_id):
                 leaks.append(f"cni result {cached}")
                 cached.unlink()
+        for uid in self.uids:  # every pod asked for, made or not
+            parent = self.cgroup_parent(uid)
+            leaks += [f"process {p}" for p in kill_strays(f"{parent}/", f"{parent}/")]
+            leaks += [f"cgroup {c}" for c in remove_cgroups(parent)]
         netns = self.host.cri_state / "netns"
         leaks += [f"netns {n}" for n in (os.listdir(netns) if netns.is_dir() else [])]
+        ids = [*self.pods, *self.owner]
         for line in _read("/proc/self/mountinfo").splitlines():
-            if any(i in line for i in ids) or str(self.host.cri_state / "netns") in line:
-                leaks.append(f"mount {line.split()[4]}")
+            if any(i in line for i in ids) or str(netns) in line:
+                leaks += [f"mount {m}" for m in unmount_under(Path(line.split()[4]))]
         for handler in RUNTIMES:
-            state = self.host.runtime_root(handler) / "k8s.io"
-            leaks += [f"{handler} state {c}" for c in (os.listdir(state) if state.is_dir() else [])]
+            leaks += delete_runtime_state(handler, str(self.host.runtime_root(handler)), "")
         return leaks
-
