@@ -289,14 +289,14 @@ class Cri:
     def cgroup_parent(self, uid: str) -> str:
         return f"/{self.host.cgroup_root}/pod{uid}"
 
-    def container(self, pod_id: str, *command: str, name: str = "c", stdin: bool = False,
+    def container(self, pod_id: str, *command: str, name: str = "c", stdin: bool = False, tty: bool = False,
                   privileged: bool = False, mounts: tuple[api.Mount, ...] = (), start: bool = True) -> str:
         """Creates (and starts) a container of the busybox image in the pod, running command; its log is
         LOGDIR/NAME.log."""
         pod = self.pods[pod_id]
         config = api.ContainerConfig(
             metadata=api.ContainerMetadata(name=name), image=api.ImageSpec(image=self.host.image),
-            command=list(command), log_path=f"{name}.log", stdin=stdin, mounts=list(mounts),
+            command=list(command), log_path=f"{name}.log", stdin=stdin, tty=tty, mounts=list(mounts),
             linux=api.LinuxContainerConfig(security_context=api.LinuxContainerSecurityContext(
                 privileged=privileged, namespace_options=pod.linux.security_context.namespace_options)))
         cid = self.rt.CreateContainer(api.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
@@ -343,8 +343,9 @@ class Cri:
                                            stderr=True), timeout=CALL_TIMEOUT).url
         return Stream(url)
 
-    def attach(self, cid: str) -> Stream:
-        url = self.rt.Attach(api.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=True),
+    def attach(self, cid: str, tty: bool = False) -> Stream:
+        """Attaches to the container's stdio (a terminal has no stderr of its own)."""
+        url = self.rt.Attach(api.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=not tty, tty=tty),
                              timeout=CALL_TIMEOUT).url
         return Stream(url)
 

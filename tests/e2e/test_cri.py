@@ -156,6 +156,19 @@ def test_attach_and_logs(cri):
     cri.rt.ReopenContainerLog(api.ReopenContainerLogRequest(container_id=cid), timeout=60)  # log rotation
 
 
+def test_terminal(cri):
+    """A container with tty: the runtime hands the pty to the shim over --console-socket; attach types on it."""
+    pod = cri.pod()
+    cid = cri.container(pod, "sh", "-c", "tty; echo ready; read line; echo got:$line", stdin=True, tty=True)
+    wait_logged(cri.log_file(pod), ("stdout", "ready"))
+    stream = cri.attach(cid, tty=True)
+    stream.send(b"typed\n")
+    assert cri.wait_exited(cid).exit_code == 0
+    stream.close()
+    lines = log_lines(cri.log_file(pod))
+    assert lines[0] == ("stdout", "/dev/pts/0") and ("stdout", "got:typed") in lines, lines
+
+
 def test_stats(cri):
     pod = cri.pod()
     cid = cri.container(pod, "sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
@@ -203,6 +216,18 @@ def test_shared_pid_namespace_pod_stops_cleanly(cri):
         assert cri.status(cid).state == api.CONTAINER_EXITED
     assert not [p for p in everything if os.path.exists(f"/proc/{p}")]
     cri.rt.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+
+
+def test_what_an_exited_container_left_in_a_shared_pid_namespace_is_killed(cri):
+    """Its processes outlive its init there (the pod's PID 1 adopts them): the shim, seeing the init exit, kills
+    them with `kill --all ID 9` on the stopped container."""
+    pod = cri.pod(pid="pod")
+    keeper = cri.container(pod, *FOREVER, name="keeper")
+    cid = cri.container(pod, "sh", "-c", "sleep 1000003 & echo started", name="leaver")
+    assert cri.wait_exited(cid).exit_code == 0
+    wait_for(lambda: b"sleep 1000003" not in cri.exec_sync(keeper, "ps", "-o", "args").stdout,
+             "what the exited container left running to be killed")
+    cri.remove(cid)
 
 
 def test_own_namespaces(cri):
