@@ -141,7 +141,7 @@ class CriHost(Containerd):
         if self.runtime and self.proc and self.proc.poll() is None:
             for pod in self.runtime.ListPodSandbox(api.ListPodSandboxRequest(), timeout=CALL_TIMEOUT).items:
                 leaks.append(f"pod {pod.metadata.name}")
-                remove_pod(self.runtime, pod.id)
+                tear_down_pod(self.runtime, pod.id)
         if self.channel:
             self.channel.close()
         leaks += super().stop()
@@ -188,7 +188,7 @@ class CriHost(Containerd):
         return leaks
 
 
-def remove_pod(runtime: RuntimeServiceStub, pod_id: str) -> str:
+def tear_down_pod(runtime: RuntimeServiceStub, pod_id: str) -> str:
     """Stops and removes a pod sandbox and its containers; returns what CRI said if it refused."""
     try:
         runtime.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=CALL_TIMEOUT)
@@ -286,6 +286,12 @@ class Cri:
         self.pods[pod_id] = config
         return pod_id
 
+    def stop_pod(self, pod_id: str) -> None:
+        self.rt.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=CALL_TIMEOUT)
+
+    def remove_pod(self, pod_id: str) -> None:
+        self.rt.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=CALL_TIMEOUT)
+
     def cgroup_parent(self, uid: str) -> str:
         return f"/{self.host.cgroup_root}/pod{uid}"
 
@@ -360,7 +366,7 @@ class Cri:
     def cleanup(self) -> list[str]:
         """Removes the test's pods, then finds (and clears) anything of theirs left on the host: shims,
         processes, cgroups, mounts, network namespaces, iptables rules and chains, CNI results, runtime state."""
-        leaks = [f"pod {p[:12]}: {err}" for p in self.pods if (err := remove_pod(self.rt, p))]
+        leaks = [f"pod {p[:12]}: {err}" for p in self.pods if (err := tear_down_pod(self.rt, p))]
         for pod_id in self.pods:  # a pod's shim is named after it (-id POD_ID) and exits once the pod is gone
             try:
                 wait_for(lambda: not any(f"-id {pod_id}" in _read(f"/proc/{pid}/cmdline").replace("\0", " ")

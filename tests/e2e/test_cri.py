@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
@@ -45,9 +46,8 @@ def test_readme_shows_what_the_harness_registers():
     """The README's containerd table and RuntimeClass are the ones these tests run with (the harness writes
     runtime_handler() with the binary under test, and the tests name the handler as the RuntimeClass does)."""
     text = README.read_text()
-    indented = lambda block: "".join(f"    {line}\n" if line else "\n" for line in block.splitlines())
-    assert indented(runtime_handler("pyoci", "/usr/local/bin/pyoci")) in text
-    assert indented(runtime_class("pyoci")) in text
+    assert textwrap.indent(runtime_handler("pyoci", "/usr/local/bin/pyoci"), "    ") in text
+    assert textwrap.indent(runtime_class("pyoci"), "    ") in text
 
 
 def test_pod_sandbox(cri):
@@ -57,11 +57,11 @@ def test_pod_sandbox(cri):
     assert ipaddress.ip_address(status.network.ip) in cri.host.subnet
     assert (cri.runtime_state(pod) / "state.json").exists()  # the handler's runtime made the pause container
     assert cri.host.nat_rules(pod)  # the bridge plugin's masquerading: teardown checks these are gone
-    cri.rt.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    cri.stop_pod(pod)
     assert cri.pod_status(pod).state == api.SANDBOX_NOTREADY
     assert not cri.host.nat_rules(pod)
-    cri.rt.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
-    assert not cri.rt.ListPodSandbox(api.ListPodSandboxRequest(filter=api.PodSandboxFilter(id=pod))).items
+    cri.remove_pod(pod)
+    assert not cri.rt.ListPodSandbox(api.ListPodSandboxRequest(filter=api.PodSandboxFilter(id=pod)), timeout=60).items
 
 
 def test_container_lifecycle_and_graceful_stop(cri):
@@ -78,7 +78,8 @@ def test_container_lifecycle_and_graceful_stop(cri):
     assert status.state == api.CONTAINER_EXITED and status.exit_code == 0
     assert ("stdout", "got TERM") in log_lines(cri.log_file(pod))
     cri.remove(cid)
-    assert not cri.rt.ListContainers(api.ListContainersRequest(filter=api.ContainerFilter(id=cid))).containers
+    listed = cri.rt.ListContainers(api.ListContainersRequest(filter=api.ContainerFilter(id=cid)), timeout=60)
+    assert not listed.containers
 
 
 def test_forced_stop(cri):
@@ -110,7 +111,7 @@ def test_container_exiting_by_itself(cri):
     assert log_lines(cri.log_file(pod)) in ([("stdout", "bye"), ("stderr", "oops")],
                                             [("stderr", "oops"), ("stdout", "bye")])
     cri.remove(cid)
-    cri.rt.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    cri.stop_pod(pod)
 
 
 def test_exec_sync(cri):
@@ -210,12 +211,12 @@ def test_shared_pid_namespace_pod_stops_cleanly(cri):
     assert "sleep 1000001" in ps and "sleep 1000002" in ps
     everything = cri.pids(first) + cri.pids(second)
     begin = time.monotonic()
-    cri.rt.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    cri.stop_pod(pod)
     assert time.monotonic() - begin < 20
     for cid in (first, second):
         assert cri.status(cid).state == api.CONTAINER_EXITED
     assert not [p for p in everything if os.path.exists(f"/proc/{p}")]
-    cri.rt.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    cri.remove_pod(pod)
 
 
 def test_what_an_exited_container_left_in_a_shared_pid_namespace_is_killed(cri):
