@@ -25,13 +25,15 @@ import websocket
 from cri_api.v1 import api_pb2 as api
 from cri_api.v1.api_pb2_grpc import ImageServiceStub, RuntimeServiceStub
 
+from conftest import wait_for
+
 from .engines import (RUNTIMES, Containerd, _read, cgroup_file, delete_runtime_state, kill_strays, remove_cgroups, sh,
-                      toml_str, unmount_under, wait_for)
+                      toml_str, unmount_under)
 
 CRI_PLUGIN = "io.containerd.grpc.v1.cri"
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
-CALL_TIMEOUT = 120  # seconds for one CRI call: StopPodSandbox of a stuck pod takes its whole deadline
+CALL_TIMEOUT = 60  # seconds for one CRI call: StopPodSandbox of a stuck pod takes its whole deadline
 MODES = {"pod": api.POD, "container": api.CONTAINER, "node": api.NODE}
 
 

@@ -19,8 +19,10 @@ import grpc
 import pytest
 from cri_api.v1 import api_pb2 as api
 
+from conftest import wait_for
+
 from .cri import runtime_class, runtime_handler
-from .engines import cgroup_file, missing, unmount_under, wait_for
+from .engines import cgroup_file, missing, unmount_under
 
 SKIP = missing("containerd", "ctr", "containerd-shim-runc-v2", "umoci", "tar", "iptables", "ip")
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(bool(SKIP), reason=SKIP)]
