@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs pyoci on Debian 12 as root, then runs a real container from a busybox bundle built here.
 # What it installs: Debian's build tools, busybox-static, runc/crun (to compare against), podman, conmon,
-# containerd and umoci (for the end-to-end tests), uidmap (the rootless tests' subordinate ranges), Debian's
-# docker-registry with htpasswd (apache2-utils) and openssl (a real registry for the store's pull/push tests), QEMU with
-# Debian's kernel and virtme-ng (the cgroup v2 guest, tests/vm); pyoci itself into /opt/pyoci/venv, linked as
-# /usr/local/bin/pyoci.
+# containerd, umoci, the CNI plugins and iptables (for the end-to-end tests: the CRI ones give pods a bridge
+# network, whose masquerading rules the bridge plugin writes with iptables), uidmap (the rootless tests'
+# subordinate ranges), Debian's docker-registry with htpasswd (apache2-utils) and openssl (a real registry for
+# the store's pull/push tests), QEMU with Debian's kernel and virtme-ng (the cgroup v2 guest, tests/vm); pyoci
+# itself into /opt/pyoci/venv, linked as /usr/local/bin/pyoci.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
@@ -12,7 +13,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-config \
     busybox-static procps runc crun podman conmon containerd umoci skopeo iproute2 strace uidmap \
-    docker-registry apache2-utils openssl >/dev/null
+    docker-registry apache2-utils openssl containernetworking-plugins iptables >/dev/null
 # A venv made by another python (say a pyenv one) cannot be upgraded in place: make it anew.
 /opt/pyoci/venv/bin/python3 -c 'import subprocess, sys; assert sys.base_prefix == "/usr"' 2>/dev/null ||
     rm -rf /opt/pyoci/venv

@@ -202,7 +202,9 @@ setup(
     packages=["pyoci", "pyoci.linux", "pyoci.cgroups", "pyoci.store"],
     python_requires=">=3.9",
     install_requires=["cffi>=1.15", "jsonschema>=4", "zstandard>=0.19"],
-    extras_require={"test": ["pytest", "pytest-xdist", "pytest-timeout", "hypothesis"]},
+    # the CRI end-to-end tests: CRI v1's generated gRPC stubs, and a websocket client for exec/attach streams
+    extras_require={"test": ["pytest", "pytest-xdist", "pytest-timeout", "hypothesis",
+                             "container-runtime-interface-api", "websocket-client"]},
     setup_requires=["cffi>=1.15", "fastjsonschema>=2.16"],
     cffi_modules=["csrc/build_shim.py:ffibuilder"],
     cmdclass={"build_py": BuildWithValidator, "build_scripts": BuildLauncher},

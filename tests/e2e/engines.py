@@ -334,29 +334,33 @@ class Podman:
 class Containerd:
     """A private containerd daemon and a namespace of its own; ctr(...) runs ctr against it."""
 
-    def __init__(self, base: Path) -> None:
+    # plugins that would only slow the start down or look for what this host has not
+    DISABLED_PLUGINS = ("io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+                        "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                        "io.containerd.snapshotter.v1.aufs",
+                        "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing")
+
+    def __init__(self, base: Path, namespace: str = "") -> None:
         self.base = base
         self.sock = base / "c.sock"
-        self.namespace = f"e2e{uuid.uuid4().hex[:10]}"
+        # the containers' cgroups go below /cgroup_root (ctr: /NAMESPACE/ID), which teardown removes
+        self.cgroup_root = f"e2e{uuid.uuid4().hex[:10]}"
+        self.namespace = namespace or self.cgroup_root
         self.image = "localhost/pyoci-e2e/busybox:e2e"
         self.fifo_dir = base / "fifo"
         self.proc: subprocess.Popen | None = None
         self.log = base / "containerd.log"
 
-    def start(self) -> None:
+    def config(self) -> str:
+        """config.toml: everything of this daemon's under base, its sockets included."""
         b = self.base
-        for d in ("root", "state", "tmp", "opt", "fifo"):
-            (b / d).mkdir()
         q = toml_str
-        (b / "config.toml").write_text(f"""\
+        return f"""\
 version = 2
 root = {q(b / "root")}
 state = {q(b / "state")}
 temp = {q(b / "tmp")}
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+disabled_plugins = [{", ".join(map(q, self.DISABLED_PLUGINS))}]
 
 [grpc]
   address = {q(self.sock)}
@@ -370,7 +374,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [plugins]
   [plugins."io.containerd.internal.v1.opt"]
     path = {q(b / "opt")}
-""")
+"""
+
+    def start(self) -> None:
+        b = self.base
+        for d in ("root", "state", "tmp", "opt", "fifo"):
+            (b / d).mkdir()
+        (b / "config.toml").write_text(self.config())
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(["containerd", "--config", str(b / "config.toml")], stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -382,6 +392,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                 raise AssertionError(f"containerd exited ({self.proc.returncode}): {_read(str(self.log))[-3000:]}")
             return self.sock.exists() and self("version", check=False, timeout=30).returncode == 0
         wait_for(up, "containerd to serve", timeout=60)
+
+    def import_images(self, archive: Path) -> None:
+        """The images of an OCI archive, named self.image's repository:TAG."""
+        self("images", "import", "--base-name", self.image.rsplit(":", 1)[0], str(archive))
 
     def argv(self, *args: str) -> list[str]:
         return ["ctr", "--address", str(self.sock), "-n", self.namespace, *args]
@@ -411,11 +425,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                 self.proc.kill()
                 self.proc.wait(timeout=20)
         # shims outlive containerd; theirs name our socket on their command line
-        leaks += [f"process {p}" for p in kill_strays(str(self.sock), f"/{self.namespace}/")]
+        leaks += [f"process {p}" for p in kill_strays(str(self.sock), f"/{self.cgroup_root}/")]
         for name in RUNTIMES:
             leaks += delete_runtime_state(name, str(self.base / f"{name}-root"), "")
         leaks += [f"mount {m}" for m in unmount_under(self.base)]
-        leaks += [f"cgroup {c}" for c in remove_cgroups(self.namespace)]
+        leaks += [f"cgroup {c}" for c in remove_cgroups(self.cgroup_root)]
         return leaks
 
 
