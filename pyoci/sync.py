@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import PyociError
+from .errors import KernelError, PyociError
 from .linux import unixsock
 
 TYPE_CHECKING = False
@@ -32,7 +32,7 @@ class Handlers:
 def raise_error(msg, cgroup: Cgroup | None = None) -> None:
     """An ERROR message, or the executor's death without one (EOF: msg is None), as the user's error."""
     if msg is not None:
-        raise PyociError(msg.detail, msg.err)
+        raise (KernelError if msg.err else PyociError)(msg.detail, msg.err)
     if cgroup is not None:
         from .cgroups import is_v2_host
         from .cgroups.stats import oom_kills

@@ -8,7 +8,7 @@ import errno
 import os
 
 from .._shim import ffi, lib
-from ..errors import PyociError
+from ..errors import KernelError, PyociError
 from ..record import record
 from .. import steps as st
 
@@ -105,7 +105,7 @@ def spawn(steps: list[st.Step], sync_fd: int) -> int:
     v2 = next((s.path for s in steps if isinstance(s, st.JoinCgroup) and s.v2), None)
     pid = lib.pyoci_spawn(arr, len(steps), sync_fd, ffi.NULL if v2 is None else os.fsencode(v2))
     if pid < 0:
-        raise PyociError("clone", -pid)
+        raise KernelError("clone", -pid)
     return pid
 
 
@@ -130,7 +130,7 @@ def receive(sock) -> tuple[Message | None, list[int]]:
 def umount_lazy(path: str) -> None:
     err = lib.pyoci_umount_lazy(os.fsencode(path))
     if err < 0:
-        raise PyociError(f"unmount {path}", -err)
+        raise KernelError(f"unmount {path}", -err)
 
 
 def mount_from(directory: str, source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
@@ -142,14 +142,14 @@ def mount_from(directory: str, source: str, target: str, fstype: str, data: str,
     finally:
         os.close(fd)
     if err < 0:
-        raise PyociError(f"mount {fstype} on {target}", -err)
+        raise KernelError(f"mount {fstype} on {target}", -err)
 
 
 def supports_dtype(directory: str) -> bool:
     """Whether readdir fills d_type there: overlay needs it to tell whiteouts from files."""
     ret = lib.pyoci_supports_dtype(os.fsencode(directory))
     if ret < 0:
-        raise PyociError(f"read directory {directory}", -ret)
+        raise KernelError(f"read directory {directory}", -ret)
     return ret == 1
 
 
@@ -160,9 +160,9 @@ def idmapped_tree(src: str, userns_fd: int, tree_rec: bool, idmap_rec: bool, wha
     if fd >= 0:
         return fd
     if stage[0] == 1 and -fd == errno.EINVAL:
-        raise PyociError(f"{what}: idmapped mount of {src}: its filesystem does not support idmapped mounts "
+        raise KernelError(f"{what}: idmapped mount of {src}: its filesystem does not support idmapped mounts "
                          "(mount_setattr)", -fd)
-    raise PyociError(f"{what}: idmapped mount of {src}: {('open_tree', 'mount_setattr')[stage[0]]}", -fd)
+    raise KernelError(f"{what}: idmapped mount of {src}: {('open_tree', 'mount_setattr')[stage[0]]}", -fd)
 
 
 def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
@@ -171,7 +171,7 @@ def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
     err = lib.pyoci_device_filter_attach(program, len(program), os.fsencode(cgroup_dir), log, len(log))
     if err < 0:
         words = ffi.string(log).decode(errors="replace").strip().splitlines()
-        raise PyociError(f"cgroup {cgroup_dir}: device filter" + (f" ({words[-1]})" if words else ""), -err)
+        raise KernelError(f"cgroup {cgroup_dir}: device filter" + (f" ({words[-1]})" if words else ""), -err)
 
 
 def run_hook(hook: st.Hook, stdin_fd: int) -> None:
@@ -181,7 +181,7 @@ def run_hook(hook: st.Hook, stdin_fd: int) -> None:
     r = lib.pyoci_run_hook(os.fsencode(hook.path), enc.value("list[str]", hook.argv),
                            enc.value("list[str]", hook.envp), stdin_fd, hook.timeout, detail, len(detail))
     if r < 0:
-        raise PyociError(hook.what, -r)
+        raise KernelError(hook.what, -r)
     if r > 0:
         raise PyociError(f"{hook.what}: {ffi.string(detail).decode(errors='replace')}")
 

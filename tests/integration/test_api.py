@@ -76,6 +76,10 @@ def test_errors_are_typed(rt, bundle):
     assert (wrong.value.status, wrong.value.operation) == ("created", "delete")
     assert str(wrong.value) == "cannot delete container api-typed that is not stopped: created"
     c.delete(force=True)
+    with pytest.raises(pyoci.KernelError) as kernel:
+        rt.create("api-kernel", str(bundle(["/no/such/program"])))
+    assert kernel.value.errno == 2 and str(kernel.value) == (
+        'process.args: exec: "/no/such/program": No such file or directory')
 
 
 def _fds() -> int:
