@@ -743,6 +743,84 @@ static void do_close_fds(const struct pyoci_close_fds *c)
     close_range_or_fail(next, ~0U);
 }
 
+/* struct sched_attr of sched_setattr(2), SCHED_ATTR_SIZE_VER1 (glibc 2.36 declares none). */
+struct pyoci_sched_attr {
+    unsigned int size, policy;
+    unsigned long long flags;
+    int nice;
+    unsigned int priority;
+    unsigned long long runtime, deadline, period;
+    unsigned int util_min, util_max;
+};
+
+/* The kernel's errors, with what to change: sched_setattr says EPERM or EINVAL for half a dozen reasons. */
+static void do_scheduler(const struct pyoci_scheduler *s)
+{
+    struct pyoci_sched_attr attr = {
+        .size = sizeof attr, .policy = (unsigned int)s->policy, .flags = (unsigned long long)s->flags,
+        .nice = (int)s->nice, .priority = (unsigned int)s->priority, .runtime = (unsigned long long)s->runtime,
+        .deadline = (unsigned long long)s->deadline, .period = (unsigned long long)s->period };
+    if (syscall(SYS_sched_setattr, 0, &attr, 0) == 0)
+        return;
+    int err = errno;
+    if (err == EOPNOTSUPP && (s->flags & 0x60))
+        fail(err, "sched_setattr: this kernel has no utilization clamping (CONFIG_UCLAMP_TASK)");
+    if (err == EPERM && (s->policy == 1 || s->policy == 2))
+        fail(err, "sched_setattr: a realtime policy needs CAP_SYS_NICE in the host's user namespace and realtime "
+             "time in the container's cpu cgroup (linux.resources.cpu.realtimeRuntime, where cpu.rt_runtime_us "
+             "exists)");
+    if (err == EPERM && s->policy == 6)
+        fail(err, "sched_setattr: SCHED_DEADLINE needs CAP_SYS_NICE in the host's user namespace and every CPU of "
+             "its scheduling domain (no linux.resources.cpu.cpus narrower than that)");
+    if (err == EBUSY && s->policy == 6)
+        fail(err, "sched_setattr: the host has not that much deadline bandwidth left");
+    fail(err, "sched_setattr");
+}
+
+static void do_io_priority(const struct pyoci_io_priority *p)
+{
+    /* IOPRIO_WHO_PGRP of our own group (the new session's): the spec's "process group" */
+    if (syscall(SYS_ioprio_set, 2, 0, (int)p->value) == 0)
+        return;
+    if (errno == EPERM)
+        fail(errno, "ioprio_set: the realtime class needs CAP_SYS_ADMIN or CAP_SYS_NICE in the host's user namespace");
+    fail(errno, "ioprio_set");
+}
+
+/* Masks as long as the longest list the runtime accepts (cpulist.MAX_ID); the kernel reads what it knows. */
+enum { MASK_WORDS = 64 * 1024 / 64 + 1 };
+
+static void do_cpu_affinity(const struct pyoci_cpu_affinity *a)
+{
+    unsigned long long mask[MASK_WORDS];
+    memset(mask, a->mask.n ? 0 : 0xff, sizeof mask);
+    for (int i = 0; i < a->mask.n && i < MASK_WORDS; i++)
+        mask[i] = a->mask.v[i];
+    if (syscall(SYS_sched_setaffinity, 0, sizeof mask, mask) == 0)
+        return;
+    if (errno == EINVAL)
+        fail(errno, "sched_setaffinity: none of these CPUs is online and in the container's cpuset");
+    fail(errno, "sched_setaffinity");
+}
+
+static void do_memory_policy(const struct pyoci_memory_policy *m)
+{
+    unsigned long long nodes[MASK_WORDS];
+    memset(nodes, 0, sizeof nodes);
+    for (int i = 0; i < m->nodes.n && i < MASK_WORDS; i++)
+        nodes[i] = m->nodes.v[i];
+    /* maxnode counts one past the last node: the kernel drops one (as numactl passes it) */
+    unsigned long maxnode = m->nodes.n ? (unsigned long)m->nodes.n * 64 + 1 : 0;
+    if (syscall(SYS_set_mempolicy, (int)m->mode, m->nodes.n ? nodes : NULL, maxnode) == 0)
+        return;
+    if (errno == ENOSYS)
+        fail(errno, "set_mempolicy: this kernel has no NUMA memory policies");
+    if (errno == EINVAL)
+        fail(errno, "set_mempolicy: the kernel refuses this mode, flag and node set (nodes outside the "
+             "container's cpuset.mems?)");
+    fail(errno, "set_mempolicy");
+}
+
 static void run_step(const struct pyoci_step *s)
 {
     switch (s->op) {
@@ -870,6 +948,18 @@ static void run_step(const struct pyoci_step *s)
         break;
     case PYOCI_OP_CLOSE_FDS:
         do_close_fds(&s->u.close_fds);
+        break;
+    case PYOCI_OP_SCHEDULER:
+        do_scheduler(&s->u.scheduler);
+        break;
+    case PYOCI_OP_IO_PRIORITY:
+        do_io_priority(&s->u.io_priority);
+        break;
+    case PYOCI_OP_CPU_AFFINITY:
+        do_cpu_affinity(&s->u.cpu_affinity);
+        break;
+    case PYOCI_OP_MEMORY_POLICY:
+        do_memory_policy(&s->u.memory_policy);
         break;
     case PYOCI_OP_SET_ROOT_PROPAGATION:
         if (mount(NULL, "/", NULL, (unsigned long)s->u.set_root_propagation.flags, NULL) < 0)

@@ -67,7 +67,11 @@ enum pyoci_op {
     PYOCI_OP_SECCOMP,
     PYOCI_OP_DUMPABLE,
     PYOCI_OP_JOIN_CGROUP,
-    PYOCI_OP_CLOSE_FDS
+    PYOCI_OP_CLOSE_FDS,
+    PYOCI_OP_SCHEDULER,
+    PYOCI_OP_IO_PRIORITY,
+    PYOCI_OP_CPU_AFFINITY,
+    PYOCI_OP_MEMORY_POLICY
 };
 
 enum pyoci_msg_type {
@@ -170,6 +174,21 @@ struct pyoci_join_cgroup { const char *path; int v2; };  /* v2: spawn's clone3 p
 /* Every fd from 3 on is closed but these (sorted) and the executor's own (sync socket, trampoline): nothing
  * of the runtime's (its lock, its caller's fds) stays open in the container. */
 struct pyoci_close_fds { struct pyoci_u64s keep; };
+/* process.scheduler: sched_setattr(2) on ourselves (uclamp values 0 where a UTIL_CLAMP flag asks, as runc). */
+struct pyoci_scheduler {
+    long long policy;
+    long long flags;
+    long long nice;
+    long long priority;
+    long long runtime;        /* SCHED_DEADLINE's, in ns */
+    long long deadline;
+    long long period;
+};
+struct pyoci_io_priority { long long value; };    /* ioprio_set(IOPRIO_WHO_PGRP, 0): class << 13 | level */
+/* sched_setaffinity(2) on ourselves: a CPU mask, 64 CPUs per entry; empty: every CPU there is (the cgroup's
+ * cpuset still applies), so nothing is inherited from the runtime's own affinity. */
+struct pyoci_cpu_affinity { struct pyoci_u64s mask; };
+struct pyoci_memory_policy { long long mode; struct pyoci_u64s nodes; };  /* set_mempolicy(mode | MPOL_F_*) */
 
 struct pyoci_step {
     int op;                   /* enum pyoci_op; ops without arguments use none of u */
@@ -209,6 +228,10 @@ struct pyoci_step {
         struct pyoci_dumpable dumpable;
         struct pyoci_join_cgroup join_cgroup;
         struct pyoci_close_fds close_fds;
+        struct pyoci_scheduler scheduler;
+        struct pyoci_io_priority io_priority;
+        struct pyoci_cpu_affinity cpu_affinity;
+        struct pyoci_memory_policy memory_policy;
     } u;
 };
 

@@ -95,6 +95,16 @@ def _from_flags(opts: ExecOptions, base: Process) -> Process:
                    selinux_label=opts.process_label or base.selinux_label)
 
 
+def _with_defaults(process: Process, base: Process | None) -> Process:
+    """What a --process file leaves out of the scheduling settings comes from the container's process, as runc
+    does: its scheduler, I/O priority and execCPUAffinity."""
+    if base is not None:
+        for name in ("scheduler", "io_priority", "exec_cpu_affinity"):
+            if getattr(process, name) is None:
+                setattr(process, name, getattr(base, name))
+    return process
+
+
 def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> ExecProcess:
     """Starts the process (the container's lock held until it is ready) and returns once it has execve'd."""
     from . import plan, spec, sync
@@ -116,6 +126,7 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
                 if cfg.process is None:
                     raise ConfigError("required to exec with the container's settings", path="process")
                 process = _from_flags(opts, cfg.process)
+            process = _with_defaults(process, cfg.process)
             if process.terminal and not opts.console_socket and opts.detach:
                 raise PyociError("--tty with --detach needs --console-socket")
             console_fd = -1
@@ -140,8 +151,8 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
 
                 send_to_listener(cfg.seccomp, fd, pid, hook_state(st, "running"))
 
-            pid, sock = sync.until_ready(plan.build_exec(namespaces, process, options, cgroup), cgroup,
-                                         sync.Handlers(seccomp=notify), runtime.log, undo)
+            steps = plan.build_exec(namespaces, process, options, cgroup, cfg.memory_policy)
+            pid, sock = sync.until_ready(steps, cgroup, sync.Handlers(seccomp=notify), runtime.log, undo)
         finally:
             lock.release()
         try:

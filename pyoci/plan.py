@@ -18,13 +18,13 @@ from . import hooks
 from . import steps as st
 from .defaults import DEFAULT_DEVICES, DEFAULT_PATH
 from .errors import ConfigError
-from .linux import caps, lsm, mountopts
+from .linux import caps, cpulist, lsm, mountopts, sched
 from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, MS_UNBINDABLE, PROPAGATION
 from .linux.rlimits import RLIMITS
 from .record import field, record
-from .spec import Config, Mount, Namespace, Process
+from .spec import Config, CPUAffinity, MemoryPolicy, Mount, Namespace, Process
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,12 +73,25 @@ def _plan(steps: list[st.Step], opts: Options, warnings: list[str]) -> Plan:
     return Plan([st.CloseFds("close the runtime's fds", keep=sorted(keep)), *steps], warnings)
 
 
-def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[int, int]],
-                     opts: Options, cgroup: Cgroup) -> list[st.Step]:
-    by_type = {ns.type: ns for ns in namespaces}
-    # The cgroups first: before a user namespace takes the right to write them, before a cgroup namespace.
+def _cgroup_steps(cgroup: Cgroup, affinity: CPUAffinity | None) -> list[st.Step]:
+    """The cgroups first: before a user namespace takes the right to write them, before a cgroup namespace.
+    An exec's initial CPU affinity is set before the join (the spec: "before the transition to container's
+    cgroup"; the executor is then not born in the cgroup). Without execCPUAffinity (and always for the init,
+    which the spec exempts from it) the affinity the runtime had is dropped once the cgroup is joined, as
+    runc and crun do, so only the container's cpuset counts."""
     steps: list[st.Step] = [st.JoinCgroup(f"join cgroup {path}", path=path, v2=not name)
                             for name, path in cgroup.paths.items()]
+    if affinity and affinity.initial:
+        return [st.CpuAffinity("process.execCPUAffinity.initial", mask=cpulist.mask(affinity.initial)), *steps]
+    if affinity is None:
+        steps.append(st.CpuAffinity("reset CPU affinity"))
+    return steps
+
+
+def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[int, int]],
+                     opts: Options, cgroup: Cgroup, affinity: CPUAffinity | None = None) -> list[st.Step]:
+    by_type = {ns.type: ns for ns in namespaces}
+    steps = _cgroup_steps(cgroup, affinity)
     user = by_type.get("user")
     if user and user.path:
         steps.append(st.Setns(f"linux.namespaces (user {user.path})", fd=opts.ns_fds["user"],
@@ -228,7 +241,44 @@ def _capabilities(p: Process, warnings: list[str]) -> st.Caps:
                    inheritable=inheritable, ambient=ambient)
 
 
-def _process_steps(p: Process, opts: Options, warnings: list[str]) -> list[st.Step]:
+def _check_nodes(mp: MemoryPolicy) -> None:
+    """Nodes this host lacks are refused here, by name, rather than as the kernel's bare EINVAL."""
+    online = sched.host_nodes()
+    if not online:
+        raise ConfigError("this kernel has no NUMA memory policies", path="linux.memoryPolicy")
+    missing = sorted(set(mp.nodes) - set(online))
+    if missing and "MPOL_F_RELATIVE_NODES" not in mp.flags:  # relative nodes are folded onto the allowed ones
+        raise ConfigError(f"{'nodes' if len(missing) > 1 else 'node'} {cpulist.text(missing)} not on this host "
+                          f"(it has {cpulist.text(online)})", path="linux.memoryPolicy.nodes")
+
+
+def sched_steps(p: Process, memory_policy: MemoryPolicy | None, final: list[int]) -> list[st.Step]:
+    """The process's CPUs (an exec's final affinity), memory policy, I/O priority and scheduler, set while the
+    executor still has its privileges and before any seccomp filter; the scheduler last (a deadline task
+    may no longer change its affinity)."""
+    steps: list[st.Step] = []
+    if final:
+        steps.append(st.CpuAffinity("process.execCPUAffinity.final", mask=cpulist.mask(final)))
+    if memory_policy:
+        _check_nodes(memory_policy)
+        mode = sched.MPOL_MODES[memory_policy.mode]
+        for flag in memory_policy.flags:
+            mode |= sched.MPOL_FLAGS[flag]
+        steps.append(st.MemoryPolicy("linux.memoryPolicy", mode=mode, nodes=cpulist.mask(memory_policy.nodes)))
+    if p.io_priority:
+        steps.append(st.IoPriority("process.ioPriority",
+                                   value=sched.ioprio(p.io_priority.klass, p.io_priority.priority)))
+    if p.scheduler:
+        s = p.scheduler
+        flags = 0
+        for name in s.flags:
+            flags |= sched.SCHED_FLAGS[name]
+        steps.append(st.Scheduler("process.scheduler", policy=sched.POLICIES[s.policy], flags=flags, nice=s.nice,
+                                  priority=s.priority, runtime=s.runtime, deadline=s.deadline, period=s.period))
+    return steps
+
+
+def _process_steps(p: Process, opts: Options, warnings: list[str], scheduling: list[st.Step]) -> list[st.Step]:
     # Mark every fd past the kept ones close-on-exec first: a seccomp filter loaded below may forbid
     # close_range (Docker's default profile does).
     steps: list[st.Step] = [st.CloseFrom("close fds", first=3 + opts.keep_fds)]
@@ -243,6 +293,7 @@ def _process_steps(p: Process, opts: Options, warnings: list[str]) -> list[st.St
         steps.append(st.WriteFile(what, path=attr, data=value))
     # The working directory is entered as root first (the user may not be able to reach it, runc's order), and
     # again as the user only if root was refused there (a directory only the user may enter).
+    steps += scheduling
     cwd = f"process.cwd ({p.cwd})"
     steps.append(st.Chdir(cwd, path=p.cwd, attempt=1))
     if opts.seccomp and not p.no_new_privileges:
@@ -308,12 +359,13 @@ def _search_path(env: list[str]) -> str:
     return next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
 
 
-def _process_tail(p: Process, opts: Options, warnings: list[str], start: list[st.Step]) -> list[st.Step]:
+def _process_tail(p: Process, opts: Options, warnings: list[str], start: list[st.Step],
+                  scheduling: list[st.Step]) -> list[st.Step]:
     """What create and exec share from the process set-up to execve; `start` are the steps between READY and
     the late seccomp filter (create's wait for `start` and its startContainer hooks)."""
     env = environment(p, opts)
     return [
-        *_process_steps(p, opts, warnings),
+        *_process_steps(p, opts, warnings, scheduling),
         st.FindExec("process.args", name=p.args[0], search_path=_search_path(env)),
         # The death signal goes before READY: once told, the parent may exit at once.
         st.Pdeathsig("outlive the runtime", signal=0),
@@ -371,18 +423,27 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> Plan:
         return _plan(steps + [st.CloseFrom("close fds", first=3), st.Pdeathsig("outlive the runtime", signal=0),
                               st.Sync("ready", message=st.READY), wait], opts, warnings)
     starting = [wait, *hooks.as_steps("startContainer", cfg.hooks.get("startContainer", []), st.RUNNING_STATE)]
-    return _plan(steps + _process_tail(cfg.process, opts, warnings, starting), opts, warnings)
+    scheduler = cfg.process.scheduler
+    if (scheduler and scheduler.policy == "SCHED_DEADLINE" and "SCHED_FLAG_RESET_ON_FORK" not in scheduler.flags
+            and cfg.hooks.get("startContainer")):
+        raise ConfigError("a SCHED_DEADLINE process cannot fork, and the startContainer hooks are run from it: "
+                          "add SCHED_FLAG_RESET_ON_FORK", path="process.scheduler")
+    scheduling = sched_steps(cfg.process, cfg.memory_policy, [])
+    return _plan(steps + _process_tail(cfg.process, opts, warnings, starting, scheduling), opts, warnings)
 
 
-def build_exec(namespaces: list[Namespace], process: Process, opts: Options, cgroup: Cgroup) -> Plan:
+def build_exec(namespaces: list[Namespace], process: Process, opts: Options, cgroup: Cgroup,
+               memory_policy: MemoryPolicy | None = None) -> Plan:
     """The plan of `exec`: join the container's cgroups and every namespace (user first), then the process
-    set-up."""
+    set-up, with the process's execCPUAffinity and the container's memory policy."""
     warnings: list[str] = []
-    steps = _namespace_steps(namespaces, {}, opts, cgroup)
+    affinity = process.exec_cpu_affinity
+    steps = _namespace_steps(namespaces, {}, opts, cgroup, affinity)
     if not any(ns.type == "mount" for ns in namespaces):
         # The container lives in the host's mount namespace: its root is a chroot, so is the new process's.
         steps += [st.SetRoot("root.path", path=opts.rootfs), st.Pivot("chroot", how=st.CHROOT)]
     if process.oom_score_adj is not None:
         steps.append(st.WriteFile("process.oomScoreAdj", path="/proc/self/oom_score_adj",
                                   data=str(process.oom_score_adj)))
-    return _plan(steps + _process_tail(process, opts, warnings, []), opts, warnings)
+    scheduling = sched_steps(process, memory_policy, affinity.final if affinity else [])
+    return _plan(steps + _process_tail(process, opts, warnings, [], scheduling), opts, warnings)

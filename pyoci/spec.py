@@ -14,12 +14,15 @@ if TYPE_CHECKING:
 from . import jsonio
 from .errors import ConfigError
 from .linux.caps import CAPABILITIES
+from .linux import cpulist, sched
 from .linux.rlimits import RLIMITS
 from .record import field, record
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+# Sections of config.json for other platforms: a Linux runtime cannot honour them, and says so.
+OTHER_PLATFORMS = ("windows", "solaris", "vm", "zos", "freebsd")
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable")
 SEMVER_LABEL = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
 
@@ -90,6 +93,30 @@ class Rlimit:
 
 
 @record
+class Scheduler:
+    policy: str
+    nice: int = 0
+    priority: int = 0
+    flags: list[str] = field(default_factory=list)
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+
+@record
+class IOPriority:
+    klass: str  # "class" in the config
+    priority: int
+
+
+@record
+class CPUAffinity:
+    """execCPUAffinity as CPU ids; an empty list was not given."""
+    initial: list[int] = field(default_factory=list)
+    final: list[int] = field(default_factory=list)
+
+
+@record
 class Process:
     args: list[str]
     cwd: str = "/"
@@ -103,6 +130,29 @@ class Process:
     oom_score_adj: int | None = None
     apparmor_profile: str = ""
     selinux_label: str = ""
+    scheduler: Scheduler | None = None
+    io_priority: IOPriority | None = None
+    exec_cpu_affinity: CPUAffinity | None = None  # for processes `exec` starts, never the init (the spec's rule)
+
+
+@record
+class MemoryPolicy:
+    mode: str
+    nodes: list[int] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+
+@record
+class IntelRdt:
+    clos_id: str = ""  # "": the container's id
+    l3_cache_schema: str = ""
+    mem_bw_schema: str = ""
+    schemata: list[str] = field(default_factory=list)
+    enable_monitoring: bool = False
+
+    def lines(self) -> list[str]:
+        """The schemata lines to write, in the spec's order: L3, then MB, then schemata's own."""
+        return [line for line in (self.l3_cache_schema, self.mem_bw_schema, *self.schemata) if line]
 
 
 @record
@@ -130,6 +180,9 @@ class Config:
     personality: dict[str, Any] | None = None
     seccomp: dict[str, Any] | None = None
     mount_label: str = ""
+    net_devices: dict[str, str] = field(default_factory=dict)  # host interface → its name in the container
+    memory_policy: MemoryPolicy | None = None
+    intel_rdt: IntelRdt | None = None
 
     def namespace(self, kind: str) -> Namespace | None:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
@@ -247,7 +300,13 @@ def parse_process(p: dict[str, Any]) -> Process:
         seen.add(r["type"])
         rlimits.append(Rlimit(r["type"], r["hard"], r["soft"]))
     u = p.get("user", {})
+    if "commandLine" in p:
+        raise ConfigError("a Windows field: on Linux the program and its arguments are process.args",
+                          path="process.commandLine")
+    if "username" in u:
+        raise ConfigError("a Windows field: on Linux the user is process.user.uid and gid", path="process.user.username")
     size = p.get("consoleSize")
+    io = p.get("ioPriority")
     return Process(
         args=list(args),
         cwd=_abs(p.get("cwd", "/"), "process.cwd"),
@@ -261,7 +320,58 @@ def parse_process(p: dict[str, Any]) -> Process:
         oom_score_adj=p.get("oomScoreAdj"),
         apparmor_profile=p.get("apparmorProfile", ""),
         selinux_label=p.get("selinuxLabel", ""),
+        scheduler=_scheduler(p["scheduler"]) if "scheduler" in p else None,
+        io_priority=IOPriority(io["class"], io["priority"]) if io else None,
+        exec_cpu_affinity=_affinity(p["execCPUAffinity"]) if "execCPUAffinity" in p else None,
     )
+
+
+def _id_list(text: str, where: str) -> list[int]:
+    try:
+        return cpulist.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"not a list like 0-3,7: {exc}", path=where) from None
+
+
+def _affinity(raw: dict[str, str]) -> CPUAffinity | None:
+    where = "process.execCPUAffinity"
+    aff = CPUAffinity(*(_id_list(raw[k], f"{where}.{k}") if raw.get(k, "").strip(", ") else []
+                        for k in ("initial", "final")))
+    return aff if aff.initial or aff.final else None
+
+
+def _scheduler(raw: dict[str, Any]) -> Scheduler:
+    """process.scheduler, refused where the kernel would refuse it or quietly drop a part of it."""
+    where = "process.scheduler"
+    s = Scheduler(raw["policy"], raw.get("nice", 0), raw.get("priority", 0), list(raw.get("flags", [])),
+                  raw.get("runtime", 0), raw.get("deadline", 0), raw.get("period", 0))
+    if s.policy in sched.NOT_IN_LINUX:
+        raise ConfigError(f"{s.policy} is not a Linux policy (the kernel reserves its number and refuses it)",
+                          path=f"{where}.policy")
+    realtime, deadline = s.policy in ("SCHED_FIFO", "SCHED_RR"), s.policy == "SCHED_DEADLINE"
+    if not -20 <= s.nice <= 19:
+        raise ConfigError(f"{s.nice} is not in -20..19 (the kernel would clamp it)", path=f"{where}.nice")
+    if s.nice and (realtime or deadline):
+        raise ConfigError(f"{s.policy} has no nice value (only SCHED_OTHER, SCHED_BATCH and SCHED_IDLE do)",
+                          path=f"{where}.nice")
+    if realtime and not 1 <= s.priority <= 99:
+        raise ConfigError(f"{s.policy} takes a priority in 1..99, not {s.priority}", path=f"{where}.priority")
+    if s.priority and not realtime:
+        raise ConfigError(f"{s.policy} has no priority (only SCHED_FIFO and SCHED_RR do)", path=f"{where}.priority")
+    for key in ("runtime", "deadline", "period"):
+        if getattr(s, key) and not deadline:
+            raise ConfigError(f"only SCHED_DEADLINE takes a {key}", path=f"{where}.{key}")
+    for i, flag in enumerate(s.flags):
+        if flag in ("SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN") and not deadline:
+            raise ConfigError(f"{flag} is for SCHED_DEADLINE only", path=f"{where}.flags[{i}]")
+    if deadline:
+        period = s.period or s.deadline
+        if not 0 < s.runtime <= s.deadline <= period:
+            raise ConfigError(f"SCHED_DEADLINE needs 0 < runtime <= deadline <= period (runtime {s.runtime}, "
+                              f"deadline {s.deadline}, period {s.period})", path=where)
+        if s.runtime < 1024:
+            raise ConfigError(f"{s.runtime} is below the kernel's minimum of 1024 ns", path=f"{where}.runtime")
+    return s
 
 
 def _hooks(raw: dict[str, Any]) -> dict[str, list[Hook]]:
@@ -339,6 +449,8 @@ def _check_linux(cfg: Config) -> None:
         if ns_kind not in kinds:
             article = "an" if ns_kind == "ipc" else "a"
             raise ConfigError(f"needs {article} {ns_kind} namespace", path=f"linux.sysctl.{key}")
+    if cfg.net_devices and "network" not in kinds:
+        raise ConfigError("moving interfaces needs a network namespace of the container's", path="linux.netDevices")
     if cfg.hostname and "uts" not in kinds:
         raise ConfigError("setting the hostname needs a uts namespace", path="hostname")
     if cfg.domainname and "uts" not in kinds:
@@ -352,6 +464,53 @@ def _check_linux(cfg: Config) -> None:
         _abs(d.path, f"linux.devices[{i}].path")
     for i, m in enumerate(cfg.mounts):
         check_proc_mount(i, m)
+
+
+def _netdev_name(name: str, where: str) -> str:
+    """An interface name the kernel takes (what runc checks): at most 15 bytes, no "/", ":" or blank, not
+    "." or ".."."""
+    if not name or len(name.encode()) > 15 or name in (".", "..") or any(c in "/:" or c.isspace() for c in name):
+        raise ConfigError(f"{jsonio.dumps(name)} is not an interface name (1-15 bytes, no '/', ':' or blank)",
+                          path=where)
+    return name
+
+
+def _net_devices(raw: dict[str, dict[str, str]]) -> dict[str, str]:
+    devices: dict[str, str] = {}
+    for host, entry in raw.items():
+        where = f"linux.netDevices.{host}"
+        _netdev_name(host, where)
+        inside = _netdev_name(entry.get("name") or host, f"{where}.name")
+        taken = next((h for h, n in devices.items() if n == inside and "%d" not in n), None)
+        if taken:
+            raise ConfigError(f"{jsonio.dumps(inside)} is also the name given to {taken}", path=where)
+        devices[host] = inside
+    return devices
+
+
+def _memory_policy(raw: dict[str, Any]) -> MemoryPolicy:
+    where = "linux.memoryPolicy"
+    nodes = _id_list(raw["nodes"], f"{where}.nodes") if raw.get("nodes", "").strip(", ") else []
+    mp = MemoryPolicy(raw["mode"], nodes, list(raw.get("flags", [])))
+    if mp.mode in sched.MPOL_NO_NODES and nodes:
+        raise ConfigError(f"{mp.mode} takes no nodes", path=f"{where}.nodes")
+    if mp.mode in sched.MPOL_SOME_NODES and not nodes:
+        raise ConfigError(f"{mp.mode} needs at least one node", path=f"{where}.nodes")
+    if {"MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"} <= set(mp.flags):
+        raise ConfigError("MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other", path=f"{where}.flags")
+    return mp
+
+
+def _intel_rdt(raw: dict[str, Any]) -> IntelRdt:
+    where = "linux.intelRdt"
+    rdt = IntelRdt(raw.get("closID", ""), raw.get("l3CacheSchema", ""), raw.get("memBwSchema", ""),
+                   list(raw.get("schemata", [])), bool(raw.get("enableMonitoring", False)))
+    if rdt.clos_id != "/" and (rdt.clos_id in (".", "..") or "/" in rdt.clos_id or "\n" in rdt.clos_id):
+        raise ConfigError(f"{jsonio.dumps(rdt.clos_id)} is not a resctrl group name (\"/\" is the default group)",
+                          path=f"{where}.closID")
+    if "\n" in rdt.l3_cache_schema:
+        raise ConfigError("one schemata line: no newline", path=f"{where}.l3CacheSchema")
+    return rdt
 
 
 def check_resources(res: dict[str, Any], where: str) -> None:
@@ -395,7 +554,13 @@ def parse(raw: dict[str, Any]) -> Config:
     root = raw.get("root")
     if not root:
         raise ConfigError("required on Linux", path="root")
+    for platform in OTHER_PLATFORMS:
+        if platform in raw:
+            raise ConfigError("settings for another platform: pyoci runs Linux containers", path=platform)
     linux = raw.get("linux", {})
+    personality = linux.get("personality")
+    if personality and personality.get("flags"):
+        raise ConfigError("no personality flags are defined yet (the spec lists none)", path="linux.personality.flags")
     cfg = Config(
         oci_version=version,
         root_path=root["path"],
@@ -421,6 +586,9 @@ def parse(raw: dict[str, Any]) -> Config:
         personality=linux.get("personality"),
         seccomp=linux.get("seccomp"),
         mount_label=linux.get("mountLabel", ""),
+        net_devices=_net_devices(linux.get("netDevices", {})),
+        memory_policy=_memory_policy(linux["memoryPolicy"]) if "memoryPolicy" in linux else None,
+        intel_rdt=_intel_rdt(linux["intelRdt"]) if "intelRdt" in linux else None,
     )
     _check_linux(cfg)
     _check_idmapped(cfg)

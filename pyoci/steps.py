@@ -246,12 +246,50 @@ class CloseFds(Step):
     keep: list[int]
 
 
+@record
+class Scheduler(Step):
+    policy: int
+    flags: int = 0
+    nice: int = 0
+    priority: int = 0
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+
+@record
+class IoPriority(Step):
+    value: int
+
+
+@record
+class CpuAffinity(Step):
+    mask: list[int] = field(default_factory=list)  # empty: every CPU
+
+
+@record
+class MemoryPolicy(Step):
+    mode: int
+    nodes: list[int] = field(default_factory=list)
+
+
 FD_FIELDS = ("fd", "socket_fd", "listen_fd", "tree_fd")
 
 
 def fds_used(steps: list[Step]) -> set[int]:
     """The fds the steps name (the executor keeps them open)."""
     return {fd for s in steps for name in FD_FIELDS if (fd := getattr(s, name, -1)) >= 0}
+
+
+def birth_cgroup(steps: list[Step]) -> str | None:
+    """The v2 cgroup the executor may be born in (clone3 CLONE_INTO_CGROUP): the plan's, unless a step before
+    the join must run outside it (an exec's initial CPU affinity, set before it joins as the spec says)."""
+    for s in steps:
+        if isinstance(s, CpuAffinity):
+            return None
+        if isinstance(s, JoinCgroup) and s.v2:
+            return s.path
+    return None
 
 
 def op_name(step: Step) -> str:

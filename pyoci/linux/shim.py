@@ -102,7 +102,7 @@ def spawn(steps: list[st.Step], sync_fd: int) -> int:
     """Starts a child that runs the steps in order and never returns to Python; it is born in the plan's v2
     cgroup where the kernel allows (see the join_cgroup step)."""
     arr, keep = encode(steps)
-    v2 = next((s.path for s in steps if isinstance(s, st.JoinCgroup) and s.v2), None)
+    v2 = st.birth_cgroup(steps)
     pid = lib.pyoci_spawn(arr, len(steps), sync_fd, ffi.NULL if v2 is None else os.fsencode(v2))
     if pid < 0:
         raise KernelError("clone", -pid)

@@ -54,7 +54,19 @@ FIXTURES = {
                           {"ns_fds": {"user": 7, "network": 8}}),
     "no mount namespace": (_config(**{"linux.namespaces": [{"type": "pid"}, {"type": "uts"}]}), {}),
     "console and preserved fds": (_config(**{"process.terminal": True}), {"console_fd": 9, "keep_fds": 2}),
+    "scheduling": (_config(**{"process.scheduler": {"policy": "SCHED_BATCH", "nice": 2},
+                              "process.ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 4},
+                              "process.execCPUAffinity": {"final": "1"},
+                              "process.noNewPrivileges": False,
+                              "linux.memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0"}}),
+                   {"seccomp": PROGRAM}),
 }
+
+
+@pytest.fixture(autouse=True)
+def one_numa_node(monkeypatch):
+    """Plans do not depend on this host's NUMA nodes (the memory policy's check reads them)."""
+    monkeypatch.setattr(plan.sched, "host_nodes", lambda: [0])
 
 
 def build(name: str) -> list[st.Step]:
@@ -257,8 +269,73 @@ def test_additional_groups_where_setgroups_is_denied_are_refused_when_planning()
                    CGROUP)
 
 
+SCHEDULING = (st.CpuAffinity, st.MemoryPolicy, st.IoPriority, st.Scheduler)
+
+
+def test_scheduling_is_set_while_privileged_and_before_any_filter(steps):
+    """The realtime scheduler and I/O class need CAP_SYS_NICE/CAP_SYS_ADMIN (gone after the user switch); a
+    seccomp filter could refuse the calls; a deadline task may not change its affinity afterwards."""
+    found = [i for i, s in enumerate(steps) if isinstance(s, SCHEDULING) and s.what.startswith(("process.", "linux."))]
+    if not found:
+        return
+    assert [type(steps[i]) for i in found] == [t for t in SCHEDULING if any(isinstance(steps[i], t) for i in found)]
+    assert max(found) < index(steps, st.User, lambda s: s.what == "process.user")
+    assert all(max(found) < i for i, s in enumerate(steps) if isinstance(s, st.Seccomp))
+    assert min(found) > index(steps, st.Fork)
+
+
+def test_the_init_drops_the_runtimes_affinity_and_takes_no_exec_affinity():
+    steps = build("scheduling")
+    joins = [i for i, s in enumerate(steps) if isinstance(s, st.JoinCgroup)]
+    reset = index(steps, st.CpuAffinity)
+    assert reset == joins[-1] + 1 and steps[reset].mask == []
+    assert [s for s in steps if isinstance(s, st.CpuAffinity)] == [steps[reset]]
+    assert st.birth_cgroup(steps) == CGROUP.v2_path
+
+
+def test_exec_affinity_initial_before_the_cgroup_join_and_final_after():
+    raw, options = FIXTURES["scheduling"]
+    cfg = spec.parse(copy.deepcopy(raw))
+    cfg.process.exec_cpu_affinity = spec.CPUAffinity(initial=[0], final=[1, 64])
+    steps = plan.build_exec([], cfg.process, plan.Options(rootfs="/", bundle="/", **options), CGROUP).steps
+    assert isinstance(steps[1], st.CpuAffinity) and steps[1].mask == [1]
+    assert isinstance(steps[2], st.JoinCgroup)
+    final = [s for s in steps if isinstance(s, st.CpuAffinity)][1:]
+    assert [s.mask for s in final] == [[2, 1]] and final[0].what == "process.execCPUAffinity.final"
+    assert st.birth_cgroup(steps) is None  # born outside: the join is the transition the spec speaks of
+
+
+def test_exec_without_affinity_resets_after_the_join():
+    steps = build_exec("pyoci spec")
+    assert [s.mask for s in steps if isinstance(s, st.CpuAffinity)] == [[]]
+
+
+def test_a_deadline_process_with_start_container_hooks_needs_reset_on_fork():
+    raw = _config(**{"process.scheduler": {"policy": "SCHED_DEADLINE", "runtime": 2000, "deadline": 5000}},
+                  hooks={"startContainer": [HOOK]})
+    opts = plan.Options(rootfs="/", bundle="/", start_fd=5)
+    with pytest.raises(spec.ConfigError, match="process.scheduler: a SCHED_DEADLINE process cannot fork"):
+        plan.build(spec.parse(copy.deepcopy(raw)), opts, CGROUP)
+    raw["process"]["scheduler"]["flags"] = ["SCHED_FLAG_RESET_ON_FORK"]
+    assert plan.build(spec.parse(raw), opts, CGROUP)
+
+
+def test_memory_policy_nodes_are_checked_against_the_host(monkeypatch):
+    raw = _config(**{"linux.memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0-1,5"}})
+    opts = plan.Options(rootfs="/", bundle="/", start_fd=5)
+    monkeypatch.setattr(plan.sched, "host_nodes", lambda: [0, 1])
+    with pytest.raises(spec.ConfigError, match=r"linux.memoryPolicy.nodes: node 5 not on this host \(it has 0-1\)"):
+        plan.build(spec.parse(copy.deepcopy(raw)), opts, CGROUP)
+    raw["linux"]["memoryPolicy"]["flags"] = ["MPOL_F_RELATIVE_NODES"]  # folded onto the allowed nodes: fine
+    mp = next(s for s in plan.build(spec.parse(raw), opts, CGROUP).steps if isinstance(s, st.MemoryPolicy))
+    assert (mp.mode, mp.nodes) == (2 | 1 << 14, [0b100011])
+    monkeypatch.setattr(plan.sched, "host_nodes", lambda: [])
+    with pytest.raises(spec.ConfigError, match="linux.memoryPolicy: this kernel has no NUMA memory policies"):
+        plan.build(spec.parse(raw), opts, CGROUP)
+
+
 GOLDEN_DEFAULT = [
-    "CloseFds", "JoinCgroup", "JoinCgroup", "Unshare", "Fork", "Setsid", "SetRootPropagation", "Mount", "Mount",
+    "CloseFds", "JoinCgroup", "JoinCgroup", "CpuAffinity", "Unshare", "Fork", "Setsid", "SetRootPropagation", "Mount", "Mount",
     "SetRoot", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mknod",
     "Mknod", "Mknod", "Mknod", "Mknod", "Mknod", "Symlink", "Symlink", "Symlink", "Symlink", "Symlink", "Sync",
     "Pivot", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Readonly", "Readonly",

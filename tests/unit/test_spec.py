@@ -481,3 +481,91 @@ def test_supported_version_is_the_regex_verdict_on_any_mix():
         assert spec.supported_version(version) is bool(re.match(VERSION_RE, version))
 
     check()
+
+
+# --- runtime-spec 1.2/1.3 process and linux fields (issue 18) -------------------------------------------------------
+
+def test_scheduling_fields_parse(tmp_path, cfg):
+    cfg["process"].update(scheduler={"policy": "SCHED_DEADLINE", "runtime": 2000, "deadline": 5000,
+                                     "flags": ["SCHED_FLAG_RESET_ON_FORK"]},
+                          ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 6},
+                          execCPUAffinity={"initial": " 0-2, ,7 ", "final": ""})
+    cfg["linux"].update(memoryPolicy={"mode": "MPOL_INTERLEAVE", "nodes": "0-1", "flags": ["MPOL_F_STATIC_NODES"]},
+                        netDevices={"eth1": {}, "veth9": {"name": "c0"}},
+                        intelRdt={"closID": "gold", "l3CacheSchema": "L3:0=f", "memBwSchema": "MB:0=50",
+                                  "schemata": ["L2:0=3"], "enableMonitoring": True})
+    c = load(tmp_path, cfg)
+    assert c.process.scheduler == spec.Scheduler("SCHED_DEADLINE", runtime=2000, deadline=5000,
+                                                 flags=["SCHED_FLAG_RESET_ON_FORK"])
+    assert c.process.io_priority == spec.IOPriority("IOPRIO_CLASS_BE", 6)
+    assert c.process.exec_cpu_affinity == spec.CPUAffinity(initial=[0, 1, 2, 7])
+    assert c.memory_policy == spec.MemoryPolicy("MPOL_INTERLEAVE", [0, 1], ["MPOL_F_STATIC_NODES"])
+    assert c.net_devices == {"eth1": "eth1", "veth9": "c0"}
+    assert c.intel_rdt.lines() == ["L3:0=f", "MB:0=50", "L2:0=3"] and c.intel_rdt.enable_monitoring
+
+
+def test_empty_exec_cpu_affinity_is_none(tmp_path, cfg):
+    cfg["process"]["execCPUAffinity"] = {"initial": "", "final": " "}
+    assert load(tmp_path, cfg).process.exec_cpu_affinity is None
+
+
+def _set(path: str, value):
+    def edit(cfg):
+        *parents, key = path.split(".")
+        node = cfg
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[key] = value
+    return edit
+
+
+REFUSED = [
+    (_set("process.commandLine", "sh -c x"), "process.commandLine: a Windows field"),
+    (_set("process.user.username", "root"), "process.user.username: a Windows field"),
+    (_set("windows", {}), "windows: settings for another platform: pyoci runs Linux containers"),
+    (_set("vm", {"hypervisor": {}}), "vm: settings for another platform"),
+    (_set("linux.personality", {"domain": "LINUX", "flags": ["X"]}), "linux.personality.flags: no personality flags"),
+    (_set("process.scheduler", {"policy": "SCHED_ISO"}), "process.scheduler.policy: SCHED_ISO is not a Linux policy"),
+    (_set("process.scheduler", {"policy": "SCHED_OTHER", "nice": 20}), "process.scheduler.nice: 20 is not in -20..19"),
+    (_set("process.scheduler", {"policy": "SCHED_RR", "nice": 1, "priority": 1}),
+     "process.scheduler.nice: SCHED_RR has no nice value"),
+    (_set("process.scheduler", {"policy": "SCHED_FIFO"}), "process.scheduler.priority: SCHED_FIFO takes a priority"),
+    (_set("process.scheduler", {"policy": "SCHED_BATCH", "priority": 3}),
+     "process.scheduler.priority: SCHED_BATCH has no priority"),
+    (_set("process.scheduler", {"policy": "SCHED_OTHER", "runtime": 3}),
+     "process.scheduler.runtime: only SCHED_DEADLINE takes a runtime"),
+    (_set("process.scheduler", {"policy": "SCHED_IDLE", "flags": ["SCHED_FLAG_RECLAIM"]}),
+     "process.scheduler.flags[0]: SCHED_FLAG_RECLAIM is for SCHED_DEADLINE only"),
+    (_set("process.scheduler", {"policy": "SCHED_DEADLINE", "runtime": 900, "deadline": 1000}),
+     "process.scheduler.runtime: 900 is below the kernel's minimum"),
+    (_set("process.scheduler", {"policy": "SCHED_DEADLINE", "runtime": 2000, "deadline": 3000, "period": 2500}),
+     "process.scheduler: SCHED_DEADLINE needs 0 < runtime <= deadline <= period"),
+    (_set("process.execCPUAffinity", {"final": "3-1"}), "process.execCPUAffinity.final: not a list like 0-3,7"),
+    (_set("process.execCPUAffinity", {"initial": "99999"}), "process.execCPUAffinity.initial: not a list"),
+    (_set("linux.memoryPolicy", {"mode": "MPOL_PREFERRED_MANY"}), "MPOL_PREFERRED_MANY needs at least one node"),
+    (_set("linux.memoryPolicy", {"mode": "MPOL_DEFAULT", "nodes": "0"}), "MPOL_DEFAULT takes no nodes"),
+    (_set("linux.netDevices", {"a/b": {}}), 'linux.netDevices.a/b: "a/b" is not an interface name'),
+    (_set("linux.netDevices", {"eth0": {"name": "x" * 16}}), "linux.netDevices.eth0.name: "),
+    (_set("linux.netDevices", {"eth0": {"name": "c0"}, "eth1": {"name": "c0"}}),
+     'linux.netDevices.eth1: "c0" is also the name given to eth0'),
+    (_set("linux.intelRdt", {"closID": "../x"}), 'linux.intelRdt.closID: "../x" is not a resctrl group name'),
+    (_set("linux.intelRdt", {"l3CacheSchema": "L3:0=f\nMB:0=1"}), "linux.intelRdt.l3CacheSchema: one schemata line"),
+]
+
+
+@pytest.mark.parametrize("edit, message", REFUSED, ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(REFUSED)])
+def test_new_fields_refused_in_one_line(tmp_path, cfg, edit, message):
+    edit(cfg)
+    assert message in error(tmp_path, cfg)
+
+
+def test_net_devices_need_a_network_namespace(tmp_path, cfg):
+    drop_namespace(cfg, "network")
+    cfg["linux"]["netDevices"] = {"eth1": {}}
+    assert error(tmp_path, cfg) == ("config.json: linux.netDevices: moving interfaces needs a network namespace "
+                                    "of the container's")
+
+
+def test_net_device_name_templates_may_repeat(tmp_path, cfg):
+    cfg["linux"]["netDevices"] = {"eth1": {"name": "c%d"}, "eth2": {"name": "c%d"}}
+    assert load(tmp_path, cfg).net_devices == {"eth1": "c%d", "eth2": "c%d"}
