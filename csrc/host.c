@@ -1,5 +1,6 @@
 /* Helpers the runtime calls in its own process, on the host: mounts it makes or takes down itself, the
- * cgroup v2 device filter, seccomp compilation and hooks. Nothing here runs in a container. */
+ * cgroup v2 device filter, seccomp compilation, hooks, and sockets in a container's network namespace.
+ * Nothing here runs in a container. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -8,9 +9,12 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/mount.h>
+#include <sched.h>
 #include <seccomp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +63,25 @@ int pyoci_supports_dtype(const char *dir)
             ok = 0;
     closedir(d);
     return ok;
+}
+
+int pyoci_socket_in_netns(int netns_fd, int domain, int type, int protocol)
+{
+    /* setns(CLONE_NEWNET) moves this thread only: the others (and Python's) never see the other namespace */
+    int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (own < 0)
+        return -errno;
+    if (setns(netns_fd, CLONE_NEWNET) < 0) {
+        int err = errno;
+        close(own);
+        return -err;
+    }
+    int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+    int err = errno;
+    if (setns(own, CLONE_NEWNET) < 0)
+        abort(); /* a thread stranded in a container's namespace must not go on */
+    close(own);
+    return fd < 0 ? -err : fd;
 }
 
 int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage)

@@ -260,6 +260,10 @@ int pyoci_device_filter_attach(const char *insns, int len, const char *cgroup_di
 int pyoci_run_hook(const char *path, char **argv, char **envp, int stdin_fd, long long timeout,
                    char *detail, int detail_size);
 
+/* A socket made in the network namespace netns_fd (linux.netDevices: rtnetlink there), the calling thread
+ * back in its own namespace afterwards: the fd, or -errno. */
+int pyoci_socket_in_netns(int netns_fd, int domain, int type, int protocol);
+
 /* linux.seccomp, compiled by libseccomp in the runtime (never in the container). */
 struct pyoci_scmp_arg {
     unsigned int index;

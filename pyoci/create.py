@@ -15,7 +15,10 @@ from .state import START_SOCKET, State, Store
 
 TYPE_CHECKING = False  # annotations are strings; the lifecycle's short commands never import this module
 if TYPE_CHECKING:
+    from typing import Callable
+
     from .cgroups import Cgroup
+    from .linux.netdev import Devices
     from .log import Logger
     from .spec import Config, Namespace
 
@@ -42,6 +45,7 @@ class Undo:
         self.cgroup: Cgroup | None = None
         self.state_dir = state_dir
         self.host_mounts: dict[str, int] = {}
+        self.devices: Devices | None = None  # host interfaces moved into the container: given back
 
     def close_fds(self) -> None:
         for fd in self.fds:
@@ -53,6 +57,10 @@ class Undo:
 
     def run(self) -> None:
         self.close_fds()
+        if self.devices is not None:
+            from .linux.netdev import give_back
+
+            give_back(self.devices)
         for pid in self.pids:
             try:
                 os.kill(pid, _signal.SIGKILL)
@@ -200,6 +208,25 @@ def check(cfg: Config, opts: CreateOptions, rootfs: str) -> None:
         raise PyociError("process.terminal is true: --console-socket is required")
     if opts.console_socket and not terminal:
         raise PyociError("--console-socket needs process.terminal to be true")
+    if cfg.net_devices and os.geteuid() != 0:
+        raise ConfigError("moving host interfaces needs root", path="linux.netDevices")
+
+
+def holder(store: Store, container_id: str) -> Callable[[str], str | None]:
+    """Which other live container of this root has a host interface (linux.netDevices), for the error that
+    says the interface is missing."""
+    def find(name: str) -> str | None:
+        for other in store.ids():
+            if other == container_id:
+                continue
+            try:
+                st = store.load(other)
+            except PyociError:
+                continue
+            if name in st.net_devices and state.alive(st):
+                return other
+        return None
+    return find
 
 
 def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, log: Logger) -> State:
@@ -215,7 +242,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
     me = os.getpid()
     st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(), owner=_owner(),
                creator=me, creator_start=state.proc_start_time(me) or 0, annotations=cfg.annotations,
-               has_process=cfg.process is not None,
+               has_process=cfg.process is not None, net_devices=cfg.net_devices,
                hooks={k: hooks.to_json(cfg.hooks.get(k, [])) for k in ("poststart", "poststop")})
     rootfs_layer = cfg.annotations.get(layer.ROOTFS_ANNOTATION)
     if rootfs_layer or cfg.namespace("mount") is None:
@@ -253,6 +280,10 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
             st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
             st.namespaces = namespace_paths(cfg, pid)
             store.save(st)
+            if cfg.net_devices:  # before the hooks, which may configure them
+                from .linux.netdev import move_in
+
+                undo.devices = move_in(cfg.net_devices, st.namespaces["network"], holder(store, container_id))
             created = hook_state(st, state.CREATED)
             for kind in ("prestart", "createRuntime"):
                 hooks.run(kind, cfg.hooks.get(kind, []), created)
@@ -275,6 +306,8 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
         store.save(st)
         if opts.pid_file:
             write_pid_file(opts.pid_file, st.pid)
+        if undo.devices is not None:
+            undo.devices.close()  # the container's namespace holds them from now on
     except BaseException:
         undo.run()
         lock.release()

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 from . import OCI_VERSION
 from .linux.caps import CAPABILITIES
 from .linux.mountopts import FLAGS as MOUNT_FLAGS, IDMAP, PROPAGATION, RECURSIVE
+from .linux.sched import MPOL_FLAGS, MPOL_MODES
 from .linux.seccomp import ACTIONS, FLAGS, OPS
 from .spec import HOOK_KINDS, NAMESPACE_TYPES
 
@@ -33,6 +34,8 @@ def features() -> dict[str, Any]:
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": _kernel_at_least(5, 12)}},
+            "netDevices": {"enabled": True},
+            "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
         },
         "annotations": {"org.opencontainers.runtime-spec.features.version": OCI_VERSION},
     }

@@ -55,6 +55,7 @@ class State:
         "has_process": True,  # a config without process can be created, never started
         "host_mounts": {},  # mounts made on the host (no mount namespace, or an image's overlay): rootfs path →
         # mounts stacked on it before create (not ours)
+        "net_devices": {},  # linux.netDevices moved in: host name → name inside (who holds an interface)
     }
 
     def __init__(self, **values: object) -> None:

@@ -165,6 +165,16 @@ def idmapped_tree(src: str, userns_fd: int, tree_rec: bool, idmap_rec: bool, wha
     raise KernelError(f"{what}: idmapped mount of {src}: {('open_tree', 'mount_setattr')[stage[0]]}", -fd)
 
 
+def socket_in_netns(netns_fd: int, family: int, kind: int, proto: int):
+    """A socket of the network namespace netns_fd (our own threads stay in theirs)."""
+    import socket
+
+    fd = lib.pyoci_socket_in_netns(netns_fd, family, kind, proto)
+    if fd < 0:
+        raise PyociError("socket in the container's network namespace", -fd)
+    return socket.socket(family, kind, proto, fileno=fd)
+
+
 def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
     """Loads a cgroup v2 device program and attaches it to cgroup_dir (alongside any others)."""
     log = ffi.new("char[]", 4096)
