@@ -252,6 +252,10 @@ class Container:
             _kill_and_wait(st)  # a stopped container's init may live on, parked by a create that died
             (Cgroup.from_json(st.cgroup) if st.cgroup else Cgroup.default(self.id)).destroy()
             unmount_host(st.host_mounts)
+            if st.resctrl:
+                from .linux.resctrl import Group, remove
+
+                remove(Group.from_json(st.resctrl))
             for i, h in enumerate(_hooks(st, "poststop")):
                 try:
                     _run_hooks(st, "poststop", STOPPED, [h])

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from .cgroups import Cgroup
     from .linux.netdev import Devices
+    from .linux.resctrl import Group
     from .log import Logger
     from .spec import Config, Namespace
 
@@ -46,6 +47,7 @@ class Undo:
         self.state_dir = state_dir
         self.host_mounts: dict[str, int] = {}
         self.devices: Devices | None = None  # host interfaces moved into the container: given back
+        self.resctrl: Group | None = None  # the resctrl groups create made
 
     def close_fds(self) -> None:
         for fd in self.fds:
@@ -73,6 +75,13 @@ class Undo:
             pass  # the rest of the undo still runs; nothing better to do with a mount that will not go
         if self.cgroup is not None:
             self.cgroup.destroy()
+        if self.resctrl is not None:
+            from .linux.resctrl import remove
+
+            try:
+                remove(self.resctrl, undo=True)
+            except PyociError:
+                pass  # as with the mounts: the rest of the undo still runs
         if self.state_dir:
             state.remove_dir(self.state_dir)
 
@@ -269,6 +278,12 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
         if rootfs_layer:
             layer.mount(rootfs_layer, rootfs, st.host_mounts[rootfs])
         options.idmap_trees = _idmapped_trees(cfg, bundle, undo, unprivileged)
+        if cfg.intel_rdt:
+            from .linux import resctrl
+
+            undo.resctrl = resctrl.prepare(cfg.intel_rdt, container_id, resctrl.mountpoint())
+            st.resctrl = undo.resctrl.to_json()
+            options.resctrl_tasks = undo.resctrl.tasks()
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups)
         undo.cgroup = cg
         st.cgroup = cg.to_json()

@@ -144,6 +144,10 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
                                    setgroups=setgroups_allowed(user, cfg.gid_mappings, os.geteuid() != 0))
             if cfg.seccomp:
                 options.seccomp = compile_seccomp(cfg.seccomp)
+            if st.resctrl:
+                from .linux.resctrl import Group
+
+                options.resctrl_tasks = Group.from_json(st.resctrl).tasks()
 
             def notify(pid: int, fd: int) -> None:
                 from .create import hook_state

@@ -32,13 +32,22 @@ def features() -> dict[str, Any]:
                         "operators": sorted(OPS), "knownFlags": sorted(FLAGS), "supportedFlags": sorted(FLAGS)},
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
-            "intelRdt": {"enabled": False},
+            "intelRdt": _intel_rdt(),
             "mountExtensions": {"idmap": {"enabled": _kernel_at_least(5, 12)}},
             "netDevices": {"enabled": True},
             "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
         },
         "annotations": {"org.opencontainers.runtime-spec.features.version": OCI_VERSION},
     }
+
+
+def _intel_rdt() -> dict[str, bool]:
+    """Applied where resctrl is mounted (refused elsewhere); monitoring where it has L3_MON."""
+    from .linux import resctrl
+
+    root = resctrl.mountpoint()
+    return {"enabled": root is not None, "schemata": root is not None,
+            "monitoring": root is not None and resctrl.monitoring(root)}
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:

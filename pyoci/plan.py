@@ -58,6 +58,7 @@ class Options:
     rootless: bool = False  # the runtime is not root: it writes id maps as the owner of the new user namespace
     setgroups: bool = True  # whether setgroups(2) is allowed in the container's user namespace
     idmap_trees: dict[int, int] = field(default_factory=dict)  # mount index → fd of its detached idmapped copy
+    resctrl_tasks: list[str] = field(default_factory=list)  # linux.intelRdt: the groups' tasks files to join
 
 
 @record
@@ -92,6 +93,9 @@ def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[
                      opts: Options, cgroup: Cgroup, affinity: CPUAffinity | None = None) -> list[st.Step]:
     by_type = {ns.type: ns for ns in namespaces}
     steps = _cgroup_steps(cgroup, affinity)
+    # resctrl groups, joined as the cgroups are (a tasks file takes "0" as the writer itself), while the host's
+    # /sys/fs/resctrl is still in reach
+    steps += [st.WriteFile("linux.intelRdt", path=path, data="0") for path in opts.resctrl_tasks]
     user = by_type.get("user")
     if user and user.path:
         steps.append(st.Setns(f"linux.namespaces (user {user.path})", fd=opts.ns_fds["user"],

@@ -56,6 +56,7 @@ class State:
         "host_mounts": {},  # mounts made on the host (no mount namespace, or an image's overlay): rootfs path →
         # mounts stacked on it before create (not ours)
         "net_devices": {},  # linux.netDevices moved in: host name → name inside (who holds an interface)
+        "resctrl": {},  # linux.intelRdt: the groups create made or joined (pyoci/linux/resctrl.py's Group)
     }
 
     def __init__(self, **values: object) -> None:

@@ -350,3 +350,15 @@ def test_the_default_configs_plan_step_by_step():
     cfg = spec.parse(copy.deepcopy(raw))
     steps = plan.build(cfg, plan.Options(rootfs="/", bundle="/", start_fd=5, keyring="_ses.c1"), CGROUP).steps
     assert [type(s).__name__ for s in steps] == GOLDEN_DEFAULT
+
+
+def test_resctrl_groups_are_joined_with_the_cgroups():
+    raw, _ = FIXTURES["pyoci spec"]
+    tasks = ["/sys/fs/resctrl/c1/tasks", "/sys/fs/resctrl/c1/mon_groups/c1/tasks"]
+    for steps in (plan.build(spec.parse(copy.deepcopy(raw)), plan.Options(rootfs="/", bundle="/", start_fd=5,
+                                                                           resctrl_tasks=tasks), CGROUP).steps,
+                  plan.build_exec([], spec.parse(copy.deepcopy(raw)).process,
+                                  plan.Options(rootfs="/", bundle="/", resctrl_tasks=tasks), CGROUP).steps):
+        writes = [i for i, s in enumerate(steps) if isinstance(s, st.WriteFile) and s.what == "linux.intelRdt"]
+        assert [(steps[i].path, steps[i].data) for i in writes] == [(t, "0") for t in tasks]
+        assert writes[0] > index(steps, st.JoinCgroup, last=True) and writes[-1] < index(steps, st.Fork)
