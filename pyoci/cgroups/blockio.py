@@ -2,7 +2,7 @@
 
 Proportional weights live in different files per I/O scheduler: v1 has blkio.weight (CFQ, gone from
 current kernels) or blkio.bfq.weight (BFQ); v2 has io.bfq.weight (BFQ, the v1 scale 10..1000) or io.weight
-(iocost, 1..10000, converted). Leaf weights are a CFQ-only v1 notion: v2 ignores them, as runc does.
+(iocost, 1..10000, converted). Leaf weights are a CFQ-only v1 notion: v2 refuses them (limits.V2_MISSING).
 """
 from __future__ import annotations
 

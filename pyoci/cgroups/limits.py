@@ -91,7 +91,8 @@ def _v1_memory_limit(w: Writer, value: Any) -> None:
 
 def _v1_memory(mem: dict[str, Any], w: Writer) -> None:
     """memsw (memory+swap) may never be below the memory limit: when raising both, memsw goes first.
-    Kernel memory limits are written where the kernel still has the files (runc ignores them always)."""
+    Kernel memory limits are written where the kernel still has the files (runc ignores them always), and
+    refused where it has not (unlimited, -1, asks for nothing)."""
     swap = ("memory", "memory.memsw.limit_in_bytes", mem.get("swap"), "memory.swap")
     if "limit" in mem and "swap" in mem:
         try:
@@ -109,14 +110,16 @@ def _v1_memory(mem: dict[str, Any], w: Writer) -> None:
     for key, name in (("kernel", "memory.kmem.limit_in_bytes"), ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
         if key in mem and w.exists("memory", name):
             w("memory", name, mem[key], f"memory.{key}")
+        elif mem.get(key, -1) != -1:
+            raise PyociError(f"linux.resources.memory.{key}: this kernel has no {name}")
     swappiness = mem.get("swappiness", -1)
     if swappiness not in (-1, (1 << 64) - 1):  # -1, also as the uint64 it is in the spec: the kernel's default
         w("memory", "memory.swappiness", swappiness, "memory.swappiness")
     if mem.get("disableOOMKiller"):
         w("memory", "memory.oom_control", 1, "memory.disableOOMKiller")
-    if mem.get("useHierarchy"):
-        # Only turning it on is written: kernels since 5.x keep it on and refuse 0, and runc ignores the key.
-        w("memory", "memory.use_hierarchy", 1, "memory.useHierarchy")
+    if "useHierarchy" in mem:
+        # kernels since 5.x keep it on and refuse 0 (runc ignores the key): their refusal is the answer to false
+        w("memory", "memory.use_hierarchy", int(bool(mem["useHierarchy"])), "memory.useHierarchy")
 
 
 def _v1_cpu(cpu: dict[str, Any], w: Writer) -> None:
@@ -127,7 +130,9 @@ def _v1_cpu(cpu: dict[str, Any], w: Writer) -> None:
             bound = "at most" if cpu["shares"] > int(got or 0) else "at least"
             raise PyociError(f"linux.resources.cpu.shares: {cpu['shares']}: the kernel allows {bound} {got}")
     cfs = [("cpu", "cpu.cfs_period_us", cpu["period"], "cpu.period")] if "period" in cpu else []
-    if "burst" in cpu and w.exists("cpu", "cpu.cfs_burst_us"):  # a kernel without burst ignores it, as runc
+    if "burst" in cpu:
+        if not w.exists("cpu", "cpu.cfs_burst_us"):  # runc ignores it there
+            raise PyociError("linux.resources.cpu.burst: this kernel has no cpu.cfs_burst_us")
         cfs.append(("cpu", "cpu.cfs_burst_us", cpu["burst"], "cpu.burst"))
     write_in_order(w, cfs, ("cpu", "cpu.cfs_quota_us", cpu["quota"], "cpu.quota") if "quota" in cpu else None)
     if "idle" in cpu:
@@ -199,8 +204,36 @@ def _check_usage(mem: dict[str, Any], w: Writer) -> None:
                              "(checkBeforeUpdate)")
 
 
+def _always(value: Any) -> bool:
+    return True
+
+
+# What cgroup v2 has no file for (runc drops these silently): a value that asks for something is refused.
+V2_MISSING = (
+    ("memory", "kernel", lambda v: v != -1, "cgroup v2 has no kernel memory limit"),
+    ("memory", "kernelTCP", lambda v: v != -1, "cgroup v2 has no kernel TCP memory limit"),
+    ("memory", "swappiness", lambda v: v not in (-1, (1 << 64) - 1), "cgroup v2 has no swappiness of a cgroup's own"),
+    ("memory", "disableOOMKiller", bool, "cgroup v2 cannot switch the OOM killer off"),
+    ("memory", "useHierarchy", lambda v: not v, "cgroup v2 is always hierarchical"),
+    ("cpu", "realtimePeriod", _always, "cgroup v2 has no realtime group scheduling"),
+    ("cpu", "realtimeRuntime", _always, "cgroup v2 has no realtime group scheduling"),
+    ("blockIO", "leafWeight", bool, "leaf weights are CFQ's, a cgroup v1 scheduler"),
+    ("network", "classID", _always, "cgroup v2 has no net_cls controller (classify with an eBPF program)"),
+    ("network", "priorities", bool, "cgroup v2 has no net_prio controller"),
+)
+
+
+def _v2_refuse_missing(res: dict[str, Any]) -> None:
+    for section, key, asks, why in V2_MISSING:
+        if key in res.get(section, {}) and asks(res[section][key]):
+            raise PyociError(f"linux.resources.{section}.{key}: {why}")
+    for i, d in enumerate(res.get("blockIO", {}).get("weightDevice", [])):
+        if d.get("leafWeight"):
+            raise PyociError(f"linux.resources.blockIO.weightDevice[{i}].leafWeight: leaf weights are CFQ's, a "
+                             "cgroup v1 scheduler")
+
+
 def _v2_memory(mem: dict[str, Any], w: Writer) -> None:
-    """Kernel memory, swappiness, disableOOMKiller and useHierarchy have no v2 files: ignored, as runc."""
     if mem.get("checkBeforeUpdate"):
         _check_usage(mem, w)
     if "limit" in mem:
@@ -233,7 +266,6 @@ def _v2_swap(mem: dict[str, Any], w: Writer) -> str | None:
 
 
 def _v2_cpu(cpu: dict[str, Any], w: Writer) -> None:
-    """Realtime runtime and period have no v2 files (v2 has no rt group scheduling): ignored, as runc."""
     if "idle" in cpu:
         w("unified", "cpu.idle", cpu["idle"], "cpu.idle")
     if cpu.get("shares"):
@@ -248,6 +280,7 @@ def _v2_cpu(cpu: dict[str, Any], w: Writer) -> None:
 
 
 def _v2(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:
+    _v2_refuse_missing(res)
     _v2_memory(res.get("memory", {}), w)
     _v2_cpu(res.get("cpu", {}), w)
     _cpuset_and_pids(res, w, "unified", "unified")

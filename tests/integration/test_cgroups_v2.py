@@ -155,10 +155,21 @@ def test_a_missing_controller_or_file_is_an_error_and_nothing_is_left(pyoci, bun
         create_refused(pyoci, bundle, res, message)
 
 
-def test_weights_burst_check_before_update_and_what_v2_ignores(pyoci, bundle):
+def test_v1_only_resources_are_refused_and_nothing_is_left(pyoci, bundle):
+    """runc drops these silently on cgroup v2; the container would run without the limit it asked for."""
+    for res, message in (({"memory": {"swappiness": 10}}, "linux.resources.memory.swappiness: cgroup v2 has no"),
+                         ({"memory": {"kernel": 1 << 20}}, "linux.resources.memory.kernel: cgroup v2 has no"),
+                         ({"memory": {"disableOOMKiller": True}}, "linux.resources.memory.disableOOMKiller: "),
+                         ({"cpu": {"realtimeRuntime": 1000}}, "linux.resources.cpu.realtimeRuntime: cgroup v2 has"),
+                         ({"blockIO": {"leafWeight": 300}}, "linux.resources.blockIO.leafWeight: leaf weights"),
+                         ({"network": {"classID": 1}}, "linux.resources.network.classID: cgroup v2 has no")):
+        create_refused(pyoci, bundle, res, message)
+
+
+def test_weights_burst_and_check_before_update(pyoci, bundle):
     """Per-device weights through iocost (switched on for the guest's loop device), cpu.max.burst (in
-    `update` written again after a quota that lets it in), v1-only keys ignored as runc ignores them, and
-    checkBeforeUpdate refusing a memory.max at or below what the cgroup uses."""
+    `update` written again after a quota that lets it in), what v1-only keys may say on v2 (nothing that asks
+    for a limit), and checkBeforeUpdate refusing a memory.max at or below what the cgroup uses."""
     dev = block_device()
     try:
         with open(f"{ROOT}/io.cost.qos", "w") as f:
@@ -166,11 +177,10 @@ def test_weights_burst_check_before_update_and_what_v2_ignores(pyoci, bundle):
     except OSError as exc:
         pytest.skip(f"iocost cannot be switched on for {dev}: {exc}")
     major, minor = (int(x) for x in dev.split(":"))
-    res = {"memory": {"limit": 64 << 20, "kernel": 1 << 20, "kernelTCP": 1 << 20, "swappiness": 10,
-                      "disableOOMKiller": True, "useHierarchy": False},
-           "cpu": {"quota": 20000, "period": 100000, "burst": 10000, "realtimePeriod": 500000, "realtimeRuntime": 1000},
-           "blockIO": {"weight": 500, "leafWeight": 300,
-                       "weightDevice": [{"major": major, "minor": minor, "weight": 200, "leafWeight": 100}]}}
+    res = {"memory": {"limit": 64 << 20, "kernel": -1, "kernelTCP": -1, "swappiness": -1, "disableOOMKiller": False,
+                      "useHierarchy": True},
+           "cpu": {"quota": 20000, "period": 100000, "burst": 10000},
+           "blockIO": {"weight": 500, "weightDevice": [{"major": major, "minor": minor, "weight": 200}]}}
     b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources=res))
     cid = pyoci.new_id()
     pyoci("create", "--bundle", str(b), cid)

@@ -100,9 +100,9 @@ def test_v1_weight_without_weight_files_names_the_config_path(tmp_path):
 
 
 def test_v2_weights_convert_unless_bfq(tmp_path):
-    res = {"blockIO": {"weight": 500, "leafWeight": 300, "weightDevice": [{**DEV, "weight": 200, "leafWeight": 1}]}}
+    res = {"blockIO": {"weight": 500, "weightDevice": [{**DEV, "weight": 200}]}}
     got = written(tmp_path, {"": "iocost"}, res, v2=True, files=("io.weight",))
-    assert got == {"iocost/io.weight": "8:0 1920"}  # the device line last; leaf weights have no v2 file
+    assert got == {"iocost/io.weight": "8:0 1920"}  # the device line last
     got = written(tmp_path, {"": "oldbfq"}, {"blockIO": {"weight": 500}}, v2=True, files=(("io.bfq.weight", "100"),))
     assert got == {"oldbfq/io.bfq.weight": "500"}
     got = written(tmp_path, {"": "bfq"}, {"blockIO": {"weightDevice": [{**DEV, "weight": 200}]}}, v2=True,
@@ -112,12 +112,18 @@ def test_v2_weights_convert_unless_bfq(tmp_path):
 
 def test_v1_memory_extras(tmp_path):
     mem = {"kernel": 1 << 20, "kernelTCP": 2 << 20, "swappiness": 10, "disableOOMKiller": True, "useHierarchy": True}
-    files = ("memory.kmem.tcp.limit_in_bytes", "memory.swappiness", "memory.oom_control", "memory.use_hierarchy")
+    files = ("memory.kmem.limit_in_bytes", "memory.kmem.tcp.limit_in_bytes", "memory.swappiness",
+             "memory.oom_control", "memory.use_hierarchy")
     got = written(tmp_path, {"memory": "m"}, {"memory": mem}, v2=False, files=files)
-    # no memory.kmem.limit_in_bytes here: skipped, as runc skips kernel memory everywhere
-    assert got == {"m/memory.kmem.tcp.limit_in_bytes": str(2 << 20), "m/memory.swappiness": "10",
-                   "m/memory.oom_control": "1", "m/memory.use_hierarchy": "1"}
+    assert got == {"m/memory.kmem.limit_in_bytes": str(1 << 20), "m/memory.kmem.tcp.limit_in_bytes": str(2 << 20),
+                   "m/memory.swappiness": "10", "m/memory.oom_control": "1", "m/memory.use_hierarchy": "1"}
     assert written(tmp_path, {"memory": "n"}, {"memory": {"swappiness": (1 << 64) - 1}}, v2=False) == {}
+
+
+def test_v1_kernel_memory_the_kernel_lacks_is_refused_unless_unlimited(tmp_path):
+    with pytest.raises(PyociError, match="linux.resources.memory.kernel: this kernel has no memory.kmem.limit_in_bytes"):
+        written(tmp_path, {"memory": "m"}, {"memory": {"kernel": 1 << 20}}, v2=False)
+    assert written(tmp_path, {"memory": "n"}, {"memory": {"kernel": -1, "kernelTCP": -1}}, v2=False) == {}
 
 
 def test_v1_cpu_extras(tmp_path):
@@ -129,13 +135,36 @@ def test_v1_cpu_extras(tmp_path):
     assert got == {"c/cpu.shares": "512", "c/cpu.cfs_period_us": "50000", "c/cpu.cfs_quota_us": "20000",
                    "c/cpu.cfs_burst_us": "10000", "c/cpu.rt_period_us": "500000", "c/cpu.rt_runtime_us": "1000",
                    "c/cpu.idle": "1"}
-    got = written(tmp_path, {"cpu": "d"}, {"cpu": {"burst": 1}}, v2=False, files=("cpu.shares",))
-    assert got == {}  # a kernel without cpu.cfs_burst_us: ignored, as runc
+    with pytest.raises(PyociError, match="linux.resources.cpu.burst: this kernel has no cpu.cfs_burst_us"):
+        written(tmp_path, {"cpu": "d"}, {"cpu": {"burst": 1}}, v2=False, files=("cpu.shares",))  # runc ignores it
 
 
-def test_v2_ignores_what_it_has_no_files_for_and_writes_burst(tmp_path):
-    res = {"memory": {"kernel": 1, "kernelTCP": 1, "swappiness": 5, "disableOOMKiller": True, "useHierarchy": False},
-           "cpu": {"realtimePeriod": 1, "realtimeRuntime": 1, "burst": 1000, "idle": 1}}
+V2_REFUSED = [
+    ({"memory": {"kernel": 1}}, "memory.kernel: cgroup v2 has no kernel memory limit"),
+    ({"memory": {"kernelTCP": 1}}, "memory.kernelTCP: cgroup v2 has no kernel TCP memory limit"),
+    ({"memory": {"swappiness": 5}}, "memory.swappiness: cgroup v2 has no swappiness of a cgroup's own"),
+    ({"memory": {"disableOOMKiller": True}}, "memory.disableOOMKiller: cgroup v2 cannot switch the OOM killer off"),
+    ({"memory": {"useHierarchy": False}}, "memory.useHierarchy: cgroup v2 is always hierarchical"),
+    ({"cpu": {"realtimePeriod": 1}}, "cpu.realtimePeriod: cgroup v2 has no realtime group scheduling"),
+    ({"cpu": {"realtimeRuntime": 1}}, "cpu.realtimeRuntime: cgroup v2 has no realtime group scheduling"),
+    ({"blockIO": {"leafWeight": 300}}, "blockIO.leafWeight: leaf weights are CFQ's"),
+    ({"blockIO": {"weightDevice": [{**DEV, "leafWeight": 3}]}}, r"blockIO.weightDevice\[0\].leafWeight: leaf weights"),
+    ({"network": {"classID": 1}}, "network.classID: cgroup v2 has no net_cls controller"),
+    ({"network": {"priorities": [{"name": "eth0", "priority": 1}]}}, "network.priorities: cgroup v2 has no net_prio"),
+]
+
+
+@pytest.mark.parametrize("res, message", V2_REFUSED, ids=[m.split(":")[0] for _, m in V2_REFUSED])
+def test_v2_refuses_what_it_has_no_file_for(tmp_path, res, message):
+    """runc drops these silently on cgroup v2: a container would run without the limit it asked for."""
+    with pytest.raises(PyociError, match=f"linux.resources.{message}"):
+        written(tmp_path, {"": "v2"}, res, v2=True)
+
+
+def test_v2_takes_what_asks_for_nothing_and_writes_burst(tmp_path):
+    res = {"memory": {"kernel": -1, "kernelTCP": -1, "swappiness": -1, "disableOOMKiller": False,
+                      "useHierarchy": True},
+           "cpu": {"burst": 1000, "idle": 1}, "blockIO": {"leafWeight": 0}, "network": {"priorities": []}}
     got = written(tmp_path, {"": "v2"}, res, v2=True, files=("cpu.max.burst", "cpu.idle"))
     assert got == {"v2/cpu.max.burst": "1000", "v2/cpu.idle": "1"}
 
@@ -186,5 +215,6 @@ def test_v2_swap_is_converted_as_runc_does(tmp_path):
 
 
 def test_use_hierarchy_false_is_left_to_the_kernel(tmp_path):
+    """Written as asked: kernels since 5.x refuse 0 (always hierarchical), and that refusal is the error."""
     assert written(tmp_path, {"memory": "m"}, {"memory": {"useHierarchy": False}}, v2=False,
-                   files=("memory.use_hierarchy",)) == {}
+                   files=("memory.use_hierarchy",)) == {"m/memory.use_hierarchy": "0"}
