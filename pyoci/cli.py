@@ -15,7 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .container import Runtime
 
-CREATE_VALUES = {"bundle": ".", "pid-file": "", "console-socket": "", "preserve-fds": "0"}
+CREATE_VALUES = {"bundle": ".", "pid-file": "", "console-socket": "", "pidfd-socket": "", "preserve-fds": "0"}
 CREATE_BOOLS = ("no-pivot", "no-new-keyring")
 
 
@@ -31,7 +31,8 @@ def _preserve_fds(a: SimpleNamespace) -> int:
 
 def _create_options(a: SimpleNamespace) -> dict[str, object]:
     return {"pid_file": a.pid_file or None, "console_socket": a.console_socket or None, "no_pivot": a.no_pivot,
-            "no_new_keyring": a.no_new_keyring, "preserve_fds": _preserve_fds(a)}
+            "no_new_keyring": a.no_new_keyring, "preserve_fds": _preserve_fds(a),
+            "pidfd_socket": a.pidfd_socket or None}
 
 
 def do_create(a: SimpleNamespace, rt: Runtime) -> int:
@@ -54,7 +55,8 @@ def do_exec(a: SimpleNamespace, rt: Runtime) -> int:
                        preserve_fds=_preserve_fds(a), env=a.env, cwd=a.cwd or None, user=a.user or None,
                        additional_gids=[g for v in a.additional_gids for g in v.split(",") if g],
                        caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup,
-                       apparmor=a.apparmor or None, process_label=a.process_label or None)
+                       apparmor=a.apparmor or None, process_label=a.process_label or None,
+                       pidfd_socket=a.pidfd_socket or None)
     proc = rt.get(a.id).exec(opts)
     if opts.detach:
         return 0
@@ -186,7 +188,9 @@ def do_update(a: SimpleNamespace, rt: Runtime) -> int:
         value = getattr(a, flag.replace("-", "_"))
         if value:
             res.setdefault(section, {})[key] = parse_size(flag, value, with_units)
-    rt.get(a.id).update(res)
+    if a.mem_bw_schema and not a.mem_bw_schema.startswith("MB:"):
+        raise PyociError(f"--mem-bw-schema {a.mem_bw_schema}: must start with MB:")
+    rt.get(a.id).update(res, [line for line in (a.l3_cache_schema, a.mem_bw_schema) if line])
     return 0
 
 
@@ -244,15 +248,16 @@ COMMANDS = {
     "create": Command(do_create, "create a container, parked before its process runs", ("id",),
                       dict(CREATE_VALUES), CREATE_BOOLS, {"b": "bundle"}),
     "exec": Command(do_exec, "run a new process in a running container", ("id", "command-args..."),
-                    values={"process": "", "console-socket": "", "pid-file": "", "preserve-fds": "0", "cwd": "",
-                            "user": "", "process-label": "", "apparmor": ""},
+                    values={"process": "", "console-socket": "", "pidfd-socket": "", "pid-file": "",
+                            "preserve-fds": "0", "cwd": "", "user": "", "process-label": "", "apparmor": ""},
                     bools=("tty", "detach", "no-new-privs", "no-subreaper"),
                     short={"p": "process", "t": "tty", "d": "detach", "e": "env", "u": "user", "c": "cap",
                            "g": "additional-gids"},
                     multi=("env", "cap", "additional-gids", "cgroup"), optional=1),
     "start": Command(do_start, "run the process of a created container", ("id",)),
     "run": Command(do_run, "create and start a container; in the foreground, wait for it", ("id",),
-                   dict(CREATE_VALUES), CREATE_BOOLS + ("detach", "keep"), {"b": "bundle", "d": "detach"}),
+                   dict(CREATE_VALUES), CREATE_BOOLS + ("detach", "keep", "no-subreaper"),
+                   {"b": "bundle", "d": "detach"}),
     "state": Command(do_state, "print a container's state as JSON", ("id",)),
     "kill": Command(do_kill, "send a signal (default TERM) to a container's init, or with --all to all its processes",
                     ("id", "signal"), bools=("all",), short={"a": "all"}, optional=1),
@@ -265,7 +270,8 @@ COMMANDS = {
     "ps": Command(do_ps, "list a container's processes (--format json: their pids); args after the id go to ps",
                   ("id", "ps-args..."), values={"format": "table"}, short={"f": "format"}, optional=1),
     "update": Command(do_update, "change the resource limits of a live container", ("id",),
-                      values={"resources": "", **{flag: "" for flag in UPDATE_FLAGS}}, short={"r": "resources"}),
+                      values={"resources": "", **{flag: "" for flag in UPDATE_FLAGS}, "l3-cache-schema": "",
+                              "mem-bw-schema": ""}, short={"r": "resources"}),
     "events": Command(do_events, "stats and OOM events of a container as JSON lines (--stats: one stats object)",
                       ("id",), values={"interval": "5s"}, bools=("stats",)),
     "spec": Command(do_spec, "write a default config.json", values={"bundle": "."}, bools=("rootless",),

@@ -281,8 +281,9 @@ class Container:
         finally:
             lock.release()
 
-    def update(self, resources: dict[str, object]) -> None:
-        """Applies new linux.resources (device rules stay as create set them)."""
+    def update(self, resources: dict[str, object], schemata: list[str] | None = None) -> None:
+        """Applies new linux.resources (device rules stay as create set them), and new schemata lines to the
+        container's resctrl group (runc's --l3-cache-schema and --mem-bw-schema)."""
         from . import spec
         from .cgroups import Cgroup, is_v2_host, limits
 
@@ -293,6 +294,10 @@ class Container:
         lock, _ = self._lock("update")
         try:
             limits.apply(Cgroup.from_json(self._st.cgroup), resources, v2_only=is_v2_host(), devices=False)
+            if schemata:
+                from .linux import resctrl
+
+                resctrl.update(resctrl.Group.from_json(self._st.resctrl), schemata, resctrl.mountpoint())
         finally:
             lock.release()
 

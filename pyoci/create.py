@@ -35,6 +35,7 @@ class CreateOptions:
     preserve_fds: int = 0
     rootless_cgroups: bool = False  # runc's --rootless: cgroups we may not make are skipped
     console_fd: int = -1  # `run` in the foreground receives the pty itself on this fd
+    pidfd_socket: str | None = None
 
 
 class Undo:
@@ -122,12 +123,12 @@ def open_namespaces(namespaces: list[Namespace], undo: Undo) -> dict[str, int]:
     return fds
 
 
-def connect_console(path: str) -> int:
-    """Connects to the caller's --console-socket (a unix stream socket); the executor sends the pty master
-    over it."""
+def connect_socket(path: str, flag: str = "--console-socket") -> int:
+    """Connects to the caller's --console-socket (the executor sends the pty master over it) or
+    --pidfd-socket (a unix stream socket)."""
     from .linux import unixsock
 
-    what = f"--console-socket {path}"
+    what = f"{flag} {path}"
     target = os.path.abspath(path)
     try:
         if not stat.S_ISSOCK(os.stat(target).st_mode):
@@ -186,6 +187,26 @@ def _owner() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return str(os.geteuid())
+
+
+def send_pidfd(path: str, pid: int, name: str) -> None:
+    """runc's --pidfd-socket: a pidfd of the container's process (our child, so its pid cannot be reused
+    before we reap it), with runc's name for the kind of process ("standard" the init, "setns" an exec)."""
+    from .linux import unixsock
+
+    sock = unixsock.adopt(connect_socket(path, "--pidfd-socket"))
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as exc:
+        sock.close()
+        raise PyociError(f"--pidfd-socket {path}: pidfd_open (Linux 5.3 or later)", exc.errno) from None
+    try:
+        unixsock.send_fds(sock, [name.encode()], [pidfd])
+    except OSError as exc:
+        raise PyociError(f"--pidfd-socket {path}: send", exc.errno) from None
+    finally:
+        os.close(pidfd)
+        sock.close()
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -264,7 +285,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
         undo.fds.append(start_fd)
         console_fd = opts.console_fd if cfg.process is not None and cfg.process.terminal else -1
         if opts.console_socket:
-            console_fd = connect_console(opts.console_socket)
+            console_fd = connect_socket(opts.console_socket)
             undo.fds.append(console_fd)
         listen = listen_fds()
         options = plan.Options(rootfs=rootfs, bundle=bundle, start_fd=start_fd, console_fd=console_fd,
@@ -321,6 +342,8 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
         store.save(st)
         if opts.pid_file:
             write_pid_file(opts.pid_file, st.pid)
+        if opts.pidfd_socket:
+            send_pidfd(opts.pidfd_socket, st.pid, "standard")
         if undo.devices is not None:
             undo.devices.close()  # the container's namespace holds them from now on
     except BaseException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from . import jsonio
-from .create import Undo, compile_seccomp, connect_console, open_namespaces, write_pid_file
+from .create import Undo, compile_seccomp, connect_socket, open_namespaces, send_pidfd, write_pid_file
 from .errors import ConfigError, PyociError
 from .record import field, record
 from .spec import Namespace, Process, User, merge_env
@@ -36,6 +36,7 @@ class ExecOptions:
     cgroup: list[str] = field(default_factory=list)  # exec --cgroup: sub-cgroups to run in, as runc takes them
     apparmor: str | None = None
     process_label: str | None = None
+    pidfd_socket: str | None = None
 
 
 @record
@@ -132,7 +133,7 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
             console_fd = -1
             if process.terminal:
                 if opts.console_socket:
-                    console_fd = connect_console(opts.console_socket)
+                    console_fd = connect_socket(opts.console_socket)
                 else:
                     ours = unixsock.socketpair(unixsock.SOCK_STREAM)
                     console_fd = ours[1].detach()
@@ -155,8 +156,8 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
 
                 send_to_listener(cfg.seccomp, fd, pid, hook_state(st, "running"))
 
-            steps = plan.build_exec(namespaces, process, options, cgroup, cfg.memory_policy)
-            pid, sock = sync.until_ready(steps, cgroup, sync.Handlers(seccomp=notify), runtime.log, undo)
+            exec_plan = plan.build_exec(namespaces, process, options, cgroup, cfg.memory_policy)
+            pid, sock = sync.until_ready(exec_plan, cgroup, sync.Handlers(seccomp=notify), runtime.log, undo)
         finally:
             lock.release()
         try:
@@ -165,6 +166,8 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
             sock.close()
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
+        if opts.pidfd_socket:
+            send_pidfd(opts.pidfd_socket, pid, "setns")
     except BaseException:
         undo.run()
         if ours:

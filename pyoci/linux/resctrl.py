@@ -142,6 +142,23 @@ def prepare(rdt: IntelRdt, container_id: str, root: str | None) -> Group:
     return group
 
 
+def update(group: Group, lines: list[str], root: str | None) -> None:
+    """`update --l3-cache-schema/--mem-bw-schema`: the lines written to the container's group."""
+    if not group.path:
+        raise PyociError("the container has no linux.intelRdt: no resctrl group to update (as runc, none is made "
+                         "afterwards)")
+    if root is None:
+        raise PyociError("this host has no resctrl filesystem mounted (Intel RDT / AMD PQoS, /sys/fs/resctrl)")
+    for line in lines:
+        if "\n" in line:
+            raise PyociError(f"{jsonio.dumps(line)}: one schemata line: no newline")
+    try:
+        write(os.path.join(group.path, "schemata"), "\n".join(lines) + "\n")
+    except OSError as exc:
+        raise PyociError(f"{WHERE}: write {jsonio.dumps(lines)} to {group.path}/schemata{_status(root)}",
+                         exc.errno) from None
+
+
 def remove(group: Group, undo: bool = False) -> None:
     """What prepare made: the MON group, then the CTRL_MON group (at delete, never one closID named)."""
     for path, ours in ((group.mon, bool(group.mon)), (group.path, group.made and (undo or not group.named))):

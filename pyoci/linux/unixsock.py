@@ -45,6 +45,11 @@ def _at(path: str, kind: int, use) -> _socket.socket:
     return sock
 
 
+def adopt(fd: int, kind: int = SOCK_STREAM) -> _socket.socket:
+    """The socket object of a unix socket fd (closing it closes the fd)."""
+    return _socket.socket(_socket.AF_UNIX, kind, 0, fd)
+
+
 def connect(path: str, kind: int = SOCK_STREAM) -> _socket.socket:
     """A connection to the unix socket at path (OSError if it cannot be made)."""
     return _at(path, kind, lambda sock, address: sock.connect(address))

@@ -131,3 +131,14 @@ def test_schemata_lines_parse_as_the_kernel_prints_them():
     assert resctrl.parse_line("    L3:0=fffff;1=fffff") == ("L3", {"0": "fffff", "1": "fffff"})
     assert resctrl.mismatch(["L3:0=f"], "L3:0=0000f\n") is None
     assert resctrl.mismatch(["MB:0=50"], "MB:0=050\n") is None
+
+
+def test_update_writes_the_lines_to_the_containers_group(root):
+    group = resctrl.prepare(IntelRdt(l3_cache_schema="L3:0=f"), "c11", root)
+    resctrl.update(group, ["L3:0=3", "MB:0=20"], root)
+    with open(f"{group.path}/schemata") as f:
+        assert f.read() == "L3:0=3\nMB:0=20\n"
+    with pytest.raises(PyociError, match="the container has no linux.intelRdt"):
+        resctrl.update(resctrl.Group(), ["L3:0=3"], root)
+    with pytest.raises(PyociError, match="this host has no resctrl"):
+        resctrl.update(group, ["L3:0=3"], None)
