@@ -293,7 +293,8 @@ class Container:
             raise PyociError(f"{exc.path}: {exc.msg}") from None
         lock, _ = self._lock("update")
         try:
-            limits.apply(Cgroup.from_json(self._st.cgroup), resources, v2_only=is_v2_host(), devices=False)
+            limits.apply(Cgroup.from_json(self._st.cgroup), resources, v2_only=is_v2_host(), devices=False,
+                         warn=self.runtime.log.warning)
             if schemata:
                 from .linux import resctrl
 

@@ -305,7 +305,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
             undo.resctrl = resctrl.prepare(cfg.intel_rdt, container_id, resctrl.mountpoint())
             st.resctrl = undo.resctrl.to_json()
             options.resctrl_tasks = undo.resctrl.tasks()
-        cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups)
+        cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups, log.warning)
         undo.cgroup = cg
         st.cgroup = cg.to_json()
         store.save(st)

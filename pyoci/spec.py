@@ -304,7 +304,8 @@ def parse_process(p: dict[str, Any]) -> Process:
         raise ConfigError("a Windows field: on Linux the program and its arguments are process.args",
                           path="process.commandLine")
     if "username" in u:
-        raise ConfigError("a Windows field: on Linux the user is process.user.uid and gid", path="process.user.username")
+        raise ConfigError("a Windows field: on Linux the user is process.user.uid and gid",
+                          path="process.user.username")
     size = p.get("consoleSize")
     io = p.get("ioPriority")
     return Process(

@@ -14,6 +14,10 @@ import time
 from ..errors import PyociError
 from ..linux.files import write
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
 ROOT = "/sys/fs/cgroup"
 
 
@@ -335,21 +339,24 @@ def _attach_device_filter(path: str, rules: list[dict[str, object]]) -> None:
 DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def create(cgroups_path: str, container_id: str, resources: dict[str, object], rootless: bool = False) -> Cgroup:
+def create(cgroups_path: str, container_id: str, resources: dict[str, object], rootless: bool = False,
+           warn: Callable[[str], None] | None = None) -> Cgroup:
     """The container's cgroup. Rootless, as runc: the device rules are left out (the devices cgroup is
     root's), and a cgroup the user may not make is skipped unless the config names a cgroupsPath or sets
-    limits; then the container runs in the runtime's own cgroups."""
+    limits; then the container runs in the runtime's own cgroups. warn hears what the kernel took and
+    discarded."""
     if rootless:
         resources = {k: v for k, v in resources.items() if k != "devices"}
     try:
-        return _create(cgroups_path, container_id, resources, devices=not rootless)
+        return _create(cgroups_path, container_id, resources, not rootless, warn)
     except PyociError as exc:
         if rootless and exc.errno in DENIED and not cgroups_path and not any(resources.values()):
             return Cgroup()
         raise
 
 
-def _create(cgroups_path: str, container_id: str, resources: dict[str, object], devices: bool) -> Cgroup:
+def _create(cgroups_path: str, container_id: str, resources: dict[str, object], devices: bool,
+            warn: Callable[[str], None] | None) -> Cgroup:
     from . import limits
 
     cg = Cgroup()
@@ -366,7 +373,7 @@ def _create(cgroups_path: str, container_id: str, resources: dict[str, object], 
                 _enable_v2_controllers(h, path)
             if "cpuset" in h.controllers:
                 _init_cpuset(path, h.mountpoint)
-        limits.apply(cg, resources, v2_only=is_v2_host(), devices=devices)
+        limits.apply(cg, resources, v2_only=is_v2_host(), devices=devices, warn=warn)
         if devices and cg.v2_path and cg.path("devices") is None:  # else limits wrote the v1 rules
             _attach_device_filter(cg.v2_path, resources.get("devices", []))
     except PyociError:

@@ -11,7 +11,7 @@ from ..linux.files import write
 from .stats import read_value
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
     from . import Cgroup
 
@@ -24,8 +24,9 @@ def shares_to_weight(shares: int) -> int:
 class Writer:
     """Writes one value into a cgroup file, turning a failure into an error naming the resource."""
 
-    def __init__(self, cg: "Cgroup") -> None:
+    def __init__(self, cg: "Cgroup", warn: Callable[[str], None] | None = None) -> None:
         self.cg = cg
+        self.warn = warn or (lambda text: None)
 
     def base(self, controller: str, where: str) -> str:
         base = self.cg.path(controller)
@@ -93,6 +94,7 @@ def _v1_memory(mem: dict[str, Any], w: Writer) -> None:
     """memsw (memory+swap) may never be below the memory limit: when raising both, memsw goes first.
     Kernel memory limits are written where the kernel still has the files (runc ignores them always), and
     refused where it has not (unlimited, -1, asks for nothing)."""
+    _check_usage(mem, w, False)
     swap = ("memory", "memory.memsw.limit_in_bytes", mem.get("swap"), "memory.swap")
     if "limit" in mem and "swap" in mem:
         try:
@@ -110,6 +112,11 @@ def _v1_memory(mem: dict[str, Any], w: Writer) -> None:
     for key, name in (("kernel", "memory.kmem.limit_in_bytes"), ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
         if key in mem and w.exists("memory", name):
             w("memory", name, mem[key], f"memory.{key}")
+            kept = w.read("memory", name)
+            if mem[key] > 0 and kept != str(mem[key]):
+                # Linux 6.x takes memory.kmem.limit_in_bytes and discards it: said, not silent (a refusal would
+                # fail every config that still sets it, runtime-tools' memory tests among them)
+                w.warn(f"linux.resources.memory.{key}: this kernel discards the limit ({name} stays {kept})")
         elif mem.get(key, -1) != -1:
             raise PyociError(f"linux.resources.memory.{key}: this kernel has no {name}")
     swappiness = mem.get("swappiness", -1)
@@ -192,14 +199,20 @@ def _rdma(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:
         w(controller, "rdma.max", value, where)
 
 
-def _check_usage(mem: dict[str, Any], w: Writer) -> None:
-    """checkBeforeUpdate: v2 takes a memory.max below the current usage and reclaims or OOM-kills to meet
-    it; the caller asked to be refused instead, as runc does (best effort: no usage read, no check)."""
-    usage = w.read("unified", "memory.current")
-    if not usage.isdigit():
+# checkBeforeUpdate: the usage each limit is compared with (v2 counts swap apart, so memory.current serves both)
+USAGE = {False: {"limit": ("memory", "memory.usage_in_bytes"), "swap": ("memory", "memory.memsw.usage_in_bytes")},
+         True: {"limit": ("unified", "memory.current"), "swap": ("unified", "memory.current")}}
+
+
+def _check_usage(mem: dict[str, Any], w: Writer, v2: bool) -> None:
+    """checkBeforeUpdate: the kernel takes a limit below the current usage and reclaims (v1 too, when it can)
+    or OOM-kills to meet it; the caller asked to be refused instead, as runc does (best effort: no usage read,
+    no check)."""
+    if not mem.get("checkBeforeUpdate"):
         return
     for key in ("swap", "limit"):
-        if mem.get(key, 0) > 0 and mem[key] <= int(usage):
+        usage = w.read(*USAGE[v2][key]) if mem.get(key, 0) > 0 else ""
+        if usage.isdigit() and mem[key] <= int(usage):
             raise PyociError(f"linux.resources.memory.{key}: {mem[key]} is not above the current usage {usage} "
                              "(checkBeforeUpdate)")
 
@@ -234,8 +247,7 @@ def _v2_refuse_missing(res: dict[str, Any]) -> None:
 
 
 def _v2_memory(mem: dict[str, Any], w: Writer) -> None:
-    if mem.get("checkBeforeUpdate"):
-        _check_usage(mem, w)
+    _check_usage(mem, w, True)
     if "limit" in mem:
         w("unified", "memory.max", "max" if mem["limit"] < 0 else mem["limit"], "memory.limit")
     if "reservation" in mem:
@@ -297,9 +309,11 @@ def _unified(res: dict[str, Any], w: Writer) -> None:
         w("unified", key, value, f"unified.{key}")
 
 
-def apply(cg: "Cgroup", res: dict[str, Any], v2_only: bool, devices: bool = True) -> None:
-    """Writes res; `devices` (create) sets the device rules, which `update` leaves as they are."""
-    w = Writer(cg)
+def apply(cg: "Cgroup", res: dict[str, Any], v2_only: bool, devices: bool = True,
+          warn: Callable[[str], None] | None = None) -> None:
+    """Writes res; `devices` (create) sets the device rules, which `update` leaves as they are; warn hears
+    what the kernel took and discarded."""
+    w = Writer(cg, warn)
     if v2_only:
         _v2(res, w, cg)
     else:

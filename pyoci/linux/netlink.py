@@ -105,7 +105,8 @@ class Netlink:
 
     def link(self, name: str) -> Link | None:
         try:
-            replies = self.request(RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + _attr(IFLA_IFNAME, name.encode() + b"\0"))
+            replies = self.request(RTM_GETLINK, 0,
+                                   IFINFO.pack(0, 0, 0, 0, 0) + _attr(IFLA_IFNAME, name.encode() + b"\0"))
         except OSError as exc:
             if exc.errno == errno.ENODEV:
                 return None

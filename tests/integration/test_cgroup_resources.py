@@ -1,5 +1,6 @@
 """The less common linux.resources on a v1 (or hybrid) host, read back from the container's cgroup files:
-memory's kernelTCP, swappiness, disableOOMKiller, useHierarchy; cpu burst, realtime period/runtime, idle,
+memory's kernel and kernelTCP, swappiness, disableOOMKiller, useHierarchy, checkBeforeUpdate; blkio throttles;
+cpu burst, realtime period/runtime, idle,
 the shares the kernel clamps; blockIO weights, which this kernel may lack; the write orders the kernel
 insists on during `update`. Each test skips, naming the file, where the kernel does not have it."""
 from __future__ import annotations
@@ -40,6 +41,34 @@ def test_memory_extras_land_in_their_files(pyoci, bundle):
     assert "oom_kill_disable 1" in read("memory", cg, "memory.oom_control")
     pyoci("delete", "--force", cid)
     assert not cgroup_dirs(cid)
+
+
+def test_kernel_memory_is_written_and_a_kernel_that_discards_it_is_named(pyoci, bundle):
+    """Linux 6.x takes memory.kmem.limit_in_bytes and keeps "unlimited": pyoci says so (runc ignores the key
+    outright); an older kernel keeps the limit."""
+    need("memory/memory.kmem.limit_in_bytes")
+    cid = pyoci.new_id()
+    proc = pyoci("create", "--bundle", str(bundle(["sleep", "1000"], lambda c: c["linux"].update(
+        resources={"memory": {"limit": 64 << 20, "kernel": 32 << 20}}))), cid)
+    kept = read("memory", f"pyoci/{cid}", "memory.kmem.limit_in_bytes")
+    if kept == str(32 << 20):
+        assert "warning" not in proc.stderr
+    else:
+        assert proc.stderr == (f"pyoci: create {cid}: warning: linux.resources.memory.kernel: this kernel discards "
+                               f"the limit (memory.kmem.limit_in_bytes stays {kept})\n")
+
+
+def test_check_before_update_refuses_a_limit_at_or_below_the_usage(pyoci, bundle):
+    """v1 would reclaim (and might meet a lower limit); asked to check first, update refuses instead."""
+    b = bundle(["sh", "-c", "x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 1000"],
+               lambda c: c["linux"].update(resources={"memory": {"limit": 64 << 20}}))
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(b), cid)
+    proc = pyoci("update", "--resources", "-", cid, check=False,
+                 input=b'{"memory": {"limit": 1048576, "checkBeforeUpdate": true}}')
+    assert proc.returncode == 1 and "linux.resources.memory.limit: 1048576 is not above the current usage" in \
+        proc.stderr, proc.stderr
+    assert read("memory", f"pyoci/{cid}", "memory.limit_in_bytes") == str(64 << 20)
 
 
 def test_cpu_burst_realtime_idle_and_cpuset_land_in_their_files(pyoci, bundle):
@@ -105,6 +134,24 @@ def block_devices() -> dict[str, str]:
         except OSError:
             continue  # a partition: no queue of its own
     return found
+
+
+def test_blockio_throttles_land_in_their_files(pyoci, bundle):
+    need("blkio/blkio.throttle.read_bps_device")
+    dev = next(iter(block_devices()), None)
+    if dev is None:
+        pytest.skip("no block device but loop devices")
+    major, minor = (int(n) for n in dev.split(":"))
+    keys = {"throttleReadBpsDevice": ("read_bps_device", 1 << 20),
+            "throttleWriteBpsDevice": ("write_bps_device", 2 << 20),
+            "throttleReadIOPSDevice": ("read_iops_device", 300),
+            "throttleWriteIOPSDevice": ("write_iops_device", 400)}
+    blkio = {key: [{"major": major, "minor": minor, "rate": rate}] for key, (_, rate) in keys.items()}
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(bundle(["sleep", "1000"], lambda c: c["linux"].update(
+        resources={"blockIO": blkio}))), cid)
+    for file, rate in keys.values():
+        assert read("blkio", f"pyoci/{cid}", f"blkio.throttle.{file}") == f"{dev} {rate}"
 
 
 def test_blockio_weights(pyoci, bundle):

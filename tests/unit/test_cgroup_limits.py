@@ -121,7 +121,7 @@ def test_v1_memory_extras(tmp_path):
 
 
 def test_v1_kernel_memory_the_kernel_lacks_is_refused_unless_unlimited(tmp_path):
-    with pytest.raises(PyociError, match="linux.resources.memory.kernel: this kernel has no memory.kmem.limit_in_bytes"):
+    with pytest.raises(PyociError, match="memory.kernel: this kernel has no memory.kmem.limit_in_bytes"):
         written(tmp_path, {"memory": "m"}, {"memory": {"kernel": 1 << 20}}, v2=False)
     assert written(tmp_path, {"memory": "n"}, {"memory": {"kernel": -1, "kernelTCP": -1}}, v2=False) == {}
 

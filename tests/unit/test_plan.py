@@ -335,9 +335,9 @@ def test_memory_policy_nodes_are_checked_against_the_host(monkeypatch):
 
 
 GOLDEN_DEFAULT = [
-    "CloseFds", "JoinCgroup", "JoinCgroup", "CpuAffinity", "Unshare", "Fork", "Setsid", "SetRootPropagation", "Mount", "Mount",
-    "SetRoot", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mknod",
-    "Mknod", "Mknod", "Mknod", "Mknod", "Mknod", "Symlink", "Symlink", "Symlink", "Symlink", "Symlink", "Sync",
+    "CloseFds", "JoinCgroup", "JoinCgroup", "CpuAffinity", "Unshare", "Fork", "Setsid", "SetRootPropagation", "Mount",
+    "Mount", "SetRoot", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount", "Mount",
+    "Mknod", "Mknod", "Mknod", "Mknod", "Mknod", "Mknod", "Symlink", "Symlink", "Symlink", "Symlink", "Symlink", "Sync",
     "Pivot", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Readonly", "Readonly",
     "Readonly", "Readonly", "Readonly", "Readonly", "Keyring", "Hostname", "CloseFrom", "Rlimit", "DropBounding",
     "Chdir", "User", "Caps", "NoNewPrivs", "Umask", "Chdir", "FindExec", "Pdeathsig", "Sync", "WaitStart", "Exec",
