@@ -7,6 +7,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from . import OCI_VERSION
+from .linux import lsm
 from .linux.caps import CAPABILITIES
 from .linux.mountopts import FLAGS as MOUNT_FLAGS, IDMAP, PROPAGATION, RECURSIVE
 from .linux.sched import MPOL_FLAGS, MPOL_MODES
@@ -27,18 +28,44 @@ def features() -> dict[str, Any]:
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITIES),
             "cgroup": {"v1": not v2, "v2": v2 or os.path.isdir("/sys/fs/cgroup/unified"), "systemd": False,
-                       "systemdUser": False, "rdma": True},
+                       "systemdUser": False, "rdma": _rdma()},
             "seccomp": {"enabled": True, "actions": sorted(ACTIONS),
                         "operators": sorted(OPS), "knownFlags": sorted(FLAGS), "supportedFlags": sorted(FLAGS)},
-            "apparmor": {"enabled": True},
-            "selinux": {"enabled": True},
+            # what this host applies: a profile or label is refused where its LSM is off (pyoci/linux/lsm.py)
+            "apparmor": {"enabled": lsm.apparmor_enabled()},
+            "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": _intel_rdt(),
             "mountExtensions": {"idmap": {"enabled": _kernel_at_least(5, 12)}},
             "netDevices": {"enabled": True},
-            "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
+            "memoryPolicy": _memory_policy(),
         },
         "annotations": {"org.opencontainers.runtime-spec.features.version": OCI_VERSION},
     }
+
+
+def _memory_policy() -> dict[str, list[str]]:
+    """Applied where the kernel has NUMA memory policies (refused elsewhere)."""
+    from .linux.sched import host_nodes
+
+    numa = bool(host_nodes())
+    return {"modes": sorted(MPOL_MODES) if numa else [], "flags": sorted(MPOL_FLAGS) if numa else []}
+
+
+def _rdma() -> bool:
+    """linux.resources.rdma is applied where an rdma controller is (v1, or v2's rdma.max), refused elsewhere."""
+    from .cgroups import hierarchies
+
+    for h in hierarchies():
+        if "rdma" in h.controllers:
+            return True
+        if h.v2:
+            try:
+                with open(os.path.join(h.mountpoint, "cgroup.controllers")) as f:
+                    if "rdma" in f.read().split():
+                        return True
+            except OSError:
+                continue
+    return False
 
 
 def _intel_rdt() -> dict[str, bool]:

@@ -1,7 +1,8 @@
 """The cgroup v2 set on a real cgroup v2 kernel (this host is hybrid): tests/vm/run-v2.sh boots Debian's kernel
 with cgroup v1 off under QEMU (software emulation; prepared by tests/vm/prepare.sh from install.sh) and runs
-tests/integration/test_cgroups_v2.py, test_cgroup_devices.py and test_cgroups.py inside against the pyoci
-installed here. A few minutes: the boot takes ~10 s, each pyoci call inside a second or more."""
+tests/integration/test_cgroups_v2.py, test_cgroup_devices.py, test_cgroups.py and test_spec_coverage.py inside
+against the pyoci installed here. A few minutes: the boot takes ~10 s, each pyoci call inside a second or
+more."""
 from __future__ import annotations
 
 import os

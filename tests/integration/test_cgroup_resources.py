@@ -136,6 +136,14 @@ def block_devices() -> dict[str, str]:
     return found
 
 
+def test_unified_keys_go_to_the_v2_hierarchy_of_a_hybrid_host(pyoci, bundle):
+    need("unified/cgroup.max.descendants")
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(bundle(["sleep", "1000"], lambda c: c["linux"].update(
+        resources={"unified": {"cgroup.max.descendants": "5"}}))), cid)
+    assert read("unified", f"pyoci/{cid}", "cgroup.max.descendants") == "5"
+
+
 def test_blockio_throttles_land_in_their_files(pyoci, bundle):
     need("blkio/blkio.throttle.read_bps_device")
     dev = next(iter(block_devices()), None)

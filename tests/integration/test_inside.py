@@ -89,6 +89,8 @@ def test_mounts_tmpfs_bind_readonly_and_options(pyoci, bundle, tmp_path):
 
 
 def test_root_readonly_masked_and_readonly_paths(pyoci, bundle):
+    """The default config's root.readonly, linux.maskedPaths (/proc/timer_list, /sys/firmware) and
+    linux.readonlyPaths (/proc/sys)."""
     out = run_in(pyoci, bundle, "touch /x 2>/dev/null || echo root-ro; stat -c %t,%T /proc/timer_list; ls /sys/firmware | wc -l;"
                  " echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo sys-ro")
     assert out.split() == ["root-ro", "1,3", "0", "sys-ro"]

@@ -14,7 +14,8 @@ export PYTHONDONTWRITEBYTECODE=1  # the repository is read-only here
 if [ $# -eq 0 ]; then
     # test_cgroups.py's memory hogs are covered here by test_cgroups_v2.py's lighter one
     set -- "$repo/tests/integration/test_cgroups_v2.py" "$repo/tests/integration/test_cgroup_devices.py" \
-        "$repo/tests/integration/test_cgroups.py" -k "not hog and not events_stats_and_oom"
+        "$repo/tests/integration/test_cgroups.py" "$repo/tests/integration/test_spec_coverage.py" \
+        -k "not hog and not events_stats_and_oom"
 fi
 cd /tmp  # not the repository: its pyoci/ has no compiled executor and would shadow the installed one
 # A hang in here would otherwise show only as the host's 30-minute timeout with nothing said: after
