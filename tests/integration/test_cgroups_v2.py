@@ -177,7 +177,7 @@ def test_weights_burst_and_check_before_update(pyoci, bundle):
     except OSError as exc:
         pytest.skip(f"iocost cannot be switched on for {dev}: {exc}")
     major, minor = (int(x) for x in dev.split(":"))
-    res = {"memory": {"limit": 64 << 20, "kernel": -1, "kernelTCP": -1, "swappiness": -1, "disableOOMKiller": False,
+    res = {"memory": {"limit": 64 << 20, "kernel": -1, "kernelTCP": -1, "disableOOMKiller": False,
                       "useHierarchy": True},
            "cpu": {"quota": 20000, "period": 100000, "burst": 10000},
            "blockIO": {"weight": 500, "weightDevice": [{"major": major, "minor": minor, "weight": 200}]}}

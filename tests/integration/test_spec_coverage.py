@@ -8,10 +8,10 @@ to `pyoci features`.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import pytest
@@ -102,6 +102,9 @@ LSM = "integration/test_escapes.py::test_lsm_labels_without_the_lsm_are_refused_
 RDT = ("unit/test_resctrl.py::test_a_group_of_the_containers_own_gets_the_lines_in_the_specs_order",
        "unit/test_resctrl.py::test_refused_without_resctrl")
 V2_REFUSED = CG2 + "test_v1_only_resources_are_refused_and_nothing_is_left"
+IDMAP = "integration/test_idmap.py::test_without_a_user_namespace_the_mount_shows_the_mapped_owner"
+DEVICE_RULES = "integration/test_cgroup_devices.py::test_container_allowed_to_read_a_device_cannot_write_it"
+WEIGHTS = (CG1 + "test_blockio_weights", CG2 + "test_weights_burst_and_check_before_update")
 
 TABLE = [
     row("ociVersion", "unit/test_spec.py::test_unsupported_version", "integration/test_lifecycle.py::"
@@ -114,8 +117,8 @@ TABLE = [
     row("mounts[].source", INSIDE + "test_mounts_tmpfs_bind_readonly_and_options"),
     row("mounts[].type", INSIDE + "test_mounts_tmpfs_bind_readonly_and_options"),
     row("mounts[].options", INSIDE + "test_mounts_tmpfs_bind_readonly_and_options"),
-    row("mounts[].*Mappings", "integration/test_idmap.py::test_without_a_user_namespace_the_mount_shows_the_mapped_owner"),
-    row("mounts[].*Mappings[].*", "integration/test_idmap.py::test_without_a_user_namespace_the_mount_shows_the_mapped_owner"),
+    row("mounts[].*Mappings", IDMAP),
+    row("mounts[].*Mappings[].*", IDMAP),
     row("process", INSIDE + "test_user_groups_umask_cwd_env"),
     row("process.terminal", "integration/test_terminal.py::test_console_socket_receives_pty_master"),
     row("process.consoleSize", "integration/test_terminal.py::test_console_socket_receives_pty_master"),
@@ -170,7 +173,8 @@ TABLE = [
     row("linux.sysctl", INSIDE + "test_sysctl_in_network_namespace"),
     row("linux.maskedPaths", INSIDE + "test_root_readonly_masked_and_readonly_paths"),
     row("linux.readonlyPaths", INSIDE + "test_root_readonly_masked_and_readonly_paths"),
-    row("linux.mountLabel", LSM, refused=no_selinux, sample={"linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}}),
+    row("linux.mountLabel", LSM, refused=no_selinux,
+        sample={"linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}}),
     row("linux.personality", INSIDE + "test_personality_linux32"),
     row("linux.personality.domain", INSIDE + "test_personality_linux32"),
     row("linux.personality.flags", REFUSALS, refused=always,
@@ -199,19 +203,21 @@ TABLE = [
     row("linux.intelRdt.closID", *RDT, refused=no_resctrl, sample={"linux": {"intelRdt": {"closID": "gold"}}}),
     row("linux.intelRdt.l3CacheSchema", *RDT, refused=no_resctrl,
         sample={"linux": {"intelRdt": {"l3CacheSchema": "L3:0=f"}}}),
-    row("linux.intelRdt.memBwSchema", *RDT, refused=no_resctrl, sample={"linux": {"intelRdt": {"memBwSchema": "MB:0=50"}}}),
+    row("linux.intelRdt.memBwSchema", *RDT, refused=no_resctrl,
+        sample={"linux": {"intelRdt": {"memBwSchema": "MB:0=50"}}}),
     row("linux.intelRdt.schemata", *RDT, refused=no_resctrl, sample={"linux": {"intelRdt": {"schemata": ["L2:0=3"]}}}),
-    row("linux.intelRdt.enableMonitoring", "unit/test_resctrl.py::test_monitoring_makes_a_mon_group_named_after_the_container",
-        refused=no_resctrl, sample={"linux": {"intelRdt": {"enableMonitoring": True}}}),
+    row("linux.intelRdt.enableMonitoring",
+        "unit/test_resctrl.py::test_monitoring_makes_a_mon_group_named_after_the_container", refused=no_resctrl,
+        sample={"linux": {"intelRdt": {"enableMonitoring": True}}}),
     row("linux.resources", CGROUPS + "test_limits_are_applied_and_visible_inside"),
-    row("linux.resources.devices", "integration/test_cgroup_devices.py::test_container_allowed_to_read_a_device_cannot_write_it"),
-    row("linux.resources.devices[].*",
-        "integration/test_cgroup_devices.py::test_container_allowed_to_read_a_device_cannot_write_it"),
+    row("linux.resources.devices", DEVICE_RULES),
+    row("linux.resources.devices[].*", DEVICE_RULES),
     row("linux.resources.memory", CGROUPS + "test_limits_are_applied_and_visible_inside"),
     row("linux.resources.memory.limit", CGROUPS + "test_limits_are_applied_and_visible_inside"),
     row("linux.resources.memory.reservation", CGROUPS + "test_limits_are_applied_and_visible_inside"),
     row("linux.resources.memory.swap", CGROUPS + "test_update_flags_and_resources_file"),
-    row("linux.resources.memory.checkBeforeUpdate", CG1 + "test_check_before_update_refuses_a_limit_at_or_below_the_usage",
+    row("linux.resources.memory.checkBeforeUpdate",
+        CG1 + "test_check_before_update_refuses_a_limit_at_or_below_the_usage",
         CG2 + "test_weights_burst_and_check_before_update"),
     row("linux.resources.memory.kernel", CG1 + "test_kernel_memory_is_written_and_a_kernel_that_discards_it_is_named",
         V2_REFUSED, refused=cgroup_v2, sample=res(memory={"kernel": 1 << 20})),
@@ -239,12 +245,10 @@ TABLE = [
     row("linux.resources.pids", CGROUPS + "test_limits_are_applied_and_visible_inside"),
     row("linux.resources.pids.limit", CGROUPS + "test_limits_are_applied_and_visible_inside"),
     row("linux.resources.blockIO", CG1 + "test_blockio_throttles_land_in_their_files"),
-    row("linux.resources.blockIO.weight", CG1 + "test_blockio_weights", CG2 + "test_weights_burst_and_check_before_update",
-        refused=no_blkio_weight, sample=res(blockIO={"weight": 500})),
-    row("linux.resources.blockIO.weightDevice", CG1 + "test_blockio_weights", CG2 + "test_weights_burst_and_check_before_update",
-        refused=no_blkio_weight, sample=res(blockIO={"weightDevice": [{"major": 7, "minor": 0, "weight": 200}]})),
-    row("linux.resources.blockIO.weightDevice[].{major,minor,weight}", CG1 + "test_blockio_weights",
-        CG2 + "test_weights_burst_and_check_before_update", refused=no_blkio_weight,
+    row("linux.resources.blockIO.weight", *WEIGHTS, refused=no_blkio_weight, sample=res(blockIO={"weight": 500})),
+    row("linux.resources.blockIO.weightDevice", *WEIGHTS, refused=no_blkio_weight,
+        sample=res(blockIO={"weightDevice": [{"major": 7, "minor": 0, "weight": 200}]})),
+    row("linux.resources.blockIO.weightDevice[].{major,minor,weight}", *WEIGHTS, refused=no_blkio_weight,
         sample=res(blockIO={"weightDevice": [{"major": 7, "minor": 0, "weight": 200}]})),
     row("linux.resources.blockIO.leafWeight", CG1 + "test_blockio_weights", V2_REFUSED, refused=no_cfq_leaf_weight,
         sample=res(blockIO={"leafWeight": 300})),
@@ -335,10 +339,14 @@ def test_every_property_of_the_schema_has_exactly_one_row():
     assert (missing, doubled, stale) == ([], {}, [])
 
 
-def functions(path: Path) -> dict[str, str]:
+@functools.cache
+def module(file: str) -> tuple[str, frozenset[str]]:
+    """A test module's text and the names of its functions ("" and none if there is no such file)."""
+    path = TESTS / file
+    if not path.exists():
+        return "", frozenset()
     source = path.read_text()
-    return {node.name: ast.get_source_segment(source, node) for node in ast.walk(ast.parse(source))
-            if isinstance(node, ast.FunctionDef)}
+    return source, frozenset(node.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef))
 
 
 def snake(key: str) -> str:
@@ -363,10 +371,10 @@ def test_the_tests_named_exist_and_name_their_field():
         keys = names(r.field)
         for test in r.tests:
             file, _, name = test.partition("::")
-            module = (TESTS / file).read_text() if (TESTS / file).exists() else ""
-            if name not in functions(TESTS / file) if module else True:
+            source, defined = module(file)
+            if name not in defined:
                 wrong.append(f"{r.field}: no test {test}")
-            elif r.refused is not always and not any(k in module or snake(k) in module for k in keys):
+            elif r.refused is not always and not any(k in source or snake(k) in source for k in keys):
                 wrong.append(f"{r.field}: {file} never names {keys}")
     assert wrong == [], "\n".join(wrong)
 
