@@ -171,7 +171,7 @@ def socket_in_netns(netns_fd: int, family: int, kind: int, proto: int):
 
     fd = lib.pyoci_socket_in_netns(netns_fd, family, kind, proto)
     if fd < 0:
-        raise PyociError("socket in the container's network namespace", -fd)
+        raise KernelError("socket in the container's network namespace", -fd)
     return socket.socket(family, kind, proto, fileno=fd)
 
 
