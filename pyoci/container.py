@@ -408,10 +408,11 @@ SIGNALS = {name: getattr(_signal, name) for name in dir(_signal)
 
 
 def parse_signal(text: str) -> int:
-    """A signal by name (KILL, SIGKILL, kill) or number, as runc takes it."""
+    """A signal by name (KILL, SIGKILL, kill) or number, as runc takes it; 0 asks only whether the container
+    is alive (kill(2)'s signal 0: sent nowhere, refused with `container not running` once it has stopped)."""
     if text.isdigit():
         num = int(text)
-        if 0 < num < _signal.NSIG:
+        if 0 <= num < _signal.NSIG:
             return num
     else:
         name = text.upper()

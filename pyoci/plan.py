@@ -232,15 +232,14 @@ def _sysctl_path(key: str) -> str:
 def _capabilities(p: Process, warnings: list[str]) -> st.Caps:
     c = p.capabilities
     inheritable, permitted = caps.mask(c["inheritable"]), caps.mask(c["permitted"])
-    ambient = caps.mask(c["ambient"])
     # The kernel raises an ambient capability only if it is permitted and inheritable: runc and crun skip the
-    # others with a warning (`runc spec` itself lists ambient capabilities without inheritable ones).
-    for name in c["ambient"]:
-        bit = caps.mask([name])
-        if bit & ambient and not bit & inheritable & permitted:
-            ambient &= ~bit
-            warnings.append(f"process.capabilities.ambient: {name} is not in the inheritable and permitted sets: "
-                            "not raised")
+    # others with a warning (`runc spec` itself lists ambient capabilities without inheritable ones), here one
+    # line for all of them.
+    skipped = [name for name in c["ambient"] if not caps.mask([name]) & inheritable & permitted]
+    if skipped:
+        warnings.append(f"process.capabilities.ambient: {', '.join(skipped)} not in both the inheritable and "
+                        "permitted sets: not raised")
+    ambient = caps.mask(c["ambient"]) & inheritable & permitted
     return st.Caps("process.capabilities", effective=caps.mask(c["effective"]), permitted=permitted,
                    inheritable=inheritable, ambient=ambient)
 

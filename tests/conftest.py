@@ -2,6 +2,7 @@
 containers that are force-deleted after each test, pass or fail."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -103,25 +104,49 @@ def runc(tmp_path) -> Runtime:
     rt.cleanup()
 
 
-def default_config(args: list[str]) -> dict[str, Any]:
-    from pyoci.defaults import default_config as base
+def default_config(args: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A config that runs args without a terminal: `pyoci spec`'s, or a copy of base (another runtime's)."""
+    from pyoci.defaults import default_config as pyoci_spec
 
-    cfg = base()
+    cfg = copy.deepcopy(base) if base is not None else pyoci_spec()
     cfg["process"]["terminal"] = False
     cfg["process"]["args"] = args
     return cfg
 
 
+# The `spec` templates a bundle can start from: a test parametrized over TEMPLATES runs on both.
+TEMPLATES = ["pyoci", "runc"]
+
+
+@pytest.fixture(scope="session")
+def runc_spec(tmp_path_factory) -> dict[str, Any]:
+    """The config `runc spec` writes (ambient capabilities, ociVersion 1.0.2-dev, no cgroup namespace...)."""
+    binary = shutil.which("runc")
+    if not binary:
+        pytest.skip("runc is not installed: no `runc spec` template")
+    d = tmp_path_factory.mktemp("runc-spec")
+    subprocess.run([binary, "spec", "--bundle", str(d)], check=True)
+    return json.loads((d / "config.json").read_text())
+
+
 @pytest.fixture
-def bundle(tmp_path, rootfs) -> Callable[..., Path]:
-    """bundle(args, edit=None): a bundle dir whose config runs args; edit(cfg) may change the config."""
+def template() -> str:
+    """Which runtime's `spec` the bundle fixture starts from (parametrize `template` over TEMPLATES to change it)."""
+    return "pyoci"
+
+
+@pytest.fixture
+def bundle(request, tmp_path, rootfs, template) -> Callable[..., Path]:
+    """bundle(args, edit=None): a bundle dir whose config runs args; edit(cfg) may change the config. The config
+    is `pyoci spec`'s, or `runc spec`'s where the test's `template` says "runc"."""
+    base = request.getfixturevalue("runc_spec") if template == "runc" else None
     count = [0]
 
     def make(args: list[str], edit: Callable[[dict[str, Any]], None] | None = None) -> Path:
         count[0] += 1
         d = tmp_path / f"bundle{count[0]}"
         d.mkdir()
-        cfg = default_config(args)
+        cfg = default_config(args, base)
         cfg["root"]["path"] = str(rootfs)
         if edit:
             edit(cfg)

@@ -1,9 +1,23 @@
-"""The same bundle under runc and pyoci: what the spec fixes must look the same from inside."""
+"""The same bundle and command line under runc and pyoci: what the spec fixes must look the same from inside,
+and what a runc user types must end the same way (issue 17: pyoci is a drop-in for runc). Each scenario runs
+on both runtimes and the outcomes are compared, then checked against what runc 1.1.5 does."""
 from __future__ import annotations
 
+import copy
+import fcntl
+import json
+import os
 import re
+import select
+import subprocess
+import tempfile
+import termios
+import time
+from typing import Any, Callable
 
 import pytest
+
+from conftest import TEMPLATES, wait_for
 
 PROBE = ("id; hostname; echo $$; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; ulimit -n; umask; pwd; "
          "ls /dev; for f in /proc/timer_list /proc/keys /sys/firmware; do stat -c '%n %F' $f; done; "
@@ -15,14 +29,95 @@ def normalize(text: str) -> str:
     return re.sub(r"Seccomp:\s+\d+\n", "", text)  # runc's default profile is not part of the bundle
 
 
+def on_both(pyoci, runc, scenario: Callable[[Any], object]) -> object:
+    """scenario(runtime) run with pyoci and with runc; their outcomes must be equal: returns it."""
+    ours, theirs = scenario(pyoci), scenario(runc)
+    assert ours == theirs, f"pyoci: {ours!r}\nrunc:  {theirs!r}"
+    return ours
+
+
+def on_terminal(rt, *args: str, timeout: float = 30) -> tuple[int, str, str]:
+    """rt's command with a new pty as its controlling terminal and stdin/stdout, as a user at a terminal runs
+    it (runc's `run` of a config with process.terminal needs one): its exit status, what the terminal showed
+    and its stderr."""
+    master, slave = os.openpty()
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen([rt.binary, "--root", str(rt.root), *args], stdin=slave, stdout=slave, stderr=err,
+                            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every end of the terminal is closed
+                    break
+                if not data:
+                    break
+                out += data
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(max(deadline - time.monotonic(), 1))
+        err.seek(0)
+        return code, out.decode().replace("\r\n", "\n"), err.read().decode()
+    finally:
+        os.close(master)
+        err.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stopped(rt, cid: str) -> Callable[[], bool]:
+    return lambda: rt.state(cid)["status"] == "stopped"
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize("edit", [
     None,
     lambda c: c["process"].update(user={"uid": 1000, "gid": 1000, "additionalGids": [10]}, cwd="/tmp"),
     lambda c: c["process"].update(capabilities={k: ["CAP_CHOWN", "CAP_SYS_ADMIN"] for k in
                                                ("bounding", "effective", "permitted", "inheritable")}),
 ])
-def test_same_view_as_runc(pyoci, runc, bundle, edit):
+def test_same_view_as_runc(pyoci, runc, bundle, edit, template):
     b = bundle(["sh", "-c", PROBE], edit)
     ours = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False)
     theirs = runc("run", "--bundle", str(b), runc.new_id(), check=False)
     assert (ours.returncode, normalize(ours.stdout)) == (theirs.returncode, normalize(theirs.stdout))
+
+
+def test_runc_specs_own_config_runs_unchanged(pyoci, runc, runc_spec, rootfs, tmp_path):
+    """`runc spec && pyoci run`: the template lists ambient capabilities without inheritable ones, which the
+    kernel refuses to raise; they are skipped with one warning, as runc skips them (item 1)."""
+    cfg = copy.deepcopy(runc_spec)
+    assert cfg["process"]["terminal"] and cfg["process"]["capabilities"]["ambient"]
+    cfg["root"]["path"] = str(rootfs)
+    cfg["process"]["args"] = ["sh", "-c", "grep Cap /proc/self/status; tty"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    code, out = on_both(pyoci, runc, lambda rt: on_terminal(rt, "run", "--bundle", str(tmp_path), rt.new_id())[:2])
+    assert code == 0 and "CapAmb:\t0000000000000000\n/dev/pts/0\n" in out
+    cid = pyoci.new_id()
+    assert on_terminal(pyoci, "run", "--bundle", str(tmp_path), cid)[2] == (
+        f"pyoci: run {cid}: warning: process.capabilities.ambient: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE "
+        "not in both the inheritable and permitted sets: not raised\n")
+
+
+def test_kill_signal_0_asks_whether_the_container_is_alive(pyoci, runc, bundle):
+    """`kill ID 0` (item 2): success while the container is created or running, `container not running`
+    once it has stopped."""
+    b = bundle(["sleep", "1000"])
+
+    def scenario(rt):
+        cid = rt.new_id()
+        rt("create", "--bundle", str(b), cid)
+        codes = [rt("kill", cid, "0", check=False).returncode]
+        rt("start", cid)
+        codes.append(rt("kill", cid, "0", check=False).returncode)
+        rt("kill", cid, "KILL")
+        wait_for(stopped(rt, cid), f"{cid} to stop")
+        late = rt("kill", cid, "0", check=False)
+        return codes, late.returncode, "container not running" in late.stderr
+
+    assert on_both(pyoci, runc, scenario) == ([0, 0], 1, True)

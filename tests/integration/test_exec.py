@@ -6,6 +6,10 @@ import os
 
 from conftest import wait_for
 
+import pytest
+
+from conftest import TEMPLATES
+
 
 def running(pyoci, bundle, edit=None):
     cid = pyoci.new_id()
@@ -13,7 +17,8 @@ def running(pyoci, bundle, edit=None):
     return cid
 
 
-def test_exec_joins_namespaces_and_cgroup_and_returns_status(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_exec_joins_namespaces_and_cgroup_and_returns_status(pyoci, bundle, template):
     cid = running(pyoci, bundle)
     init = pyoci.state(cid)["pid"]
     proc = pyoci("exec", cid, "sh", "-c", "for n in pid mnt net; do readlink /proc/self/ns/$n; done; "
@@ -24,7 +29,7 @@ def test_exec_joins_namespaces_and_cgroup_and_returns_status(pyoci, bundle):
         assert got == os.readlink(f"/proc/{init}/ns/{kind}")
     with open(f"/proc/{init}/cgroup") as f:
         assert inside[3].split(":")[2] in f.read()
-    assert inside[4] == "pyoci"
+    assert inside[4] == template  # the hostname each template gives
 
 
 def test_exec_flags_override_the_config(pyoci, bundle):
@@ -37,7 +42,8 @@ def test_exec_flags_override_the_config(pyoci, bundle):
     assert int(lines[5].split()[1], 16) & (1 << 21) and lines[6].split()[1] == "1"
 
 
-def test_exec_process_file_detach_and_pid_file(pyoci, bundle, tmp_path):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_exec_process_file_detach_and_pid_file(pyoci, bundle, tmp_path, template):
     cid = running(pyoci, bundle)
     marker = "/dev/shm/exec-ran"  # the root is read-only
     spec = {"args": ["sh", "-c", f"echo $HELLO > {marker}; sleep 1000"], "cwd": "/", "env": ["HELLO=world"],
@@ -52,7 +58,8 @@ def test_exec_process_file_detach_and_pid_file(pyoci, bundle, tmp_path):
     assert pid in json.loads(pyoci("ps", "--format", "json", cid).stdout)
 
 
-def test_exec_with_tty_relays(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_exec_with_tty_relays(pyoci, bundle, template):
     cid = running(pyoci, bundle)
     proc = pyoci("exec", "-t", cid, "tty", stdin=open("/dev/null"))
     assert proc.stdout.strip() == "/dev/pts/0"

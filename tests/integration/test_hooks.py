@@ -6,6 +6,10 @@ import os
 
 from conftest import wait_for
 
+import pytest
+
+from conftest import TEMPLATES
+
 HOOK = "/bin/sh"
 
 
@@ -23,7 +27,8 @@ def records(path):
     return out
 
 
-def test_all_hooks_run_in_order_with_state(pyoci, bundle, tmp_path, rootfs):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_all_hooks_run_in_order_with_state(pyoci, bundle, tmp_path, rootfs, template):
     out = tmp_path / "hooks.log"
     # createContainer runs before pivot_root, so the host path resolves; startContainer runs after it,
     # inside the container's root, so it writes through a bind mount of the same directory.

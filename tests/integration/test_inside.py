@@ -7,6 +7,10 @@ import subprocess
 
 from conftest import wait_for
 
+import pytest
+
+from conftest import TEMPLATES
+
 
 def as_fd3(fd):
     """subprocess arguments that hand fd to the child as its fd 3 (the test process's own fd 3 is pytest's)."""
@@ -20,7 +24,8 @@ def run_in(pyoci, bundle, script, edit=None):
     return proc.stdout
 
 
-def test_pid_uts_ipc_net_mount_namespaces_are_new(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_pid_uts_ipc_net_mount_namespaces_are_new(pyoci, bundle, template):
     out = run_in(pyoci, bundle, "echo $$; hostname; ls /sys/class/net; readlink /proc/self/ns/ipc; readlink /proc/self/ns/mnt",
                  lambda c: c.update(hostname="box", domainname="example"))
     lines = out.split()
@@ -69,7 +74,8 @@ def test_time_namespace_offsets(pyoci, bundle):
     assert uptime > 86400 * 365
 
 
-def test_mounts_tmpfs_bind_readonly_and_options(pyoci, bundle, tmp_path):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_mounts_tmpfs_bind_readonly_and_options(pyoci, bundle, tmp_path, template):
     host_dir = tmp_path / "shared"
     host_dir.mkdir()
     (host_dir / "f").write_text("from host\n")
@@ -88,7 +94,8 @@ def test_mounts_tmpfs_bind_readonly_and_options(pyoci, bundle, tmp_path):
     assert out.strip().endswith("700")
 
 
-def test_root_readonly_masked_and_readonly_paths(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_root_readonly_masked_and_readonly_paths(pyoci, bundle, template):
     """The default config's root.readonly, linux.maskedPaths (/proc/timer_list, /sys/firmware) and
     linux.readonlyPaths (/proc/sys)."""
     out = run_in(pyoci, bundle, "touch /x 2>/dev/null || echo root-ro; stat -c %t,%T /proc/timer_list; ls /sys/firmware | wc -l;"
@@ -96,7 +103,8 @@ def test_root_readonly_masked_and_readonly_paths(pyoci, bundle):
     assert out.split() == ["root-ro", "1,3", "0", "sys-ro"]
 
 
-def test_devices_default_and_configured(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_devices_default_and_configured(pyoci, bundle, template):
     def edit(c):
         c["linux"]["devices"] = [{"type": "c", "path": "/dev/fuse", "major": 10, "minor": 229, "fileMode": 0o640,
                                   "uid": 7, "gid": 8}]
@@ -108,7 +116,8 @@ def test_devices_default_and_configured(pyoci, bundle):
     assert "pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\nnull-ok" in out
 
 
-def test_user_groups_umask_cwd_env(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_user_groups_umask_cwd_env(pyoci, bundle, template):
     def edit(c):
         c["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 0o077}
         c["process"]["cwd"] = "/tmp"
@@ -135,7 +144,8 @@ def test_unknown_capability_is_refused(pyoci, bundle):
     assert proc.returncode == 1 and 'process.capabilities.bounding[3]: unknown capability "CAP_LOL"' in proc.stderr
 
 
-def test_rlimits_no_new_privileges_oom_score(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_rlimits_no_new_privileges_oom_score(pyoci, bundle, template):
     def edit(c):
         c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 4000, "soft": 3000},
                                    {"type": "RLIMIT_CORE", "hard": 0, "soft": 0}]

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import catches, cgroup_dirs, exited, wait_for
+from conftest import catches, cgroup_dirs, exited, TEMPLATES, wait_for
 
 
 # pid 1 of a pid namespace ignores signals it has no handler for: the container traps TERM itself.
@@ -20,14 +20,16 @@ def wait_status(rt, cid, status):
     wait_for(lambda: rt.state(cid)["status"] == status, f"{cid} to be {status}")
 
 
-def test_run_prints_and_returns_exit_status(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_run_prints_and_returns_exit_status(pyoci, bundle, template):
     b = bundle(["sh", "-c", "echo hello from $(hostname); exit 7"])
     proc = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False)
     assert proc.returncode == 7
-    assert proc.stdout == "hello from pyoci\n"
+    assert proc.stdout == f"hello from {template}\n"  # each template names the host after its runtime
 
 
-def test_lifecycle_statuses_and_state_json(pyoci, bundle, tmp_path):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_lifecycle_statuses_and_state_json(pyoci, bundle, tmp_path, template):
     b = bundle(["sleep", "1000"], lambda c: c.update(annotations={"a": "b"}))
     cid = pyoci.new_id()
     pid_file = tmp_path / "pid"
@@ -81,7 +83,8 @@ def test_kill_default_is_term_and_bad_signal_is_refused(pyoci, bundle):
     wait_status(pyoci, cid, "stopped")
 
 
-def test_kill_all_signals_every_process(pyoci, bundle, tmp_path):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_kill_all_signals_every_process(pyoci, bundle, tmp_path, template):
     """Each child records the TERM it gets; the init has no handler, so (as pid 1) it ignores TERM: only
     --all reaches the children, and each must report."""
     (tmp_path / "child.sh").write_text(
@@ -123,7 +126,8 @@ def test_kill_of_a_stopped_container_as_runc(pyoci, bundle):
     pyoci("delete", cid)
 
 
-def test_delete_force_removes_a_running_container(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_delete_force_removes_a_running_container(pyoci, bundle, template):
     b = bundle(["sleep", "1000"])
     cid = pyoci.new_id()
     pyoci("run", "-d", "--bundle", str(b), cid)
@@ -222,7 +226,8 @@ def test_version_and_features(pyoci):
     assert feats["ociVersionMax"] == "1.3.0" and "pid" in feats["linux"]["namespaces"]
 
 
-def test_pause_resume_and_ps(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_pause_resume_and_ps(pyoci, bundle, template):
     b = bundle(["sh", "-c", "while true; do sleep 0.05; done"])
     cid = pyoci.new_id()
     pyoci("run", "-d", "--bundle", str(b), cid)

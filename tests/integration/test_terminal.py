@@ -5,6 +5,10 @@ import os
 import socket
 import threading
 
+import pytest
+
+from conftest import TEMPLATES
+
 
 def read_all(fd):
     data = b""
@@ -19,7 +23,8 @@ def read_all(fd):
     return data.decode()
 
 
-def test_console_socket_receives_pty_master(pyoci, bundle, tmp_path):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_console_socket_receives_pty_master(pyoci, bundle, tmp_path, template):
     path = str(tmp_path / "console.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
@@ -53,7 +58,8 @@ def test_console_socket_without_terminal_is_refused(pyoci, bundle, tmp_path):
     assert proc.returncode == 1 and "needs process.terminal" in proc.stderr
 
 
-def test_run_in_foreground_relays_the_terminal(pyoci, bundle):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_run_in_foreground_relays_the_terminal(pyoci, bundle, template):
     b = bundle(["sh", "-c", "tty; exit 3"], lambda c: c["process"].update(terminal=True))
     proc = pyoci("run", "--bundle", str(b), pyoci.new_id(), check=False, stdin=open("/dev/null"))
     assert proc.returncode == 3
