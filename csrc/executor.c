@@ -302,7 +302,12 @@ static void do_mount(const struct pyoci_mount *m)
         dst = target;
     }
     const unsigned long kind = MS_BIND | MS_REMOUNT | MS_MOVE;
-    if (m->tree_fd >= 0) {
+    /* MS_BIND without a source or a tree: a bind remount of the mount at the target (its per-mount flags). */
+    int rebind = (flags & MS_BIND) && !m->source && m->tree_fd < 0;
+    if (rebind) {
+        if (remount(dst, flags | MS_REMOUNT) < 0)
+            fail(errno, "remount");
+    } else if (m->tree_fd >= 0) {
         int r = fd >= 0 ? (int)syscall(SYS_move_mount, m->tree_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                         : (int)syscall(SYS_move_mount, m->tree_fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
         if (r < 0)
@@ -325,7 +330,7 @@ static void do_mount(const struct pyoci_mount *m)
         dst = target;
     }
     unsigned long extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
-    if ((flags & MS_BIND) && extra && remount(dst, MS_BIND | MS_REMOUNT | extra) < 0)
+    if ((flags & MS_BIND) && !rebind && extra && remount(dst, MS_BIND | MS_REMOUNT | extra) < 0)
         fail(errno, "remount bind");
     if (m->propagation && mount(NULL, dst, NULL, (unsigned long)m->propagation, NULL) < 0)
         fail(errno, "set propagation");
@@ -381,7 +386,7 @@ static void do_pivot(int how)
     if (chdir("/") < 0)
         fail(errno, "chdir /");
     close(root_fd);
-    root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    set_root("/");  /* mounts made after the pivot (a read-only /dev's remount) resolve in the new root */
 }
 
 /* A device node of ours at the path: whatever the image has there (a symlink to a host file, say) is replaced,

@@ -120,7 +120,8 @@ struct pyoci_mount {
     const char *target;
     const char *fstype;       /* NULL with MS_BIND in flags: a bind of source */
     const char *data;
-    long long flags;          /* MS_*: MS_BIND flags beyond MS_REC are applied by a remount */
+    long long flags;          /* MS_*: MS_BIND flags beyond MS_REC are applied by a remount; MS_BIND without
+                               * source or tree: only that remount, of the mount at the target */
     long long propagation;    /* MS_SHARED, MS_PRIVATE... set on the target afterwards (0: none) */
     long long attr_set;       /* mount_setattr(AT_RECURSIVE) afterwards */
     long long attr_clr;

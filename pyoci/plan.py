@@ -181,6 +181,8 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup) -> list[st.Step]:
     for i, m in enumerate(cfg.mounts):
         o = mountopts.parse(m.options)
         what = f"mounts[{i}] ({m.destination})"
+        if _is_dev(m):
+            o.flags &= ~MS_RDONLY  # made read-only after pivot_root (_dev_readonly)
         if m.type == "cgroup" or m.type == "cgroup2":
             steps += _cgroup_mount(i, m, o, cgroup, cgroupns)
             continue
@@ -203,6 +205,23 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup) -> list[st.Step]:
     if any(m.destination == "/dev/pts" for m in cfg.mounts):
         steps.append(st.Symlink("/dev/ptmx", target="pts/ptmx", path="/dev/ptmx", replace=True))
     return steps
+
+
+def _is_dev(m: Mount) -> bool:
+    return os.path.normpath(m.destination) == "/dev"
+
+
+def _dev_readonly(cfg: Config) -> list[st.Step]:
+    """A read-only /dev is mounted writable and made read-only once the mounts, device nodes and links below
+    it are in place, as runc does: /dev/pts and the rest need their mount points made there first."""
+    for i, m in reversed(list(enumerate(cfg.mounts))):
+        if _is_dev(m):
+            flags = mountopts.parse(m.options).flags
+            if not flags & MS_RDONLY:
+                return []
+            return [st.Mount(f"mounts[{i}] ({m.destination})", target="/dev",
+                             flags=MS_REMOUNT | MS_BIND | (flags & ~MS_REC))]
+    return []
 
 
 def _device_steps(cfg: Config) -> list[st.Step]:
@@ -400,6 +419,7 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> Plan:
     else:
         steps.append(st.Pivot("chroot" if opts.no_pivot else "pivot_root",
                               how=st.MOVE_CHROOT if opts.no_pivot else st.PIVOT_ROOT))
+    steps += _dev_readonly(cfg)
     for key, value in cfg.sysctl.items():
         steps.append(st.WriteFile(f"linux.sysctl ({key})", path=_sysctl_path(key), data=value))
     for i, path in enumerate(cfg.masked_paths):

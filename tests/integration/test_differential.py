@@ -70,6 +70,12 @@ def on_terminal(rt, *args: str, timeout: float = 30) -> tuple[int, str, str]:
             proc.wait()
 
 
+def run_outcome(rt, b, *flags: str) -> tuple[int, str]:
+    """`run` of bundle b in the foreground: its exit status and output."""
+    proc = rt("run", *flags, "--bundle", str(b), rt.new_id(), check=False)
+    return proc.returncode, proc.stdout
+
+
 def stopped(rt, cid: str) -> Callable[[], bool]:
     return lambda: rt.state(cid)["status"] == "stopped"
 
@@ -121,3 +127,14 @@ def test_kill_signal_0_asks_whether_the_container_is_alive(pyoci, runc, bundle):
         return codes, late.returncode, "container not running" in late.stderr
 
     assert on_both(pyoci, runc, scenario) == ([0, 0], 1, True)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_a_read_only_dev_with_mounts_below_it(pyoci, runc, bundle, template):
+    """/dev mounted `ro` with /dev/pts, /dev/shm, /dev/mqueue below it (item 3): read-only once they are in place."""
+    b = bundle(["sh", "-c", "touch /dev/x 2>&1; echo > /dev/null && echo null-ok; ls /dev/pts; "
+                "grep -E ' /dev(/pts|/shm|/mqueue)? ' /proc/self/mountinfo | cut -d' ' -f5,6"],
+               lambda c: c["mounts"][1]["options"].append("ro"))
+    code, out = on_both(pyoci, runc, lambda rt: run_outcome(rt, b))
+    assert code == 0
+    assert "touch: /dev/x: Read-only file system\nnull-ok\nptmx\n/dev ro,nosuid\n/dev/pts rw," in out

@@ -261,6 +261,20 @@ def test_ambient_capabilities_the_kernel_would_refuse_are_dropped_with_a_warning
                                "inheritable and permitted sets: not raised"]  # one line, however many
 
 
+def test_a_read_only_dev_is_made_read_only_after_what_goes_below_it():
+    """runc's order: mounting /dev read-only at once would leave no way to make /dev/pts and the device nodes
+    there (EROFS); it is remounted read-only, keeping its other flags, after the pivot."""
+    raw = _config()
+    raw["mounts"][1]["options"].append("ro")
+    steps = plan.build(spec.parse(raw), plan.Options(rootfs="/", bundle="/", start_fd=5), CGROUP).steps
+    dev = [i for i, s in enumerate(steps) if isinstance(s, st.Mount) and s.target == "/dev"]
+    assert len(dev) == 2 and not steps[dev[0]].flags & plan.MS_RDONLY
+    below = [i for i, s in enumerate(steps) if (s.target if isinstance(s, st.Mount) else
+                                                 s.path if isinstance(s, (st.Mknod, st.Symlink)) else "").startswith("/dev/")]
+    assert max(below) < index(steps, st.Pivot) < dev[1]
+    assert steps[dev[1]].flags == plan.MS_REMOUNT | plan.MS_BIND | plan.MS_RDONLY | plan.MS_NOSUID | (1 << 24)
+
+
 def test_additional_groups_where_setgroups_is_denied_are_refused_when_planning():
     raw = _rootless()
     raw["process"]["user"]["additionalGids"] = [5]
