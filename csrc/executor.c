@@ -826,6 +826,17 @@ static void do_memory_policy(const struct pyoci_memory_policy *m)
     fail(errno, "set_mempolicy");
 }
 
+static void do_chown_stdio(uid_t uid)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) < 0 || st.st_uid == uid || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)))
+            continue;
+        if (fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
+            fail(errno, "chown fd %d", fd);
+    }
+}
+
 static void run_step(const struct pyoci_step *s)
 {
     switch (s->op) {
@@ -965,6 +976,9 @@ static void run_step(const struct pyoci_step *s)
         break;
     case PYOCI_OP_MEMORY_POLICY:
         do_memory_policy(&s->u.memory_policy);
+        break;
+    case PYOCI_OP_CHOWN_STDIO:
+        do_chown_stdio((uid_t)s->u.chown_stdio.uid);
         break;
     case PYOCI_OP_SET_ROOT_PROPAGATION:
         if (mount(NULL, "/", NULL, (unsigned long)s->u.set_root_propagation.flags, NULL) < 0)

@@ -71,7 +71,8 @@ enum pyoci_op {
     PYOCI_OP_SCHEDULER,
     PYOCI_OP_IO_PRIORITY,
     PYOCI_OP_CPU_AFFINITY,
-    PYOCI_OP_MEMORY_POLICY
+    PYOCI_OP_MEMORY_POLICY,
+    PYOCI_OP_CHOWN_STDIO
 };
 
 enum pyoci_msg_type {
@@ -190,6 +191,9 @@ struct pyoci_io_priority { long long value; };    /* ioprio_set(IOPRIO_WHO_PGRP,
  * cpuset still applies), so nothing is inherited from the runtime's own affinity. */
 struct pyoci_cpu_affinity { struct pyoci_u64s mask; };
 struct pyoci_memory_policy { long long mode; struct pyoci_u64s nodes; };  /* set_mempolicy(mode | MPOL_F_*) */
+/* fds 0-2 (the pty, a pipe, a file; not /dev/null) made the user's, so it can open /dev/stdout and use its
+ * terminal, as runc does; an owner the container's user namespace cannot change is left as it is. */
+struct pyoci_chown_stdio { long long uid; };
 
 struct pyoci_step {
     int op;                   /* enum pyoci_op; ops without arguments use none of u */
@@ -233,6 +237,7 @@ struct pyoci_step {
         struct pyoci_io_priority io_priority;
         struct pyoci_cpu_affinity cpu_affinity;
         struct pyoci_memory_policy memory_policy;
+        struct pyoci_chown_stdio chown_stdio;
     } u;
 };
 

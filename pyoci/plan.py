@@ -313,6 +313,8 @@ def _process_steps(p: Process, opts: Options, warnings: list[str], scheduling: l
         steps.append(st.DropBounding("process.capabilities.bounding", keep=caps.mask(p.capabilities["bounding"])))
     for what, attr, value in lsm.exec_labels(p.apparmor_profile, p.selinux_label):
         steps.append(st.WriteFile(what, path=attr, data=value))
+    # Before a filter could refuse fchown: the terminal and pipes on fds 0-2 become the user's (runc's).
+    steps.append(st.ChownStdio("process.user (stdio)", uid=p.user.uid))
     # The working directory is entered as root first (the user may not be able to reach it, runc's order), and
     # again as the user only if root was refused there (a directory only the user may enter).
     steps += scheduling

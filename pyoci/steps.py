@@ -273,6 +273,11 @@ class MemoryPolicy(Step):
     nodes: list[int] = field(default_factory=list)
 
 
+@record
+class ChownStdio(Step):
+    uid: int
+
+
 FD_FIELDS = ("fd", "socket_fd", "listen_fd", "tree_fd")
 
 

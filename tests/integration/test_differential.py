@@ -138,3 +138,24 @@ def test_a_read_only_dev_with_mounts_below_it(pyoci, runc, bundle, template):
     code, out = on_both(pyoci, runc, lambda rt: run_outcome(rt, b))
     assert code == 0
     assert "touch: /dev/x: Read-only file system\nnull-ok\nptmx\n/dev ro,nosuid\n/dev/pts rw," in out
+
+
+def test_the_users_stdio_is_its_own(pyoci, runc, bundle):
+    """fds 0-2 are chowned to process.user before the switch (item 4): a non-root process can open
+    /dev/stdout and /dev/stderr (pipes here) and its terminal (the pty of run and of exec -t, gid tty kept)."""
+    user = {"uid": 1000, "gid": 1000}
+    probe = "stat -L -c '%u' /proc/self/fd/1; echo to-stderr > /dev/stderr"
+    b = bundle(["sh", "-c", probe], lambda c: c["process"].update(user=user))
+    assert on_both(pyoci, runc, lambda rt: (lambda p: (p.returncode, p.stdout, p.stderr))(
+        rt("run", "--bundle", str(b), rt.new_id(), check=False))) == (0, "1000\n", "to-stderr\n")
+    tty = bundle(["sh", "-c", "stat -c '%u %g %a' $(tty)"], lambda c: c["process"].update(user=user, terminal=True))
+    assert on_both(pyoci, runc, lambda rt: on_terminal(rt, "run", "--bundle", str(tty), rt.new_id())[:2]) == (
+        0, "1000 5 620\n")
+    b = bundle(["sleep", "1000"])
+
+    def exec_tty(rt):
+        cid = rt.new_id()
+        rt("run", "-d", "--bundle", str(b), cid)
+        return on_terminal(rt, "exec", "-t", "--user", "1000:1000", cid, "sh", "-c", "stat -c '%u %g' $(tty)")[:2]
+
+    assert on_both(pyoci, runc, exec_tty) == (0, "1000 5\n")

@@ -354,7 +354,8 @@ GOLDEN_DEFAULT = [
     "Mknod", "Mknod", "Mknod", "Mknod", "Mknod", "Mknod", "Symlink", "Symlink", "Symlink", "Symlink", "Symlink", "Sync",
     "Pivot", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Mask", "Readonly", "Readonly",
     "Readonly", "Readonly", "Readonly", "Readonly", "Keyring", "Hostname", "CloseFrom", "Rlimit", "DropBounding",
-    "Chdir", "User", "Caps", "NoNewPrivs", "Umask", "Chdir", "FindExec", "Pdeathsig", "Sync", "WaitStart", "Exec",
+    "ChownStdio", "Chdir", "User", "Caps", "NoNewPrivs", "Umask", "Chdir", "FindExec", "Pdeathsig", "Sync",
+    "WaitStart", "Exec",
 ]
 
 
