@@ -84,13 +84,13 @@ int pyoci_socket_in_netns(int netns_fd, int domain, int type, int protocol)
     return fd < 0 ? -err : fd;
 }
 
-int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage)
+int pyoci_mount_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage)
 {
     *stage = 0;
     int fd = (int)syscall(SYS_open_tree, AT_FDCWD, src,
                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (tree_rec ? AT_RECURSIVE : 0));
-    if (fd < 0)
-        return -errno;
+    if (fd < 0 || userns_fd < 0)
+        return fd < 0 ? -errno : fd;
     *stage = 1;
     struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (unsigned long long)userns_fd };
     if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (idmap_rec ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0) {

@@ -253,10 +253,10 @@ int pyoci_mount_from(int dir_fd, const char *source, const char *target, const c
                      unsigned long flags, const char *data);
 /* 1 if every entry of dir has a d_type, 0 if one is DT_UNKNOWN (overlay cannot work there). */
 int pyoci_supports_dtype(const char *dir);
-/* A detached copy of src's mount (its whole tree if tree_rec) idmapped through userns_fd (recursively if
- * idmap_rec), for the executor to move into place: the fd; *stage says what failed: 0 open_tree,
+/* A detached copy of src's mount (its whole tree if tree_rec), idmapped through userns_fd if >= 0 (recursively
+ * if idmap_rec), for the executor to move into place: the fd; *stage says what failed: 0 open_tree,
  * 1 mount_setattr. */
-int pyoci_idmapped_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage);
+int pyoci_mount_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec, int *stage);
 /* cgroup v2 devices: loads a BPF_PROG_TYPE_CGROUP_DEVICE program (len bytes of struct bpf_insn) and attaches
  * it to cgroup_dir with BPF_F_ALLOW_MULTI; a refused program leaves the verifier's words in log. */
 int pyoci_device_filter_attach(const char *insns, int len, const char *cgroup_dir, char *log, int log_size);

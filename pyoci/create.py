@@ -138,26 +138,32 @@ def connect_socket(path: str, flag: str = "--console-socket") -> int:
         raise PyociError(f"{what}: connect: {exc.strerror}", exc.errno) from None
 
 
-def _idmapped_trees(cfg: Config, bundle: str, undo: Undo, rootless: bool) -> dict[int, int]:
-    """Detached idmapped copies of the idmapped binds' sources, made here in the host's namespaces (where
-    mount_setattr may idmap the filesystem) and moved into place by the executor, as runc does."""
+def _source_trees(cfg: Config, bundle: str, undo: Undo, rootless: bool) -> dict[int, int]:
+    """Detached copies of bind sources, made here in the host's namespaces and moved into place by the
+    executor, as runc does: the idmapped binds' (mount_setattr may idmap the filesystem only here), and where
+    the container has a user namespace every bind's, whose source its root may not reach (a host directory
+    of mode 0700 on the way). A runtime without root opens nothing its container could not."""
     from .linux import mountopts, shim
     from .plan import bind_source
 
+    userns = cfg.namespace("user") is not None and not rootless
     trees = {}
     for i, m in enumerate(cfg.mounts):
         o = mountopts.parse(m.options)
-        if not (m.uid_mappings or o.idmap):
-            continue
-        from .linux.idmap import userns_fd  # only idmapped mounts need it
+        what, rec = f"mounts[{i}] ({m.destination})", bool(o.flags & mountopts.MS_REC)
+        if m.uid_mappings or o.idmap:
+            from .linux.idmap import userns_fd  # only idmapped mounts need it
 
-        maps = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else (cfg.uid_mappings, cfg.gid_mappings)
-        ns = userns_fd(*maps, rootless, f"mounts[{i}]")
-        try:
-            trees[i] = shim.idmapped_tree(bind_source(m, bundle), ns, bool(o.flags & mountopts.MS_REC),
-                                          o.idmap == "ridmap", f"mounts[{i}] ({m.destination})")
-        finally:
-            os.close(ns)
+            maps = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else (cfg.uid_mappings, cfg.gid_mappings)
+            ns = userns_fd(*maps, rootless, f"mounts[{i}]")
+            try:
+                trees[i] = shim.mount_tree(bind_source(m, bundle), rec, what, ns, o.idmap == "ridmap")
+            finally:
+                os.close(ns)
+        elif userns and (o.bind or m.type == "bind"):
+            trees[i] = shim.mount_tree(bind_source(m, bundle), rec, what)
+        else:
+            continue
         undo.fds.append(trees[i])
     return trees
 
@@ -298,7 +304,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
             options.seccomp = compile_seccomp(cfg.seccomp)
         if rootfs_layer:
             layer.mount(rootfs_layer, rootfs, st.host_mounts[rootfs])
-        options.idmap_trees = _idmapped_trees(cfg, bundle, undo, unprivileged)
+        options.trees = _source_trees(cfg, bundle, undo, unprivileged)
         if cfg.intel_rdt:
             from .linux import resctrl
 

@@ -57,7 +57,7 @@ class Options:
     extra_env: list[str] = field(default_factory=list)
     rootless: bool = False  # the runtime is not root: it writes id maps as the owner of the new user namespace
     setgroups: bool = True  # whether setgroups(2) is allowed in the container's user namespace
-    idmap_trees: dict[int, int] = field(default_factory=dict)  # mount index → fd of its detached idmapped copy
+    trees: dict[int, int] = field(default_factory=dict)  # mount index → fd of a detached copy of its source
     resctrl_tasks: list[str] = field(default_factory=list)  # linux.intelRdt: the groups' tasks files to join
 
 
@@ -193,7 +193,7 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup) -> list[st.Step]:
                 raise ConfigError(f"only a proc mount can go on /proc: {src} is not one", path=f"mounts[{i}].destination")
             steps.append(st.Mount(what, target=m.destination, source=src, flags=o.flags | MS_BIND,
                                   as_file=os.path.exists(src) and not os.path.isdir(src),
-                                  attr_set=o.attr_set, attr_clr=o.attr_clr, tree_fd=opts.idmap_trees.get(i, -1)))
+                                  attr_set=o.attr_set, attr_clr=o.attr_clr, tree_fd=opts.trees.get(i, -1)))
         else:
             # proc and sysfs go on the very path named, never through a symlink (as runc insists).
             where = st.IN_ROOT_EXACT if m.type in ("proc", "sysfs") else st.IN_ROOT

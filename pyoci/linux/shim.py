@@ -153,12 +153,15 @@ def supports_dtype(directory: str) -> bool:
     return ret == 1
 
 
-def idmapped_tree(src: str, userns_fd: int, tree_rec: bool, idmap_rec: bool, what: str) -> int:
-    """A detached, idmapped copy of src's mount for the executor to move into place (its fd)."""
+def mount_tree(src: str, tree_rec: bool, what: str, userns_fd: int = -1, idmap_rec: bool = False) -> int:
+    """A detached copy of src's mount, idmapped through userns_fd if given, for the executor to move into
+    place (its fd)."""
     stage = ffi.new("int *")
-    fd = lib.pyoci_idmapped_tree(os.fsencode(src), userns_fd, int(tree_rec), int(idmap_rec), stage)
+    fd = lib.pyoci_mount_tree(os.fsencode(src), userns_fd, int(tree_rec), int(idmap_rec), stage)
     if fd >= 0:
         return fd
+    if userns_fd < 0:
+        raise PyociError(f"{what}: bind of {src}: open_tree", -fd)
     if stage[0] == 1 and -fd == errno.EINVAL:
         raise KernelError(f"{what}: idmapped mount of {src}: its filesystem does not support idmapped mounts "
                          "(mount_setattr)", -fd)

@@ -159,3 +159,34 @@ def test_the_users_stdio_is_its_own(pyoci, runc, bundle):
         return on_terminal(rt, "exec", "-t", "--user", "1000:1000", cid, "sh", "-c", "stat -c '%u %g' $(tty)")[:2]
 
     assert on_both(pyoci, runc, exec_tty) == (0, "1000 5\n")
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_bind_sources_a_user_namespace_cannot_reach(pyoci, runc, bundle, open_rootfs, tmp_path, template):
+    """A bind whose source lies under a 0700 host directory, in a container with a user namespace (item 5):
+    the source is opened on the host, as runc does; exec into the container sees it too."""
+    hidden = tmp_path / "hidden"
+    (hidden / "m").mkdir(parents=True)
+    (hidden / "m" / "f").write_text("data\n")
+    hidden.chmod(0o700)
+    os.mkdir(os.path.join(open_rootfs, "mnt", "m"))  # the mapped root may not make it in a rootfs root owns
+    ids = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    def edit(c):
+        c["root"]["path"] = open_rootfs
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"].update(uidMappings=ids, gidMappings=ids, resources={})
+        c["mounts"] = [m for m in c["mounts"] if m["type"] != "cgroup"]
+        c["mounts"].append({"destination": "/mnt/m", "type": "bind", "source": str(hidden / "m"),
+                            "options": ["rbind", "ro"]})
+    b = bundle(["sleep", "1000"], edit)
+
+    def scenario(rt):
+        cid = rt.new_id()
+        created = rt("run", "-d", "--bundle", str(b), cid, check=False)
+        if created.returncode:
+            return created.returncode, created.stderr
+        inside = rt("exec", cid, "sh", "-c", "cat /mnt/m/f; touch /mnt/m/f 2>&1; id -u", check=False)
+        return inside.returncode, inside.stdout
+
+    assert on_both(pyoci, runc, scenario) == (0, "data\ntouch: /mnt/m/f: Read-only file system\n0\n")
