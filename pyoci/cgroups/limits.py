@@ -91,10 +91,13 @@ def _v1_memory_limit(w: Writer, value: Any) -> None:
 
 
 def _v1_memory(mem: dict[str, Any], w: Writer) -> None:
-    """memsw (memory+swap) may never be below the memory limit: when raising both, memsw goes first.
-    Kernel memory limits are written where the kernel still has the files (runc ignores them always), and
-    refused where it has not (unlimited, -1, asks for nothing)."""
+    """memsw (memory+swap) may never be below the memory limit: when raising both, memsw goes first. An
+    unlimited memory limit with swap unset makes memory+swap unlimited too (else the old memsw limit would
+    refuse it), as runc does. Kernel memory limits are written where the kernel still has the files (runc
+    ignores them always), and refused where it has not (unlimited, -1, asks for nothing)."""
     _check_usage(mem, w, False)
+    if mem.get("limit") == -1 and "swap" not in mem and w.exists("memory", "memory.memsw.limit_in_bytes"):
+        mem = {**mem, "swap": -1}
     swap = ("memory", "memory.memsw.limit_in_bytes", mem.get("swap"), "memory.swap")
     if "limit" in mem and "swap" in mem:
         try:

@@ -190,3 +190,20 @@ def test_bind_sources_a_user_namespace_cannot_reach(pyoci, runc, bundle, open_ro
         return inside.returncode, inside.stdout
 
     assert on_both(pyoci, runc, scenario) == (0, "data\ntouch: /mnt/m/f: Read-only file system\n0\n")
+
+
+def test_update_memory_unlimited_after_a_swap_limit(pyoci, runc, bundle):
+    """`update --memory -1` of a container with memory and memory+swap limits (item 6): both become unlimited
+    (memory+swap first, or the kernel refuses the memory limit)."""
+    b = bundle(["sleep", "1000"], lambda c: c["linux"].update(
+        resources={"memory": {"limit": 100 << 20, "swap": 200 << 20}}))
+
+    def scenario(rt):
+        cid = rt.new_id()
+        rt("run", "-d", "--bundle", str(b), cid)
+        code = rt("update", "--memory", "-1", cid, check=False).returncode
+        memory = json.loads(rt("events", "--stats", cid).stdout)["data"]["memory"]
+        return code, memory["usage"]["limit"], memory["swap"]["limit"]
+
+    code, limit, swap = on_both(pyoci, runc, scenario)
+    assert code == 0 and limit == swap > 1 << 60

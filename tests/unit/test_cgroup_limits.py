@@ -39,6 +39,16 @@ def test_v2_conversions(tmp_path):
                    "v2/memory.high": "max"}
 
 
+@pytest.mark.parametrize("files, expected", [
+    (("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"),
+     {"v1/memory.limit_in_bytes": "-1", "v1/memory.memsw.limit_in_bytes": "-1"}),
+    (("memory.limit_in_bytes",), {"v1/memory.limit_in_bytes": "-1"}),  # no swap accounting: no memsw file
+])
+def test_v1_unlimited_memory_makes_memory_and_swap_unlimited(tmp_path, files, expected):
+    """runc's rule for `update --memory -1` with swap unset: the old memsw limit would refuse it otherwise."""
+    assert written(tmp_path, {"memory": "v1"}, {"memory": {"limit": -1}}, v2=False, files=files) == expected
+
+
 def test_v2_io_throttle_and_rdma(tmp_path):
     res = {"blockIO": {"throttleWriteIOPSDevice": [{"major": 7, "minor": 0, "rate": 300}]},
            "rdma": {"rxe0": {"hcaHandles": 2}}}
