@@ -265,6 +265,20 @@ def holder(store: Store, container_id: str) -> Callable[[str], str | None]:
     return find
 
 
+def _check_cgroup(cg: Cgroup, log: Logger) -> None:
+    """A cgroupsPath may name a cgroup that exists: a frozen one would freeze the executor mid-way (create
+    would wait for it forever), and one with processes in it is shared with them. runc's words and rules."""
+    if state.frozen(cg.paths):
+        raise PyociError("container's cgroup unexpectedly frozen: thaw it first (freezer.state THAWED, or "
+                         "cgroup.freeze 0 in it and its parents)")
+    from .cgroups import Cgroup
+
+    busy = max([len(Cgroup({name: path}).pids()) for name, path in cg.paths.items() if path not in cg.made],
+               default=0)
+    if busy:
+        log.warning(f"container's cgroup is not empty: {busy} process(es) found")
+
+
 def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, log: Logger) -> State:
     """Makes the container and returns its state once the init is parked, waiting for `start`."""
     from . import cgroups, plan, sync
@@ -313,6 +327,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
             options.resctrl_tasks = undo.resctrl.tasks()
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups, log.warning)
         undo.cgroup = cg
+        _check_cgroup(cg, log)
         st.cgroup = cg.to_json()
         store.save(st)
 

@@ -218,15 +218,19 @@ def alive(st: State) -> bool:
     return st.pid > 0 and proc_start_time(st.pid) == st.start_time
 
 
-def frozen(st: State) -> bool:
-    paths = st.cgroup.get("paths", {})
+def frozen(paths: dict[str, str]) -> bool:
+    """Whether the cgroup (hierarchy name → directory, as Cgroup.paths) is frozen or freezing: by pause, or
+    with a parent the kernel froze."""
     try:
         if "freezer" in paths:
             with open(os.path.join(paths["freezer"], "freezer.state")) as f:
                 return f.read().strip() != "THAWED"
         if "" in paths:
             with open(os.path.join(paths[""], "cgroup.freeze")) as f:
-                return f.read().strip() == "1"
+                if f.read().strip() == "1":
+                    return True
+            with open(os.path.join(paths[""], "cgroup.events")) as f:
+                return "frozen 1" in f.read().splitlines()
     except OSError:
         pass
     return False
@@ -240,7 +244,7 @@ def status(store: Store, st: State) -> str:
         return STOPPED
     if os.path.exists(os.path.join(store.dir(st.id), START_SOCKET)):
         return CREATED
-    if frozen(st):
+    if frozen(st.cgroup.get("paths", {})):
         return PAUSED
     return RUNNING
 

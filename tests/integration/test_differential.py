@@ -207,3 +207,58 @@ def test_update_memory_unlimited_after_a_swap_limit(pyoci, runc, bundle):
 
     code, limit, swap = on_both(pyoci, runc, scenario)
     assert code == 0 and limit == swap > 1 << 60
+
+
+@pytest.fixture
+def host_cgroup():
+    """A cgroup made beforehand in every hierarchy (what a cgroupsPath may name), with a process to put in
+    it; thawed, emptied and removed afterwards."""
+    from pyoci.cgroups import hierarchies
+
+    name = f"pyoci-test-{os.getpid()}-{time.monotonic_ns()}"
+    dirs = [os.path.join(h.mountpoint, name) for h in hierarchies()]
+    for d in dirs:
+        os.mkdir(d)
+        for knob in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset takes no task until they are set
+            if os.path.exists(os.path.join(d, knob)):
+                with open(os.path.join(os.path.dirname(d), knob)) as src, open(os.path.join(d, knob), "w") as dst:
+                    dst.write(src.read())
+    sleeper = subprocess.Popen(["sleep", "1000"])
+    yield "/" + name, dirs, sleeper
+    for d in dirs:
+        for knob, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            if os.path.exists(os.path.join(d, knob)):
+                with open(os.path.join(d, knob), "w") as f:
+                    f.write(value)
+    sleeper.kill()
+    sleeper.wait()
+    for d in dirs:
+        wait_for(lambda: not os.path.isdir(d) or not open(os.path.join(d, "cgroup.procs")).read(), f"{d} empty")
+        if os.path.isdir(d):
+            os.rmdir(d)
+
+
+def test_an_existing_cgroup_frozen_or_busy(pyoci, runc, bundle, host_cgroup):
+    """A cgroupsPath naming a cgroup that exists: frozen, create fails at once instead of waiting for a thaw
+    (item 7); with a process in it, create warns and goes on (item 16)."""
+    path, dirs, sleeper = host_cgroup
+    b = bundle(["true"], lambda c: c["linux"].update(cgroupsPath=path))
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write(str(sleeper.pid))
+
+    def scenario(rt):
+        proc = rt("run", "--bundle", str(b), rt.new_id(), check=False, timeout=20)
+        return proc.returncode, "container's cgroup is not empty: 1 process(es) found" in proc.stderr
+
+    assert on_both(pyoci, runc, scenario) == (0, True)
+    freezer = next((d for d in dirs if "/freezer/" in d), None)
+    knob, value = ("freezer.state", "FROZEN") if freezer else ("cgroup.freeze", "1")
+    with open(os.path.join(freezer or next(d for d in dirs if "/freezer/" not in d), knob), "w") as f:
+        f.write(value)
+
+    def frozen(rt):
+        proc = rt("run", "--bundle", str(b), rt.new_id(), check=False, timeout=20)
+        return proc.returncode, "container's cgroup unexpectedly frozen" in proc.stderr
+
+    assert on_both(pyoci, runc, frozen) == (1, True)
