@@ -253,7 +253,8 @@ COMMANDS = {
                     bools=("tty", "detach", "no-new-privs", "no-subreaper"),
                     short={"p": "process", "t": "tty", "d": "detach", "e": "env", "u": "user", "c": "cap",
                            "g": "additional-gids"},
-                    multi=("env", "cap", "additional-gids", "cgroup"), optional=1),
+                    multi=("env", "cap", "additional-gids", "cgroup"), optional=1,
+                    failed=255),  # runc's: 1 might be the process's own status
     "start": Command(do_start, "run the process of a created container", ("id",)),
     "run": Command(do_run, "create and start a container; in the foreground, wait for it", ("id",),
                    dict(CREATE_VALUES), CREATE_BOOLS + ("detach", "keep", "no-subreaper"),

@@ -17,8 +17,9 @@ class Command:
 
     def __init__(self, run, summary: str, args: tuple[str, ...] = (), values: dict[str, str] | None = None,
                  bools: tuple[str, ...] = (), short: dict[str, str] | None = None, optional: int = 0,
-                 multi: tuple[str, ...] = ()) -> None:
+                 multi: tuple[str, ...] = (), failed: int = 1) -> None:
         self.run, self.summary, self.args = run, summary, args
+        self.failed = failed  # the exit status when the command itself fails (not its container's process)
         self.values = values or {}
         self.multi = multi  # flags that may repeat, collected into a list
         self.bools = bools + ("help",)

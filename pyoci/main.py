@@ -128,19 +128,19 @@ def main(argv: list[str] | None = None) -> int:
         return a.cmd.run(a, Runtime(a.root or None, log, _rootless(rootless)))
     except PyociError as exc:
         log.error(f"pyoci: {where}: {exc}")
-        return 1
+        return a.cmd.failed
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # the system refused something pyoci did not expect to fail: say what and where
         if a.debug:
             raise
         log.error(f"pyoci: {where}: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
-        return 1
+        return a.cmd.failed
     except Exception as exc:  # a bug: say so in one line unless the user asked for the traceback
         if a.debug:
             raise
         log.error(f"pyoci: {where}: internal error: {exc!r} (run with --debug for details)")
-        return 1
+        return a.cmd.failed
 
 
 def launch() -> None:

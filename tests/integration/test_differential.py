@@ -262,3 +262,18 @@ def test_an_existing_cgroup_frozen_or_busy(pyoci, runc, bundle, host_cgroup):
         return proc.returncode, "container's cgroup unexpectedly frozen" in proc.stderr
 
     assert on_both(pyoci, runc, frozen) == (1, True)
+
+
+def test_exec_tells_its_own_failures_from_the_process_status(pyoci, runc, bundle, tmp_path):
+    """exec exits 255 when the runtime fails (no such binary, a --pid-file it cannot write, no such
+    container), else with the process's own status, 1 included (item 10)."""
+    b = bundle(["sleep", "1000"])
+
+    def scenario(rt):
+        cid = rt.new_id()
+        rt("run", "-d", "--bundle", str(b), cid)
+        calls = [("exec", cid, "/nosuchcmd"), ("exec", "--pid-file", str(tmp_path / "no" / "pid"), cid, "true"),
+                 ("exec", rt.new_id(), "true"), ("exec", cid, "false"), ("exec", cid, "sh", "-c", "exit 3")]
+        return [rt(*call, check=False).returncode for call in calls]
+
+    assert on_both(pyoci, runc, scenario) == [255, 255, 255, 1, 3]

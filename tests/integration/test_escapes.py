@@ -473,6 +473,6 @@ def test_exec_apparmor_flag_without_apparmor_is_refused(pyoci, bundle):
     cid = pyoci.new_id()
     pyoci("run", "-d", "--bundle", str(bundle(["sleep", "1000"])), cid)
     proc = pyoci("exec", "--apparmor", "docker-default", cid, "true", check=False)
-    assert proc.returncode == 1 and proc.stderr == (
+    assert proc.returncode == 255 and proc.stderr == (
         f"pyoci: exec {cid}: config.json: process.apparmorProfile: AppArmor is not enabled on this host\n")
     assert pyoci("exec", cid, "true").returncode == 0

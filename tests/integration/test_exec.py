@@ -68,15 +68,15 @@ def test_exec_with_tty_relays(pyoci, bundle, template):
 def test_exec_refuses_stopped_and_paused_containers_and_missing_binaries(pyoci, bundle):
     cid = running(pyoci, bundle)
     missing = pyoci("exec", cid, "nosuchcmd", check=False)
-    assert missing.returncode == 1 and 'exec: "nosuchcmd": executable file not found in $PATH' in missing.stderr
+    assert missing.returncode == 255 and 'exec: "nosuchcmd": executable file not found in $PATH' in missing.stderr
     pyoci("pause", cid)
     paused = pyoci("exec", cid, "true", check=False)
-    assert paused.returncode == 1 and "cannot exec in a paused container" in paused.stderr
+    assert paused.returncode == 255 and "cannot exec in a paused container" in paused.stderr
     pyoci("resume", cid)
     pyoci("kill", cid, "KILL")
     wait_for(lambda: pyoci.state(cid)["status"] == "stopped", "the container to stop")
     stopped = pyoci("exec", cid, "true", check=False)
-    assert stopped.returncode == 1 and "cannot exec in a stopped container" in stopped.stderr
+    assert stopped.returncode == 255 and "cannot exec in a stopped container" in stopped.stderr
 
 
 def test_exec_into_user_namespace_container(pyoci, bundle, tmp_path):
