@@ -544,7 +544,8 @@ static void do_chdir(const struct pyoci_chdir *c)
 static void do_hook(const struct pyoci_hook *h)
 {
     char detail[256];
-    int r = hook_run(h->path, h->argv, h->envp, state_fds[h->state], h->timeout, tramp_fd, detail, sizeof detail);
+    int r = hook_run(h->path, h->argv, h->envp, state_fds[h->state], h->timeout, NULL, tramp_fd, detail,
+                     sizeof detail);
     if (r < 0)
         fail(-r, NULL);
     if (r > 0)

@@ -50,7 +50,7 @@ static int wait_child(pid_t pid, int *status)
     return 0;
 }
 
-int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, int tramp_fd,
+int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir, int tramp_fd,
              char *detail, int detail_size)
 {
     int report[2];  /* the child writes the errno of a failed execve here; a successful one closes it */
@@ -67,11 +67,13 @@ int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long
     }
     if (pid == 0) {
         default_signals();
+        /* The hook's directory; one gone since (a bundle removed before delete) leaves it where the runtime is. */
+        int unused = dir ? chdir(dir) : 0;
+        (void)unused;
         if (dup2(stdin_fd, 0) == 0)
             exec_program(tramp_fd, path, argv, envp);
         int err = errno;
-        ssize_t unused = write(report[1], &err, sizeof err);
-        (void)unused;
+        unused = (int)write(report[1], &err, sizeof err);
         _exit(127);
     }
     close(report[1]);

@@ -8,7 +8,7 @@
 void exec_program(int tramp_fd, const char *path, char **argv, char **envp);
 
 /* Runs a hook to its end; see pyoci_run_hook in shim.h. The executor passes its trampoline. */
-int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, int tramp_fd,
+int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir, int tramp_fd,
              char *detail, int detail_size);
 
 #endif

@@ -260,10 +260,11 @@ int pyoci_mount_tree(const char *src, int userns_fd, int tree_rec, int idmap_rec
 /* cgroup v2 devices: loads a BPF_PROG_TYPE_CGROUP_DEVICE program (len bytes of struct bpf_insn) and attaches
  * it to cgroup_dir with BPF_F_ALLOW_MULTI; a refused program leaves the verifier's words in log. */
 int pyoci_device_filter_attach(const char *insns, int len, const char *cgroup_dir, char *log, int log_size);
-/* Runs a hook to its end, as the executor runs the in-container ones: stdin_fd (the state) as its stdin,
- * killed after timeout seconds (0: none). 0: it exited 0; -errno: it could not be run; 1: it failed, and
- * detail says how ("exit status 3", "killed by signal 9", "timed out after 5s"). */
-int pyoci_run_hook(const char *path, char **argv, char **envp, int stdin_fd, long long timeout,
+/* Runs a hook to its end, as the executor runs the in-container ones: stdin_fd (the state) as its stdin, in
+ * dir (where runc runs it: the bundle), killed after timeout seconds (0: none). 0: it exited 0; -errno: it
+ * could not be run; 1: it failed, and detail says how ("exit status 3", "killed by signal 9", "timed out
+ * after 5s"). */
+int pyoci_run_hook(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir,
                    char *detail, int detail_size);
 
 /* A socket made in the network namespace netns_fd (linux.netDevices: rtnetlink there), the calling thread

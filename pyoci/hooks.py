@@ -38,7 +38,8 @@ def state_fd(state: dict[str, object]) -> int:
 
 
 def run(kind: str, hooks: list[Hook], state: dict[str, object]) -> None:
-    """Runs the hooks in order; the first failure is an error naming the hook."""
+    """Runs the hooks in order, in the bundle directory (runc's: a hook may name files of the bundle by
+    relative paths); the first failure is an error naming the hook."""
     if not hooks:
         return
     from .linux.shim import run_hook
@@ -46,7 +47,7 @@ def run(kind: str, hooks: list[Hook], state: dict[str, object]) -> None:
     fd = state_fd(state)
     try:
         for step in as_steps(kind, hooks):
-            run_hook(step, fd)
+            run_hook(step, fd, str(state["bundle"]))
     finally:
         os.close(fd)
 

@@ -415,7 +415,10 @@ def build(cfg: Config, opts: Options, cgroup: Cgroup) -> Plan:
         steps.append(st.WriteFile("process.oomScoreAdj", path="/proc/self/oom_score_adj",
                                   data=str(cfg.process.oom_score_adj)))
     steps.append(st.Sync("prestart and createRuntime hooks", message=st.MOUNTED, wait=True))
-    steps += hooks.as_steps("createContainer", cfg.hooks.get("createContainer", []))
+    in_container = hooks.as_steps("createContainer", cfg.hooks.get("createContainer", []))
+    if in_container:  # they run in the rootfs directory, as runc runs them (startContainer: in process.cwd)
+        steps.append(st.Chdir("hooks.createContainer (working directory)", path=opts.rootfs))
+    steps += in_container
     if host_ns:
         steps.append(st.Pivot("chroot", how=st.CHROOT))  # nothing may be moved onto the host's "/"
     else:

@@ -187,12 +187,14 @@ def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
         raise KernelError(f"cgroup {cgroup_dir}: device filter" + (f" ({words[-1]})" if words else ""), -err)
 
 
-def run_hook(hook: st.Hook, stdin_fd: int) -> None:
-    """Runs a hook on the host with the executor's own runner, so failures read the same on both sides."""
+def run_hook(hook: st.Hook, stdin_fd: int, cwd: str) -> None:
+    """Runs a hook on the host, in cwd, with the executor's own runner, so failures read the same on both
+    sides."""
     enc = _Encoder()
     detail = ffi.new("char[]", 256)
     r = lib.pyoci_run_hook(os.fsencode(hook.path), enc.value("list[str]", hook.argv),
-                           enc.value("list[str]", hook.envp), stdin_fd, hook.timeout, detail, len(detail))
+                           enc.value("list[str]", hook.envp), stdin_fd, hook.timeout, os.fsencode(cwd), detail,
+                           len(detail))
     if r < 0:
         raise KernelError(hook.what, -r)
     if r > 0:

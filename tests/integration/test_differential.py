@@ -277,3 +277,24 @@ def test_exec_tells_its_own_failures_from_the_process_status(pyoci, runc, bundle
         return [rt(*call, check=False).returncode for call in calls]
 
     assert on_both(pyoci, runc, scenario) == [255, 255, 255, 1, 3]
+
+
+def test_hooks_run_where_runc_runs_them(pyoci, runc, bundle, rootfs, tmp_path):
+    """A hook naming a file of the bundle by a relative path (item 12): the runtime's hooks run in the bundle
+    directory, createContainer in the rootfs directory."""
+    out = tmp_path / "hooks.out"
+
+    def edit(c):
+        relative = {"path": "/bin/sh", "args": ["sh", "./lib/hook.sh"]}
+        c["hooks"] = {kind: [relative] for kind in ("prestart", "createRuntime", "poststart", "poststop")}
+        c["hooks"]["createContainer"] = [{"path": "/bin/sh", "args": ["sh", "-c", f"pwd >> {out}"]}]
+    b = bundle(["true"], edit)
+    (b / "lib").mkdir()
+    (b / "lib" / "hook.sh").write_text(f"pwd >> {out}\n")
+
+    def scenario(rt):
+        out.write_text("")
+        code = run_outcome(rt, b)[0]
+        return code, out.read_text()
+
+    assert on_both(pyoci, runc, scenario) == (0, f"{b}\n{b}\n{rootfs}\n{b}\n{b}\n")
