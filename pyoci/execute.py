@@ -50,16 +50,36 @@ class ExecProcess:
         return reap(self.pid) or 0
 
 
-def _from_file(path: str) -> Process:
+def _from_file(path: str, base: Process | None) -> Process:
+    """runc's --process FILE: what it leaves out of user is 0 (root), and its capabilities and LSM labels,
+    where it names none, are the container's (runc's rules: not every power of the executor's). Errors name
+    the file."""
     from . import spec
 
+    what = f"--process {path}"
     try:
         with open(path, "rb") as f:
-            raw = jsonio.load(f)
-    except (OSError, ValueError) as exc:
-        raise PyociError(f"--process {path}: cannot read: {exc}") from None
-    spec.validate_schema({"ociVersion": "1.0.0", "process": raw})
-    return spec.parse_process(raw)
+            raw = jsonio.load(f, parse_float=jsonio.Real)
+    except OSError as exc:
+        raise PyociError(what, exc.errno) from None
+    except ValueError as exc:
+        raise PyociError(f"{what}: not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PyociError(f"{what}: not a process object")
+    if isinstance(raw.setdefault("user", {}), dict):
+        raw["user"] = {"uid": 0, "gid": 0, **raw["user"]}
+    try:
+        spec.validate_schema({"ociVersion": "1.0.0", "process": raw})
+        process = spec.parse_process(raw)
+    except ConfigError as exc:
+        where = exc.path.partition(".")[2]
+        raise PyociError(f"{what}: {where + ': ' if where else ''}{exc.msg}") from None
+    if base is not None:
+        if "capabilities" not in raw:
+            process.capabilities = base.capabilities
+        process.apparmor_profile = process.apparmor_profile or base.apparmor_profile
+        process.selinux_label = process.selinux_label or base.selinux_label
+    return process
 
 
 def _from_flags(opts: ExecOptions, base: Process) -> Process:
@@ -122,7 +142,7 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
                 cgroup = cgroup.within(parse_sub_paths(opts.cgroup))
             cfg = spec.load(st.bundle)
             if opts.process_file:
-                process = _from_file(opts.process_file)
+                process = _from_file(opts.process_file, cfg.process)
             else:
                 if cfg.process is None:
                     raise ConfigError("required to exec with the container's settings", path="process")

@@ -298,3 +298,33 @@ def test_hooks_run_where_runc_runs_them(pyoci, runc, bundle, rootfs, tmp_path):
         return code, out.read_text()
 
     assert on_both(pyoci, runc, scenario) == (0, f"{b}\n{b}\n{rootfs}\n{b}\n{b}\n")
+
+
+def test_exec_process_file_as_runc_reads_it(pyoci, runc, bundle, tmp_path):
+    """exec --process FILE (item 13): a file without user runs as root with the container's capabilities;
+    one that cannot be used fails with 255, and pyoci's error names the file, not config.json."""
+    b = bundle(["sleep", "1000"])
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"args": ["sh", "-c", "id; grep -E '^Cap(Eff|Bnd)' /proc/self/status"],
+                                 "cwd": "/", "env": ["PATH=/bin"]}))
+    broken = [tmp_path / f"broken{i}.json" for i in range(4)]
+    for path, text in zip(broken, ['{"args": ["true"], "cwd": "/", "user": {"uid": "x"}}', "[]", "{",
+                                   '{"args": ["true"]}']):
+        path.write_text(text)
+
+    def scenario(rt):
+        cid = rt.new_id()
+        rt("run", "-d", "--bundle", str(b), cid)
+        ok = rt("exec", "--process", str(plain), cid, check=False)
+        return ok.returncode, ok.stdout, [rt("exec", "-p", str(p), cid, check=False).returncode for p in broken]
+
+    assert on_both(pyoci, runc, scenario) == (
+        0, "uid=0(root) gid=0(root)\nCapEff:\t0000000020000420\nCapBnd:\t0000000020000420\n", [255] * 4)
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(b), cid)
+    errors = [pyoci("exec", "-p", str(p), cid, check=False).stderr for p in broken]
+    assert errors == [f"pyoci: exec {cid}: --process {broken[0]}: user.uid: must be integer\n",
+                      f"pyoci: exec {cid}: --process {broken[1]}: not a process object\n",
+                      f"pyoci: exec {cid}: --process {broken[2]}: not JSON: Expecting property name enclosed in "
+                      "double quotes: line 1 column 2 (char 1)\n",
+                      f"pyoci: exec {cid}: --process {broken[3]}: must contain ['cwd'] properties\n"]
