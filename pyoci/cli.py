@@ -56,7 +56,7 @@ def do_exec(a: SimpleNamespace, rt: Runtime) -> int:
                        additional_gids=[g for v in a.additional_gids for g in v.split(",") if g],
                        caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup,
                        apparmor=a.apparmor or None, process_label=a.process_label or None,
-                       pidfd_socket=a.pidfd_socket or None)
+                       pidfd_socket=a.pidfd_socket or None, ignore_paused=a.ignore_paused)
     proc = rt.get(a.id).exec(opts)
     if opts.detach:
         return 0
@@ -250,7 +250,7 @@ COMMANDS = {
     "exec": Command(do_exec, "run a new process in a running container", ("id", "command-args..."),
                     values={"process": "", "console-socket": "", "pidfd-socket": "", "pid-file": "",
                             "preserve-fds": "0", "cwd": "", "user": "", "process-label": "", "apparmor": ""},
-                    bools=("tty", "detach", "no-new-privs", "no-subreaper"),
+                    bools=("tty", "detach", "no-new-privs", "no-subreaper", "ignore-paused"),
                     short={"p": "process", "t": "tty", "d": "detach", "e": "env", "u": "user", "c": "cap",
                            "g": "additional-gids"},
                     multi=("env", "cap", "additional-gids", "cgroup"), optional=1,

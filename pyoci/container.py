@@ -52,7 +52,11 @@ TRANSITIONS: dict[str, dict[str, str | None]] = {
     "resume": {PAUSED: None, CREATING: BEING_CREATED},
     "update": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: NOT_RUNNING, CREATING: BEING_CREATED},
     "exec": {CREATED: None, RUNNING: None, CREATING: BEING_CREATED,
-             PAUSED: "cannot exec in a paused container", STOPPED: "cannot exec in a stopped container"},
+             PAUSED: "cannot exec in a paused container (use --ignore-paused to override)",
+             STOPPED: "cannot exec in a stopped container"},
+    # the process freezes as it joins the cgroup and runs once the container is resumed
+    "exec --ignore-paused": {CREATED: None, RUNNING: None, PAUSED: None, CREATING: BEING_CREATED,
+                             STOPPED: "cannot exec in a stopped container"},
     "events": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: "container with id {id} is not running",
                CREATING: BEING_CREATED},
 }
@@ -304,11 +308,13 @@ class Container:
 
     def exec(self, opts: ExecOptions) -> ExecProcess:
         """A new process in the container, every namespace of it joined (the user namespace first) and its
-        cgroup; returns once it has execve'd. It is this process's child: ExecProcess.wait() gives its exit
-        status."""
+        cgroup; returns once it has execve'd (in a paused container, with opts.ignore_paused: once resumed). It
+        is this process's child: ExecProcess.wait() gives its exit status."""
         from .execute import exec_process
 
-        lock, _ = self._lock("exec")
+        lock, current = self._lock("exec --ignore-paused" if opts.ignore_paused else "exec")
+        if current == PAUSED:
+            lock.release()  # resume needs it, and the new process waits for resume
         return exec_process(self.runtime, self._st, opts, lock)
 
     def processes(self) -> list[int]:

@@ -37,6 +37,7 @@ class ExecOptions:
     apparmor: str | None = None
     process_label: str | None = None
     pidfd_socket: str | None = None
+    ignore_paused: bool = False  # a paused container too: the process runs once it is resumed
 
 
 @record

@@ -328,3 +328,30 @@ def test_exec_process_file_as_runc_reads_it(pyoci, runc, bundle, tmp_path):
                       f"pyoci: exec {cid}: --process {broken[2]}: not JSON: Expecting property name enclosed in "
                       "double quotes: line 1 column 2 (char 1)\n",
                       f"pyoci: exec {cid}: --process {broken[3]}: must contain ['cwd'] properties\n"]
+
+
+def test_exec_ignore_paused(pyoci, runc, bundle):
+    """exec into a paused container is refused in runc's words; with --ignore-paused the process joins the
+    frozen cgroup and runs once the container is resumed (item 14)."""
+    b = bundle(["sleep", "1000"])
+
+    def scenario(rt):
+        cid = rt.new_id()
+        rt("run", "-d", "--bundle", str(b), cid)
+        rt("pause", cid)
+        refused = rt("exec", cid, "true", check=False)
+        late = subprocess.Popen([rt.binary, "--root", str(rt.root), "exec", "--ignore-paused", cid, "echo", "ran"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: len(json.loads(rt("ps", "--format", "json", cid).stdout)) == 2, "the frozen exec")
+            waited = late.poll() is None
+            rt("resume", cid)
+            out, _ = late.communicate(timeout=30)
+        finally:
+            if late.poll() is None:
+                late.kill()
+                late.wait()
+        return (refused.returncode, "cannot exec in a paused container (use --ignore-paused to override)" in
+                refused.stderr, waited, late.returncode, out.decode())
+
+    assert on_both(pyoci, runc, scenario) == (255, True, True, 0, "ran\n")

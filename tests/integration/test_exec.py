@@ -71,7 +71,7 @@ def test_exec_refuses_stopped_and_paused_containers_and_missing_binaries(pyoci, 
     assert missing.returncode == 255 and 'exec: "nosuchcmd": executable file not found in $PATH' in missing.stderr
     pyoci("pause", cid)
     paused = pyoci("exec", cid, "true", check=False)
-    assert paused.returncode == 255 and "cannot exec in a paused container" in paused.stderr
+    assert paused.returncode == 255 and "cannot exec in a paused container (use --ignore-paused" in paused.stderr
     pyoci("resume", cid)
     pyoci("kill", cid, "KILL")
     wait_for(lambda: pyoci.state(cid)["status"] == "stopped", "the container to stop")
