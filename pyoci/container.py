@@ -207,6 +207,7 @@ class Container:
             except OSError as exc:
                 raise PyociError("container init is not waiting", exc.errno) from None
             os.unlink(path)  # the status is "running" from here on
+            self.runtime.log.debug(f"init {st.pid} told to start")
         finally:
             lock.release()
         try:
@@ -228,6 +229,8 @@ class Container:
         try:
             st = self._st
             cg = Cgroup.from_json(st.cgroup)
+            self.runtime.log.debug(f"signal {signal} to {'every process of' if all else 'the init of'} the "
+                                   f"{current} container (init {st.pid})")
             if all and cg.paths:
                 cg.signal_all(signal)
             elif current != STOPPED:
@@ -250,9 +253,11 @@ class Container:
         from .create import unmount_host
 
         store = self.runtime.store
-        lock, _ = self._lock("delete --force" if force else "delete")
+        lock, current = self._lock("delete --force" if force else "delete")
         try:
             st = self._st
+            self.runtime.log.debug(f"deleting the {current} container: its init {st.pid}, cgroup, host mounts, "
+                                   f"state and {len(st.hooks.get('poststop', []))} poststop hook(s)")
             _kill_and_wait(st)  # a stopped container's init may live on, parked by a create that died
             (Cgroup.from_json(st.cgroup) if st.cgroup else Cgroup.default(self.id)).destroy()
             unmount_host(st.host_mounts)
@@ -281,6 +286,7 @@ class Container:
 
         lock, _ = self._lock(op)
         try:
+            self.runtime.log.debug(f"{'freezing' if frozen else 'thawing'} the cgroup of init {self._st.pid}")
             Cgroup.from_json(self._st.cgroup).freeze(frozen)
         finally:
             lock.release()
@@ -297,6 +303,7 @@ class Container:
             raise PyociError(f"{exc.path}: {exc.msg}") from None
         lock, _ = self._lock("update")
         try:
+            self.runtime.log.debug(f"new limits {jsonio.dumps(resources)}")
             limits.apply(Cgroup.from_json(self._st.cgroup), resources, v2_only=is_v2_host(), devices=False,
                          warn=self.runtime.log.warning)
             if schemata:

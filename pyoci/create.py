@@ -288,6 +288,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
     bundle = os.path.abspath(opts.bundle)
     rootfs = os.path.realpath(os.path.join(bundle, cfg.root_path))
     check(cfg, opts, rootfs)
+    log.debug(f"bundle {bundle}: config.json read, rootfs {rootfs}")
     unprivileged = os.geteuid() != 0
     me = os.getpid()
     st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(), owner=_owner(),
@@ -327,6 +328,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
             options.resctrl_tasks = undo.resctrl.tasks()
         cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups, log.warning)
         undo.cgroup = cg
+        log.debug(f"cgroup {' '.join(sorted(set(cg.paths.values()))) or '(none)'}")
         _check_cgroup(cg, log)
         st.cgroup = cg.to_json()
         store.save(st)
@@ -343,6 +345,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
                 undo.devices = move_in(cfg.net_devices, st.namespaces["network"], holder(store, container_id))
             created = hook_state(st, state.CREATED)
             for kind in ("prestart", "createRuntime"):
+                log.debug(f"init {pid}: mounts made; {len(cfg.hooks.get(kind, []))} {kind} hook(s)")
                 hooks.run(kind, cfg.hooks.get(kind, []), created)
             return hooks.state_fd(created), hooks.state_fd(hook_state(st, state.RUNNING))
 
@@ -361,6 +364,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
         sock.close()  # the init answers `start` from now on
         st.ready = True
         store.save(st)
+        log.debug(f"init {st.pid} ready, waiting for start")
         if opts.pid_file:
             write_pid_file(opts.pid_file, st.pid)
         if opts.pidfd_socket:

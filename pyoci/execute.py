@@ -149,6 +149,7 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
                     raise ConfigError("required to exec with the container's settings", path="process")
                 process = _from_flags(opts, cfg.process)
             process = _with_defaults(process, cfg.process)
+            runtime.log.debug(f"process {jsonio.dumps(process.args)} in the namespaces of init {st.pid}")
             if process.terminal and not opts.console_socket and opts.detach:
                 raise PyociError("--tty with --detach needs --console-socket")
             console_fd = -1

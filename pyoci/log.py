@@ -1,4 +1,5 @@
-"""runc-compatible error reporting: one line on stderr, and the same line in the --log file.
+"""runc-compatible error reporting: one line on stderr, and the same line in the --log file; with --debug, a
+line for each step of the work, in the log file (on stderr without one), as runc's level=debug lines.
 
 containerd's shim and podman read the last JSON line of the log file to show the user why a call failed.
 """
@@ -22,6 +23,17 @@ class Logger:
         self.debug_enabled = debug
         self.context = ""
 
+    def open(self) -> None:
+        """Makes the log file as runc does on every call, whatever happens later (an engine may wait for it);
+        one that cannot be made (a missing directory) fails the call."""
+        if self.path:
+            try:
+                write(self.path, "", os.O_APPEND | os.O_CREAT)
+            except OSError as exc:
+                from .errors import PyociError
+
+                raise PyociError(f"--log {self.path}", exc.errno) from None
+
     def _write(self, level: str, msg: str) -> None:
         if not self.path:
             return
@@ -39,12 +51,18 @@ class Logger:
         self._write("error", msg)
         sys.stderr.write(msg + "\n")
 
+    def _line(self, level: str, msg: str) -> str:
+        return f"pyoci: {self.context}: {level}: {msg}" if self.context else f"pyoci: {level}: {msg}"
+
     def warning(self, msg: str) -> None:
-        line = f"pyoci: {self.context}: warning: {msg}" if self.context else f"pyoci: warning: {msg}"
+        line = self._line("warning", msg)
         self._write("warning", line)
         sys.stderr.write(line + "\n")
 
     def debug(self, msg: str) -> None:
+        """A step of the work, with --debug: into the log file, or onto stderr without one (runc's)."""
         if self.debug_enabled:
-            self._write("debug", msg)
-            sys.stderr.write(msg + "\n")
+            if self.path:
+                self._write("debug", msg)
+            else:
+                sys.stderr.write(self._line("debug", msg) + "\n")

@@ -107,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     log = Logger(a.log or None, a.log_format, a.debug)
     rootless = a.rootless  # `spec --rootless` has a flag of that name too
     try:
+        log.open()
+    except PyociError as exc:
+        Logger().error(f"pyoci: {exc}")
+        return 1
+    try:
         parse_command_line(a, rest)
     except PyociError as exc:
         log.error(f"pyoci: {exc}")

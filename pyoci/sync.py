@@ -51,6 +51,11 @@ def until_ready(plan: Plan, cgroup: Cgroup, handlers: Handlers, log: Logger, und
 
     for warning in plan.warnings:
         log.warning(warning)
+    if log.debug_enabled:
+        from .steps import op_name
+
+        for i, step in enumerate(plan.steps):
+            log.debug(f"plan[{i}]: {op_name(step)}: {step.what}")
     sock, child = unixsock.socketpair(unixsock.SOCK_SEQPACKET)
     try:
         try:
@@ -58,6 +63,7 @@ def until_ready(plan: Plan, cgroup: Cgroup, handlers: Handlers, log: Logger, und
         finally:
             child.close()
         undo.pids.append(first)
+        log.debug(f"executor {first} spawned")
         undo.close_fds()
         pid = drive(sock, first, cgroup, handlers, log, undo.pids)
     except BaseException:
@@ -79,6 +85,7 @@ def drive(sock, first: int, cgroup: Cgroup, handlers: Handlers, log: Logger, pid
             msg, fds = shim.receive(sock)
             if msg is None or msg.kind == "ERROR":
                 raise_error(msg, cgroup)
+            log.debug(f"executor: {msg.kind} from plan[{msg.step}]{f' (pid {msg.pid})' if msg.kind == 'PID' else ''}")
             if msg.kind == "WARNING":
                 log.warning(str(PyociError(msg.detail, msg.err)))
             elif msg.kind == "USERNS":
@@ -121,6 +128,7 @@ def until_exec(sock, log: Logger) -> None:
         for fd in fds:
             os.close(fd)
         if msg is None:
+            log.debug("executor: execve done (sync socket closed)")
             return
         if msg.kind == "ERROR":
             raise_error(msg)

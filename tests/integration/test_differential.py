@@ -355,3 +355,24 @@ def test_exec_ignore_paused(pyoci, runc, bundle):
                 refused.stderr, waited, late.returncode, out.decode())
 
     assert on_both(pyoci, runc, scenario) == (255, True, True, 0, "ran\n")
+
+
+def test_log_file_and_debug_lines(pyoci, runc, bundle, tmp_path):
+    """--log FILE is made on every call, a --log in a missing directory fails the call, and --debug writes
+    level=debug lines for the steps of the work into it (item 15)."""
+    b = bundle(["true"])
+
+    def scenario(rt):
+        quiet, missing, debug, as_json = (tmp_path / f"{rt.binary.rsplit('/', 1)[-1]}-{n}.log" for n in range(4))
+        made = rt("--log", str(quiet), "list", check=False).returncode, quiet.exists() and quiet.read_text()
+        refused = rt("--log", str(missing / "log"), "list", check=False).returncode
+        rt("--debug", "--log", str(debug), "run", "--bundle", str(b), rt.new_id())
+        rt("--debug", "--log", str(as_json), "--log-format", "json", "run", "--bundle", str(b), rt.new_id())
+        lines = debug.read_text().splitlines()
+        records = [json.loads(line) for line in as_json.read_text().splitlines()]
+        return (made, refused, len(lines) > 5 and all("level=debug" in line for line in lines),
+                len(records) > 5 and {r["level"] for r in records} == {"debug"})
+
+    assert on_both(pyoci, runc, scenario) == ((0, ""), 1, True, True)
+    proc = pyoci("--debug", "run", "--bundle", str(b), pyoci.new_id())
+    assert "debug: plan[0]: close_fds: close the runtime's fds\n" in proc.stderr  # without --log: on stderr
