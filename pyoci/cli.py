@@ -95,6 +95,8 @@ def do_list(a: SimpleNamespace, rt: Runtime) -> int:
             states.append(c.state())
         except NotFoundError:
             continue  # deleted while we looked
+        except PyociError as exc:  # damaged while we looked: the others are still listed, as runc lists them
+            rt.log.warning(str(exc))
     if a.quiet:
         print("\n".join(s["id"] for s in states))
     elif a.format == "json":

@@ -128,14 +128,20 @@ class Store:
 
     def load(self, container_id: str) -> State:
         validate_id(container_id)
+        name = jsonio.dumps(container_id)
         try:
             with open(os.path.join(self.dir(container_id), STATE_FILE)) as f:
                 raw = jsonio.load(f)
-            return State(**raw)
+            st = State(**raw)
         except FileNotFoundError:
-            raise NotFoundError(f"container {jsonio.dumps(container_id)} does not exist") from None
+            raise NotFoundError(f"container {name} does not exist") from None
+        except OSError as exc:
+            raise PyociError(f"container {name}: cannot read its state", exc.errno) from None
         except (ValueError, TypeError) as exc:
-            raise PyociError(f"container {jsonio.dumps(container_id)}: corrupt state: {exc}") from None
+            raise PyociError(f"container {name}: corrupt state: {exc}") from None
+        if st.id != container_id:
+            raise PyociError(f"container {name}: corrupt state: it names container {jsonio.dumps(st.id)}")
+        return st
 
     def save(self, st: State) -> None:
         _write_state(self.dir(st.id), st)

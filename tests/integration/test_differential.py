@@ -376,3 +376,32 @@ def test_log_file_and_debug_lines(pyoci, runc, bundle, tmp_path):
     assert on_both(pyoci, runc, scenario) == ((0, ""), 1, True, True)
     proc = pyoci("--debug", "run", "--bundle", str(b), pyoci.new_id())
     assert "debug: plan[0]: close_fds: close the runtime's fds\n" in proc.stderr  # without --log: on stderr
+
+
+def test_list_goes_on_past_damaged_states(pyoci, runc, bundle):
+    """list with one container's state truncated, one empty and one unreadable (item 17): the others are
+    listed and each damaged one is named in a warning; exit status 0."""
+    b = bundle(["sleep", "1000"])
+
+    def scenario(rt):
+        ids = [rt.new_id() for _ in range(4)]
+        for cid in ids:
+            rt("run", "-d", "--bundle", str(b), cid)
+        states = [rt.root / cid / "state.json" for cid in ids]
+        kept = [path.read_bytes() for path in states]
+        try:
+            os.truncate(states[1], 20)
+            states[2].write_bytes(b"")
+            states[3].unlink()
+            states[3].mkdir()
+            shown = [rt("list", *flags, check=False) for flags in ((), ("-q",), ("--format", "json"))]
+        finally:
+            states[3].rmdir()
+            for path, data in zip(states, kept):
+                path.write_bytes(data)
+        listed = [shown[1].stdout.split(), [s["id"] for s in json.loads(shown[2].stdout or "[]")],
+                  [line.split()[0] for line in shown[0].stdout.splitlines()[1:]]]
+        return ([p.returncode for p in shown], [found == ids[:1] for found in listed],
+                [all(cid in p.stderr for cid in ids[1:]) for p in shown])
+
+    assert on_both(pyoci, runc, scenario) == ([0, 0, 0], [True] * 3, [True] * 3)
