@@ -317,8 +317,10 @@ class Container:
         """A new process in the container, every namespace of it joined (the user namespace first) and its
         cgroup; returns once it has execve'd (in a paused container, with opts.ignore_paused: once resumed). It
         is this process's child: ExecProcess.wait() gives its exit status."""
+        from .create import check_preserved
         from .execute import exec_process
 
+        check_preserved(opts.preserve_fds)
         lock, current = self._lock("exec --ignore-paused" if opts.ignore_paused else "exec")
         if current == PAUSED:
             lock.release()  # resume needs it, and the new process waits for resume

@@ -168,6 +168,17 @@ def _source_trees(cfg: Config, bundle: str, undo: Undo, rootless: bool) -> dict[
     return trees
 
 
+def check_preserved(preserve: int, listen: int = 0) -> None:
+    """The fds a container is to keep (3 on: LISTEN_FDS's, then --preserve-fds's) must all be open, and be
+    checked before the runtime opens any of its own: one of ours in a gap would be handed on too (the
+    container's lock, say, which would then block every later command). runc refuses them the same way."""
+    for fd in range(3 + listen, 3 + listen + preserve):
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            raise PyociError(f"--preserve-fds {preserve}: fd {fd} is not open", exc.errno) from None
+
+
 def listen_fds() -> int:
     """systemd socket activation: fds 3.. handed to us are handed on, as runc does."""
     try:
@@ -285,6 +296,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
     from .linux import unixsock
     from .linux.idmap import setgroups_allowed
 
+    check_preserved(opts.preserve_fds, listen_fds())
     bundle = os.path.abspath(opts.bundle)
     rootfs = os.path.realpath(os.path.join(bundle, cfg.root_path))
     check(cfg, opts, rootfs)

@@ -405,3 +405,18 @@ def test_list_goes_on_past_damaged_states(pyoci, runc, bundle):
                 [all(cid in p.stderr for cid in ids[1:]) for p in shown])
 
     assert on_both(pyoci, runc, scenario) == ([0, 0, 0], [True] * 3, [True] * 3)
+
+
+def test_preserve_fds_past_the_open_ones_is_refused(pyoci, runc, bundle):
+    """--preserve-fds counting fds that are not open (item 18): create refuses it at once, as runc does (pyoci's
+    own fds, its container lock among them, used to fill the gap and reach the container, and start waited
+    for that lock forever). exec refuses it too, where runc 1.1.5 goes on: the same gap would hand the exec'd
+    process the lock."""
+    b = bundle(["sleep", "1000"])
+    assert on_both(pyoci, runc, lambda rt: rt("run", "--preserve-fds", "100000", "--bundle", str(b), rt.new_id(),
+                                              check=False, timeout=20).returncode) == 1
+    cid = pyoci.new_id()
+    pyoci("run", "-d", "--bundle", str(b), cid)
+    proc = pyoci("exec", "--preserve-fds", "3", cid, "true", check=False, timeout=20)
+    assert (proc.returncode, proc.stderr) == (
+        255, f"pyoci: exec {cid}: --preserve-fds 3: fd 3 is not open: Bad file descriptor\n")
