@@ -25,9 +25,10 @@ void exec_program(int tramp_fd, const char *path, char **argv, char **envp)
     int argc = 0;
     while (argv[argc])
         argc++;
-    char *args[argc + 2];
-    args[0] = (char *)path;
-    memcpy(args + 1, argv, (size_t)(argc + 1) * sizeof *argv);
+    char *args[argc + 3];
+    args[0] = (char *)TRAMPOLINE_MARK;
+    args[1] = (char *)path;
+    memcpy(args + 2, argv, (size_t)(argc + 1) * sizeof *argv);
     syscall(SYS_execveat, tramp_fd, "", args, envp, AT_EMPTY_PATH);
 }
 

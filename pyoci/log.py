@@ -10,6 +10,7 @@ import sys
 import time
 
 from . import jsonio
+from .errors import one_line
 from .linux.files import write
 
 
@@ -48,11 +49,12 @@ class Logger:
             pass
 
     def error(self, msg: str) -> None:
+        msg = one_line(msg)  # whatever it quotes (an id with a newline in it, say)
         self._write("error", msg)
         sys.stderr.write(msg + "\n")
 
     def _line(self, level: str, msg: str) -> str:
-        return f"pyoci: {self.context}: {level}: {msg}" if self.context else f"pyoci: {level}: {msg}"
+        return one_line(f"pyoci: {self.context}: {level}: {msg}" if self.context else f"pyoci: {level}: {msg}")
 
     def warning(self, msg: str) -> None:
         line = self._line("warning", msg)

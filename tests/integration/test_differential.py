@@ -420,3 +420,34 @@ def test_preserve_fds_past_the_open_ones_is_refused(pyoci, runc, bundle):
     proc = pyoci("exec", "--preserve-fds", "3", cid, "true", check=False, timeout=20)
     assert (proc.returncode, proc.stderr) == (
         255, f"pyoci: exec {cid}: --preserve-fds 3: fd 3 is not open: Bad file descriptor\n")
+
+
+def test_messages_name_errnos_in_words_on_one_line(pyoci, runc, bundle, rootfs, tmp_path):
+    """A program the kernel will not execute, the runtime itself as the program, an id with a newline
+    (item 19): the same exit status as runc, and one line that says why in words."""
+    notelf = tmp_path / "notelf"
+    notelf.write_text("not a program\n")
+    notelf.chmod(0o755)
+
+    def with_notelf(c):
+        c["mounts"].append({"destination": "/notelf", "type": "bind", "source": str(notelf), "options": ["bind"]})
+    programs = [bundle(["/notelf"], with_notelf), bundle(["/proc/self/exe", "--version"])]
+    sleeper = bundle(["sleep", "1000"], with_notelf)
+
+    def scenario(rt):
+        runs = [rt("run", "--bundle", str(b), rt.new_id(), check=False) for b in programs]
+        cid = rt.new_id()
+        rt("run", "-d", "--bundle", str(sleeper), cid)
+        execs = [rt("exec", cid, "/notelf", check=False), rt("state", "a\nb", check=False)]
+        return [(p.returncode, len(p.stderr.splitlines())) for p in runs + execs], \
+            ["exec format error" in p.stderr.lower() for p in (runs[0], execs[0])]
+
+    assert on_both(pyoci, runc, scenario) == ([(1, 1)] * 4, [True, True])
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(programs[1]), cid, check=False)
+    assert proc.stderr == "pyoci: exec /proc/self/exe: the runtime's exec trampoline, which runs no program of " \
+                          "its own (CVE-2019-5736)\n"
+    assert pyoci("run", "--bundle", str(programs[0]), pyoci.new_id(), check=False).stderr == \
+        "pyoci: exec /notelf: Exec format error\n"
+    assert pyoci("state", "a\nb", check=False).stderr == \
+        'pyoci: state a\\nb: invalid container id "a\\nb": use 1-1024 of [A-Za-z0-9_+.-], no ".."\n'
