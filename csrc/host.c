@@ -181,3 +181,18 @@ out:
     seccomp_release(ctx);
     return r;
 }
+
+int pyoci_seccomp_last_syscall(const char *arch, const char **names, int nnames, unsigned int *audit_arch)
+{
+    uint32_t token = arch ? seccomp_arch_resolve_name(arch) : seccomp_arch_native();
+    if (token == 0)
+        return -EINVAL;
+    *audit_arch = token == SCMP_ARCH_X32 ? SCMP_ARCH_X86_64 : token;
+    int last = 0;
+    for (int i = 0; i < nnames; i++) {
+        int nr = seccomp_syscall_resolve_name_arch(token, names[i]);  /* < 0: not a syscall of this arch */
+        if (nr > last)
+            last = nr;
+    }
+    return last;
+}

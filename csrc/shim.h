@@ -289,3 +289,7 @@ struct pyoci_scmp_rule {
 /* Writes the BPF program to out_fd; *failed names the rule (-1: the arches). */
 int pyoci_seccomp_compile(unsigned int default_action, const char **arches, int narches,
                           const struct pyoci_scmp_rule *rules, int nrules, int out_fd, int *failed);
+/* The largest number any of names has on arch (libseccomp's name of it; NULL: the native one), 0 if it has
+ * none of them, -EINVAL for an arch libseccomp does not know; *audit_arch is the arch's AUDIT_ARCH_ value,
+ * as a filter sees it (x32's is x86_64's, its numbers carry bit 30). */
+int pyoci_seccomp_last_syscall(const char *arch, const char **names, int nnames, unsigned int *audit_arch);

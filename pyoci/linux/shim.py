@@ -201,6 +201,20 @@ def run_hook(hook: st.Hook, stdin_fd: int, cwd: str) -> None:
         raise PyociError(f"{hook.what}: {ffi.string(detail).decode(errors='replace')}")
 
 
+def last_syscall(arch: str | None, names: list[str]) -> tuple[int, int]:
+    """The largest number any of names has on arch (None: the native arch; 0: none of them is a syscall
+    there) and the AUDIT_ARCH_ value a filter sees for it."""
+    c_names = [ffi.new("char[]", n.encode()) for n in names]
+    audit = ffi.new("unsigned int *")
+    last = lib.pyoci_seccomp_last_syscall(ffi.NULL if arch is None else arch.encode(),
+                                          ffi.new("const char *[]", c_names), len(c_names), audit)
+    if last < 0:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"libseccomp does not know architecture {arch}", path="linux.seccomp.architectures")
+    return last, audit[0]
+
+
 def compile_seccomp(default: int, arches: list[str], rules: list[tuple[str, int, list[dict]]], ops: dict[str, int],
                     where: list[str]) -> bytes:
     """libseccomp's BPF program for these rules (name, action, argument comparisons). A rule it refuses is
