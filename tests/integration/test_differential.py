@@ -515,3 +515,42 @@ def test_seccomp_answers_enosys_for_syscalls_newer_than_the_profile(pyoci, runc,
         c["mounts"].append({"destination": "/probe", "type": "bind", "source": str(probe), "options": ["bind"]})
     b = bundle(["/probe"], edit)
     assert on_both(pyoci, runc, lambda rt: run_outcome(rt, b)) == (0, "1000 -38\n439 -38\n79 -1\n")
+
+
+def test_exec_user_with_a_cwd_only_root_can_enter(pyoci, runc, bundle, open_rootfs):
+    """exec --user with a process.cwd that user may not enter (item 8): entered as root before the switch,
+    as runc does; run with such a user and cwd the same."""
+    os.mkdir(os.path.join(open_rootfs, "secret"), 0o700)
+
+    def edit(c):
+        c["root"]["path"] = open_rootfs
+        c["process"]["cwd"] = "/secret"
+    b = bundle(["sleep", "1000"], edit)
+    probe = ["sh", "-c", "pwd; id -u; ls . >/dev/null 2>&1 || echo cannot-list"]
+    as_user = bundle(probe, lambda c: (edit(c), c["process"].update(user={"uid": 1000, "gid": 1000})))
+
+    def scenario(rt):
+        cid = rt.new_id()
+        rt("run", "-d", "--bundle", str(b), cid)
+        inside = rt("exec", "--user", "1000:1000", cid, *probe, check=False)
+        return (inside.returncode, inside.stdout), run_outcome(rt, as_user)
+
+    assert on_both(pyoci, runc, scenario) == ((0, "/secret\n1000\ncannot-list\n"),) * 2
+
+
+def test_exec_into_a_created_container(pyoci, runc, bundle):
+    """exec while the container is created, its process not yet started (item 9): allowed, as runc allows
+    it; the container stays created."""
+    b = bundle(["sleep", "1000"])
+
+    def scenario(rt):
+        cid = rt.new_id()
+        rt("create", "--bundle", str(b), cid)
+        inside = rt("exec", cid, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname", check=False)
+        return inside.returncode, inside.stdout.split("\n")[1:], rt.state(cid)["status"]
+
+    assert on_both(pyoci, runc, scenario) == (0, [bundle_hostname(b), ""], "created")
+
+
+def bundle_hostname(b) -> str:
+    return json.loads((b / "config.json").read_text())["hostname"]
