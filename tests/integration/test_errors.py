@@ -113,7 +113,7 @@ def test_warnings_go_to_stderr_and_the_log(pyoci, bundle, tmp_path):
     log = tmp_path / "log.json"
     cid = pyoci.new_id()
     proc = pyoci("--log", str(log), "--log-format", "json", "run", "--bundle", str(bundle(["true"], edit)), cid)
-    line = (f"pyoci: run {cid}: warning: process.capabilities.ambient: CAP_KILL is not in the inheritable and "
+    line = (f"pyoci: run {cid}: warning: process.capabilities.ambient: CAP_KILL not in both the inheritable and "
             "permitted sets: not raised")
     assert proc.stderr == line + "\n"
     entries = [json.loads(e) for e in log.read_text().splitlines()]
