@@ -161,10 +161,10 @@ def mount_tree(src: str, tree_rec: bool, what: str, userns_fd: int = -1, idmap_r
     if fd >= 0:
         return fd
     if userns_fd < 0:
-        raise PyociError(f"{what}: bind of {src}: open_tree", -fd)
+        raise KernelError(f"{what}: bind of {src}: open_tree", -fd)
     if stage[0] == 1 and -fd == errno.EINVAL:
         raise KernelError(f"{what}: idmapped mount of {src}: its filesystem does not support idmapped mounts "
-                         "(mount_setattr)", -fd)
+                          "(mount_setattr)", -fd)
     raise KernelError(f"{what}: idmapped mount of {src}: {('open_tree', 'mount_setattr')[stage[0]]}", -fd)
 
 
