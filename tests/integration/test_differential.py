@@ -39,7 +39,9 @@ def on_both(pyoci, runc, scenario: Callable[[Any], object]) -> object:
 def on_terminal(rt, *args: str, timeout: float = 30) -> tuple[int, str, str]:
     """rt's command with a new pty as its controlling terminal and stdin/stdout, as a user at a terminal runs
     it (runc's `run` of a config with process.terminal needs one): its exit status, what the terminal showed
-    and its stderr."""
+    (without carriage returns: under runc the process may write before runc clears ONLCR on its pty, and runc
+    copies before it makes our terminal raw, so under load a line may end in \\r\\n or \\r\\r\\n) and its
+    stderr."""
     master, slave = os.openpty()
     err = tempfile.TemporaryFile()
     proc = subprocess.Popen([rt.binary, "--root", str(rt.root), *args], stdin=slave, stdout=slave, stderr=err,
@@ -61,7 +63,7 @@ def on_terminal(rt, *args: str, timeout: float = 30) -> tuple[int, str, str]:
                 break
         code = proc.wait(max(deadline - time.monotonic(), 1))
         err.seek(0)
-        return code, out.decode().replace("\r\n", "\n"), err.read().decode()
+        return code, out.decode().replace("\r", ""), err.read().decode()
     finally:
         os.close(master)
         err.close()
