@@ -1,10 +1,18 @@
-/* pyoci's executor: runs a plan that Python resolved, in a child process that never returns to Python; the
- * only C code that runs inside the container before its program.
+/* pyoci's executor: runs a plan that Python resolved; the only code that runs inside the container before
+ * its program.
  *
  * Why C: the child joins the container's cgroup and namespaces before execve; Python there would be
  * charged to the container's memory limit and is not safe to resume after a raw clone. Every step either
  * succeeds or reports its index, errno and detail on the sync socket (shim.h draws the protocol) and exits.
- * Decisions are the plan's: what to do is in the steps, never rediscovered here. */
+ * Decisions are the plan's: what to do is in the steps, never rediscovered here.
+ *
+ * Why a program of its own (static, no library mapped), which spawn.c starts from a sealed memfd in a child
+ * of the runtime before any step: a clone of the runtime would be the host's pyoci binary, CPython linked
+ * in, with its libraries mapped and the caller's fds open. A process of the container given CAP_SYS_PTRACE
+ * may open /proc/<pid>/exe, map_files and fd of any process in its pid namespace, dumpable or not, and
+ * re-open what it got for writing once we are gone (CVE-2019-5736). This program's exe and only mapping is
+ * the sealed copy, so that is all such a process can reach; /proc/self/exe, for the container's program and
+ * its hooks, is that copy too. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -20,6 +28,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,13 +49,9 @@
 
 #include "shim.h"
 #include "internal.h"
-#include "trampoline_elf.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U
 #endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
@@ -59,9 +64,7 @@ static int root_fd = -1;
 static char root_path[4096];
 static char exec_path[4096];
 static const struct pyoci_step *first_step, *cur_step;
-static int tramp_fd = -1;      /* sealed memfd holding the exec trampoline (see trampoline.c) */
-static int seccomp_loaded;
-static int born_in_cgroup;     /* clone3 started us in the v2 cgroup (CLONE_INTO_CGROUP) */
+static int born_in_cgroup;     /* spawn's clone3 started us in the v2 cgroup (CLONE_INTO_CGROUP) */
 static int chdir_pending;      /* the first chdir attempt was denied: the second, as the user, is due */
 /* The stdin of the hooks run here: the "created" and "running" states, sealed memfds from the runtime's
  * go-ahead after MOUNTED. */
@@ -498,25 +501,6 @@ static void do_join_cgroup(const struct pyoci_join_cgroup *cg)
     do_write_file(path, "0");
 }
 
-/* A sealed, executable in-memory copy of the trampoline: what /proc/self/exe is when the container's
- * program path is resolved, instead of the runtime's own binary. */
-static int make_trampoline(void)
-{
-    int fd = memfd_create("pyoci-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-    if (fd < 0 && errno == EINVAL) /* a kernel older than MFD_EXEC: memfds are executable anyway */
-        fd = memfd_create("pyoci-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return -1;
-    if (write(fd, trampoline_elf, sizeof trampoline_elf) != (ssize_t)sizeof trampoline_elf ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
-        int err = errno ? errno : EIO;
-        close(fd);
-        errno = err;
-        return -1;
-    }
-    return fd;
-}
-
 /* process.cwd, resolved inside the container's root: no magic link (/proc/self/fd/N, CVE-2024-21626) and no
  * symlink can lead the process to a directory of the host. */
 static void do_chdir(const struct pyoci_chdir *c)
@@ -544,8 +528,7 @@ static void do_chdir(const struct pyoci_chdir *c)
 static void do_hook(const struct pyoci_hook *h)
 {
     char detail[256];
-    int r = hook_run(h->path, h->argv, h->envp, state_fds[h->state], h->timeout, NULL, tramp_fd, detail,
-                     sizeof detail);
+    int r = hook_run(h->path, h->argv, h->envp, state_fds[h->state], h->timeout, NULL, detail, sizeof detail);
     if (r < 0)
         fail(-r, NULL);
     if (r > 0)
@@ -690,13 +673,13 @@ static void do_wait_start(int listen_fd)
     }
 }
 
+/* A failed execve is the process's own failure, as with runc's init: one line in words on its stderr and
+ * status 1; the runtime, which reads us until the sync socket closes, has started it. */
 static void do_exec(const struct pyoci_exec *e)
 {
-    exec_program(tramp_fd, exec_path, e->argv, e->envp);
-    if (seccomp_loaded && (errno == EPERM || errno == ENOSYS))
-        fail(errno, "exec: \"%s\": linux.seccomp refuses execveat, which pyoci needs to start the process "
-             "through its sealed trampoline (CVE-2019-5736): allow execveat", exec_path);
-    fail(errno, "exec: \"%s\"", exec_path);
+    execve(exec_path, e->argv, e->envp);
+    dprintf(2, "pyoci: exec %s: %s\n", exec_path, strerror(errno));
+    _exit(1);
 }
 
 static void do_seccomp(const struct pyoci_seccomp *f)
@@ -706,7 +689,6 @@ static void do_seccomp(const struct pyoci_seccomp *f)
     long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)f->flags, &prog);
     if (r < 0)
         fail(errno, "load seccomp filter");
-    seccomp_loaded = 1;
     if (f->flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
         send_msg(PYOCI_MSG_SECCOMP_FD, 0, (int)r, NULL);
         close((int)r);
@@ -736,11 +718,10 @@ static void close_range_or_fail(unsigned int first, unsigned int last)
 static void do_close_fds(const struct pyoci_close_fds *c)
 {
     unsigned int next = 3;  /* the lowest fd not yet dealt with */
-    int own[2] = { sync_fd < tramp_fd ? sync_fd : tramp_fd, sync_fd < tramp_fd ? tramp_fd : sync_fd };
-    int i = 0, j = 0;
-    while (i < c->keep.n || j < 2) {
-        unsigned long long k = (j >= 2 || (i < c->keep.n && c->keep.v[i] < (unsigned long long)own[j]))
-                                   ? c->keep.v[i++] : (unsigned long long)own[j++];
+    int i = 0, own = 0;  /* own: the sync socket is dealt with */
+    while (i < c->keep.n || !own) {
+        unsigned long long k = (own || (i < c->keep.n && c->keep.v[i] < (unsigned long long)sync_fd))
+                                   ? c->keep.v[i++] : (own = 1, (unsigned long long)sync_fd);
         if (k < next)
             continue;
         close_range_or_fail(next, (unsigned int)k - 1);
@@ -990,55 +971,55 @@ static void run_step(const struct pyoci_step *s)
     }
 }
 
-/* struct clone_args of clone3(2), kernel ABI (glibc 2.36 has no declaration of its own). */
-struct pyoci_clone_args {
-    unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-        set_tid_size, cgroup;
-};
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-
-/* A child born in the v2 cgroup when the kernel can (5.7+); any refusal falls back to a plain clone and the
- * plan's join step, whose error then names the cgroup. */
-static pid_t clone_child(const char *cgroup_v2)
+/* The plan spawn.c wrote to plan_fd (see struct pyoci_plan_header), moved to where it landed here. */
+static const struct pyoci_step *load_plan(int plan_fd, int *nsteps)
 {
-    int cgroup_fd = cgroup_v2 ? open(cgroup_v2, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (cgroup_fd >= 0) {
-        struct pyoci_clone_args args = { .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD,
-                                         .cgroup = (unsigned long long)cgroup_fd };
-        pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
-        close(cgroup_fd);
-        if (pid >= 0) {
-            born_in_cgroup = pid == 0;
-            return pid;
-        }
+    struct pyoci_plan_header h;
+    if (pread(plan_fd, &h, sizeof h, 0) != (ssize_t)sizeof h || h.magic != PYOCI_PLAN_MAGIC)
+        fail(EINVAL, "read the plan");
+    size_t relocs_size = (size_t)h.nrelocs * sizeof(unsigned long long);
+    unsigned long long *relocs = malloc(relocs_size ? relocs_size : 1);
+    char *plan = malloc(h.size ? (size_t)h.size : 1);
+    if (!relocs || !plan)
+        fail(ENOMEM, "read the plan");
+    if (pread(plan_fd, relocs, relocs_size, sizeof h) != (ssize_t)relocs_size ||
+        pread(plan_fd, plan, (size_t)h.size, (off_t)(sizeof h + relocs_size)) != (ssize_t)h.size)
+        fail(errno ? errno : EIO, "read the plan");
+    close(plan_fd);
+    for (unsigned long long i = 0; i < h.nrelocs; i++) {
+        unsigned long long *slot = (unsigned long long *)(plan + relocs[i]);
+        if (relocs[i] + sizeof *slot > h.size || *slot < h.base || *slot >= h.base + h.size)
+            fail(EINVAL, "read the plan: a pointer out of it");
+        *slot = *slot - h.base + (unsigned long long)(uintptr_t)plan;
     }
-    return (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+    free(relocs);
+    *nsteps = (int)h.nsteps;
+    return (const struct pyoci_step *)plan;
 }
 
-int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int fd, const char *cgroup_v2)
+/* argv: EXECUTOR_MARK, the plan fd, the sync socket, and 1 if spawn's clone3 put us in the v2 cgroup
+ * already. Run any other way (a container whose program is /proc/self/exe, a link or #! to it, runs this very
+ * copy) it says so in one line and runs nothing. */
+int main(int argc, char **argv)
 {
-    tramp_fd = make_trampoline();
-    if (tramp_fd < 0)
-        return -errno;
-    pid_t pid = clone_child(cgroup_v2);
-    if (pid != 0) {
-        int err = errno;
-        close(tramp_fd);
-        return pid < 0 ? -err : pid;
-    }
-    sync_fd = fd;
-    /* Not dumpable until execve: nothing in the container may open our /proc/<pid>/exe. */
+    /* Not dumpable until execve: what we hold (the sync socket) is the runtime's. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (argc != 4 || strcmp(argv[0], EXECUTOR_MARK) != 0) {
+        dprintf(2, "pyoci: exec %s: " EXECUTOR_REFUSAL "\n", argc >= 1 ? argv[0] : "/proc/self/exe");
+        return 1;
+    }
+    int plan_fd = atoi(argv[1]);
+    sync_fd = atoi(argv[2]);
+    born_in_cgroup = atoi(argv[3]) == 1;
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     for (int i = 1; i < NSIG; i++)
         signal(i, SIG_DFL);
+    int nsteps;
+    const struct pyoci_step *steps = load_plan(plan_fd, &nsteps);
     first_step = steps;
     for (cur_step = steps; cur_step < steps + nsteps; cur_step++)
         run_step(cur_step);
-    _exit(0);
+    return 0;
 }

@@ -16,22 +16,6 @@
 
 #include "internal.h"
 
-void exec_program(int tramp_fd, const char *path, char **argv, char **envp)
-{
-    if (tramp_fd < 0) {
-        execve(path, argv, envp);
-        return;
-    }
-    int argc = 0;
-    while (argv[argc])
-        argc++;
-    char *args[argc + 3];
-    args[0] = (char *)TRAMPOLINE_MARK;
-    args[1] = (char *)path;
-    memcpy(args + 2, argv, (size_t)(argc + 1) * sizeof *argv);
-    syscall(SYS_execveat, tramp_fd, "", args, envp, AT_EMPTY_PATH);
-}
-
 /* In the hook's process: the caller's signal dispositions and mask are not the hook's (Python ignores
  * SIGPIPE, the executor may block signals). */
 static void default_signals(void)
@@ -51,7 +35,7 @@ static int wait_child(pid_t pid, int *status)
     return 0;
 }
 
-int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir, int tramp_fd,
+int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir,
              char *detail, int detail_size)
 {
     int report[2];  /* the child writes the errno of a failed execve here; a successful one closes it */
@@ -72,7 +56,7 @@ int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long
         int unused = dir ? chdir(dir) : 0;
         (void)unused;
         if (dup2(stdin_fd, 0) == 0)
-            exec_program(tramp_fd, path, argv, envp);
+            execve(path, argv, envp);
         int err = errno;
         unused = (int)write(report[1], &err, sizeof err);
         _exit(127);

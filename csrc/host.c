@@ -47,7 +47,7 @@ int pyoci_mount_from(int dir_fd, const char *source, const char *target, const c
 int pyoci_run_hook(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir,
                    char *detail, int detail_size)
 {
-    return hook_run(path, argv, envp, stdin_fd, timeout, dir, -1, detail, detail_size);
+    return hook_run(path, argv, envp, stdin_fd, timeout, dir, detail, detail_size);
 }
 
 /* 1 if every entry of dir has a d_type, 0 if one is DT_UNKNOWN (overlay cannot work there), or -errno. */

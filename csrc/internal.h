@@ -1,19 +1,27 @@
-/* What executor.c and host.c share (not part of the cffi interface in shim.h), and trampoline.c its marks. */
+/* What executor.c, spawn.c and host.c share (not part of the cffi interface in shim.h). */
 #ifndef PYOCI_INTERNAL_H
 #define PYOCI_INTERNAL_H
 
-/* argv[0] of a start through the trampoline: what tells it from a container that runs /proc/self/exe (the
- * trampoline itself while the container starts), which is refused in these words. */
-#define TRAMPOLINE_MARK "pyoci-exec-trampoline"
-#define TRAMPOLINE_REFUSAL "the runtime's exec trampoline, which runs no program of its own (CVE-2019-5736)"
-
-/* execve(path) by way of the sealed trampoline in tramp_fd (see trampoline.c), so that nothing the container
- * names can resolve to the runtime's own binary; tramp_fd < 0 (the host): a plain execve. Returns only on
- * failure, with errno set. */
-void exec_program(int tramp_fd, const char *path, char **argv, char **envp);
-
-/* Runs a hook to its end; see pyoci_run_hook in shim.h. The executor passes its trampoline. */
-int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir, int tramp_fd,
+/* Runs a hook to its end; see pyoci_run_hook in shim.h. The executor's run where they are (dir NULL). */
+int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir,
              char *detail, int detail_size);
+
+/* argv[0] of the executor as spawn.c starts it: what tells it from a container whose program is
+ * /proc/self/exe (this very copy while the container starts: executor.c), which is refused in these words. */
+#define EXECUTOR_MARK "pyoci-executor"
+#define EXECUTOR_REFUSAL "the runtime's executor, which runs no program of its own (CVE-2019-5736)"
+
+/* How spawn.c hands a plan to the executor program: a memfd holding this header, nrelocs offsets and then
+ * the plan's size bytes (shim.py's layout: the step array, then everything the steps point to). base is the
+ * address the plan had in the runtime; each offset names a pointer in the plan, which the executor moves by
+ * where the plan landed in its own memory. */
+#define PYOCI_PLAN_MAGIC 0x6e616c7069636f79ULL /* "yocipln" */
+struct pyoci_plan_header {
+    unsigned long long magic;
+    unsigned long long base;
+    unsigned long long size;
+    unsigned long long nsteps;
+    unsigned long long nrelocs;
+};
 
 #endif

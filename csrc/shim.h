@@ -1,7 +1,9 @@
 /* The interface between pyoci's Python side and its C side, fed to cffi's cdef as it is (plain declarations
- * only). Two C files implement it, each with one role:
- *   executor.c  runs a plan in a new child process that becomes the container's init (or an exec'd
- *               process): the only C code that runs inside the container before its program;
+ * only). Three C files implement it, each with one role:
+ *   executor.c  a program of its own (static, carried by the shim): runs a plan in the child process that
+ *               becomes the container's init (or an exec'd process), the only code that runs inside the
+ *               container before its program;
+ *   spawn.c     starts that program for a plan, from a sealed memfd, in a new child of the runtime;
  *   host.c      helpers the runtime calls in its own process, on the host (mounts, BPF, seccomp, hooks).
  *
  * A plan is an array of steps, each an op and that op's own arguments (one struct per op below, with the
@@ -173,8 +175,8 @@ struct pyoci_seccomp {
 };
 struct pyoci_dumpable { long long value; };
 struct pyoci_join_cgroup { const char *path; int v2; };  /* v2: spawn's clone3 put us there where it could */
-/* Every fd from 3 on is closed but these (sorted) and the executor's own (sync socket, trampoline): nothing
- * of the runtime's (its lock, its caller's fds) stays open in the container. */
+/* Every fd from 3 on is closed but these (sorted) and the executor's own sync socket: nothing of the
+ * runtime's (its lock, its caller's fds) stays open in the container. */
 struct pyoci_close_fds { struct pyoci_u64s keep; };
 /* process.scheduler: sched_setattr(2) on ourselves (uclamp values 0 where a UTIL_CLAMP flag asks, as runc). */
 struct pyoci_scheduler {
@@ -241,9 +243,12 @@ struct pyoci_step {
     } u;
 };
 
-/* executor.c: starts a child that runs the steps and never returns; its pid, or -errno. cgroup_v2: the v2
- * cgroup the child is born in (clone3 CLONE_INTO_CGROUP), or NULL. */
-int pyoci_spawn(const struct pyoci_step *steps, int nsteps, int sync_fd, const char *cgroup_v2);
+/* spawn.c: starts a child that runs the executor on a plan and never returns; its pid, or -errno. The plan is
+ * plan_size bytes at plan: nsteps struct pyoci_step first, then what they point to, every pointer's offset
+ * in relocs (pyoci/linux/shim.py lays it out). The fds in inherit (those the steps use) stay open for the
+ * executor. cgroup_v2: the v2 cgroup the child is born in (clone3 CLONE_INTO_CGROUP), or NULL. */
+int pyoci_spawn(const char *plan, long long plan_size, int nsteps, const unsigned long long *relocs, int nrelocs,
+                const int *inherit, int ninherit, int sync_fd, const char *cgroup_v2);
 
 /* host.c. Each returns 0 (or a value) on success, -errno on failure. */
 int pyoci_umount_lazy(const char *target);

@@ -188,12 +188,9 @@ def listen_fds() -> int:
 
 
 def compile_seccomp(cfg_seccomp: dict) -> tuple[list[int], int]:
-    """linux.seccomp as the executor loads it, refused where it would keep the process from starting."""
-    from .linux.seccomp import compile_filter, refuses_execveat
+    """linux.seccomp as the executor loads it."""
+    from .linux.seccomp import compile_filter
 
-    if refuses_execveat(cfg_seccomp):
-        raise ConfigError("the filter refuses execveat, which pyoci needs to start the process through its "
-                          "sealed trampoline (CVE-2019-5736): allow execveat", path="linux.seccomp")
     return compile_filter(cfg_seccomp)
 
 

@@ -57,19 +57,6 @@ def _check_notify(seccomp: dict) -> None:
                                   "notify fd on", path=where)
 
 
-def refuses_execveat(seccomp: dict) -> bool:
-    """Whether the filter refuses execveat outright (its default action, or a rule naming it without argument
-    conditions): the executor starts every program with it, through the sealed trampoline. A rule with
-    conditions is not judged here: the executor says so itself if the kernel refuses."""
-    action = seccomp["defaultAction"]
-    for sc in seccomp.get("syscalls", []):
-        if "execveat" in sc["names"]:
-            if sc.get("args"):
-                return False
-            action = sc["action"]
-    return action not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
-
-
 def send_to_listener(seccomp: dict, notify_fd: int, pid: int, state: dict) -> None:
     """The runtime-spec's container process state and the notify fd, in one message on a new connection to
     listenerPath (an agent such as a seccomp-notify handler)."""

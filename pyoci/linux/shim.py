@@ -31,12 +31,25 @@ def _i64(n: int) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n
 
 
-class _Encoder:
-    """Fills a struct pyoci_step from a record, field by field by the field's declared type."""
+def _aligned(n: int) -> int:
+    return (n + 7) & ~7
 
-    def __init__(self) -> None:
-        self.keep: list[object] = []  # the buffers the C array points into
+
+class _Encoder:
+    """Fills struct pyoci_step's from records, field by field by the field's declared type.
+
+    With a layout (encode's), everything lands in one block of memory: the step array first, then each
+    string, vector and number array the steps point to, and every pointer's offset in the block is noted,
+    so that the executor, a program of its own, can move the block into its memory. Without one (a hook the
+    runtime runs itself), each buffer is a cffi allocation of its own, kept alive in `keep`."""
+
+    def __init__(self, size: int = 0) -> None:
+        self.keep: list[object] = []  # the buffers the C side points into
         self._fields: dict[type, list[tuple[str, str]]] = {}
+        self.block = ffi.new("char[]", size) if size else None
+        self.base = int(ffi.cast("uintptr_t", self.block)) if size else 0
+        self.used = 0
+        self.relocs: list[int] = []
 
     def fields(self, cls: type) -> list[tuple[str, str]]:
         if cls not in self._fields:
@@ -47,20 +60,44 @@ class _Encoder:
                                  if name != "what"]
         return self._fields[cls]
 
+    def alloc(self, ctype: str, init: object, size: int):
+        """A new ctype array (init: its items, or bytes), in the block where there is one."""
+        if self.block is None:
+            buf = ffi.new(ctype, init)
+            self.keep.append(buf)
+            return buf
+        buf = ffi.cast(ctype.replace("[]", "*"), self.block + self.used)
+        if isinstance(init, bytes):
+            ffi.memmove(buf, init, len(init))
+        else:
+            for i, item in enumerate(init):
+                buf[i] = item
+        self.used += _aligned(size)
+        return buf
+
+    def point(self, slot) -> None:
+        """Notes a pointer of the block (slot: its address) for the executor to move."""
+        if self.block is not None:
+            self.relocs.append(int(ffi.cast("uintptr_t", slot)) - self.base)
+
     def cstr(self, s: str | None):
         if s is None:
             return ffi.NULL
-        buf = ffi.new("char[]", os.fsencode(s))
-        self.keep.append(buf)
-        return buf
+        data = os.fsencode(s)
+        return self.alloc("char[]", data + b"\0", len(data) + 1)
+
+    def vector(self, items: list[str]):
+        strings = [self.cstr(x) for x in items]
+        vec = self.alloc("char *[]", strings + [ffi.NULL], ffi.sizeof("char *") * (len(items) + 1))
+        for i in range(len(items)):
+            self.point(vec + i)
+        return vec
 
     def value(self, kind: str, v: object):
         if kind in ("str", "str | None"):
             return self.cstr(v)
         if kind == "list[str]":
-            vec = ffi.new("char *[]", [self.cstr(x) for x in v] + [ffi.NULL])
-            self.keep.append(vec)
-            return vec
+            return self.vector(v)
         if kind == "bool":
             return int(v)
         if kind == "MessageKind":
@@ -71,41 +108,70 @@ class _Encoder:
         name = st.op_name(step)
         c.op = getattr(lib, f"PYOCI_OP_{name.upper()}")
         c.what = self.cstr(step.what)
+        self.point(ffi.addressof(c, "what"))
         args = getattr(c.u, name) if self.fields(type(step)) else None
         for field, kind in self.fields(type(step)):
             v = getattr(step, field)
             if kind == "list[int]":
-                nums = ffi.new("unsigned long long[]", v)
-                self.keep.append(nums)
                 slot = getattr(args, field)
-                slot.v, slot.n = nums, len(v)
+                slot.v = self.alloc("unsigned long long[]", v, 8 * len(v)) if v else ffi.NULL
+                slot.n = len(v)
+                if v:
+                    self.point(ffi.addressof(slot, "v"))
             else:
                 setattr(args, field, self.value(kind, v))
+                if kind in ("str", "str | None", "list[str]") and v is not None:
+                    self.point(ffi.addressof(args, field))
 
 
-def encode(steps: list[st.Step]) -> tuple[object, list[object]]:
-    """The plan as the C array, and the buffers it points into (keep them alive while C uses it).
+def _block_size(steps: list[st.Step], enc: _Encoder) -> int:
+    """The bytes encode's block needs: the step array and everything the steps point to."""
+    def text(s: str) -> int:
+        return _aligned(len(os.fsencode(s)) + 1)
+
+    size = _aligned(ffi.sizeof("struct pyoci_step") * len(steps))
+    for step in steps:
+        size += text(step.what)
+        for field, kind in enc.fields(type(step)):
+            v = getattr(step, field)
+            if kind in ("str", "str | None") and v is not None:
+                size += text(v)
+            elif kind == "list[str]":
+                size += _aligned(ffi.sizeof("char *") * (len(v) + 1)) + sum(text(x) for x in v)
+            elif kind == "list[int]":
+                size += _aligned(8 * len(v))
+    return size
+
+
+def encode(steps: list[st.Step]) -> _Encoder:
+    """The plan as one block for the executor: the C step array first, then what it points to, with the
+    offsets of its pointers (encoder.relocs).
 
     Strings were checked for NUL bytes and lone surrogates when the config was validated; a number that
     fits no 64-bit field is an error naming the step's config item."""
-    enc = _Encoder()
-    arr = ffi.new("struct pyoci_step[]", len(steps))
-    for c, step in zip(arr, steps):
+    enc = _Encoder(_block_size(steps, _Encoder()))
+    arr = enc.alloc("struct pyoci_step[]", [], ffi.sizeof("struct pyoci_step") * len(steps))
+    for i, step in enumerate(steps):
         try:
-            enc.encode(c, step)
+            enc.encode(arr[i], step)
         except OverflowError:
             raise PyociError(f"{step.what}: a number is out of range") from None
-    return arr, enc.keep
+    assert enc.used <= len(enc.block), (enc.used, len(enc.block))
+    return enc
 
 
 def spawn(steps: list[st.Step], sync_fd: int) -> int:
     """Starts a child that runs the steps in order and never returns to Python; it is born in the plan's v2
     cgroup where the kernel allows (see the join_cgroup step)."""
-    arr, keep = encode(steps)
+    enc = encode(steps)
     v2 = st.birth_cgroup(steps)
-    pid = lib.pyoci_spawn(arr, len(steps), sync_fd, ffi.NULL if v2 is None else os.fsencode(v2))
+    inherit = sorted(st.fds_used(steps).union(*(s.keep for s in steps if isinstance(s, st.CloseFds))))
+    relocs = ffi.new("unsigned long long[]", enc.relocs)
+    fds = ffi.new("int[]", inherit)
+    pid = lib.pyoci_spawn(enc.block, enc.used, len(steps), relocs, len(enc.relocs), fds, len(inherit), sync_fd,
+                          ffi.NULL if v2 is None else os.fsencode(v2))
     if pid < 0:
-        raise KernelError("clone", -pid)
+        raise KernelError("start the executor", -pid)
     return pid
 
 

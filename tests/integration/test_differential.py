@@ -447,8 +447,8 @@ def test_messages_name_errnos_in_words_on_one_line(pyoci, runc, bundle, rootfs, 
     assert on_both(pyoci, runc, scenario) == ([(1, 1)] * 4, [True, True])
     cid = pyoci.new_id()
     proc = pyoci("run", "--bundle", str(programs[1]), cid, check=False)
-    assert proc.stderr == "pyoci: exec /proc/self/exe: the runtime's exec trampoline, which runs no program of " \
-                          "its own (CVE-2019-5736)\n"
+    assert proc.stderr == "pyoci: exec /proc/self/exe: the runtime's executor, which runs no program of its " \
+                          "own (CVE-2019-5736)\n"
     assert pyoci("run", "--bundle", str(programs[0]), pyoci.new_id(), check=False).stderr == \
         "pyoci: exec /notelf: Exec format error\n"
     assert pyoci("state", "a\nb", check=False).stderr == \
