@@ -1,6 +1,6 @@
-/* Helpers the runtime calls in its own process, on the host: mounts it makes or takes down itself, the
- * cgroup v2 device filter, seccomp compilation, hooks, and sockets in a container's network namespace.
- * Nothing here runs in a container. */
+/* Helpers the runtime calls in its own process, on the host: mounts it makes or takes down itself, files it
+ * reads from a rootfs, the cgroup v2 device filter, seccomp compilation, hooks, and sockets in a container's
+ * network namespace. Nothing here runs in a container. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdlib.h>
@@ -42,6 +43,18 @@ int pyoci_mount_from(int dir_fd, const char *source, const char *target, const c
         if (errno != EINTR)
             return -errno;
     return WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
+}
+
+int pyoci_open_in_root(const char *root, const char *path)
+{
+    int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        return -errno;
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+    int err = errno;
+    close(root_fd);
+    return fd < 0 ? -err : fd;
 }
 
 int pyoci_run_hook(const char *path, char **argv, char **envp, int stdin_fd, long long timeout, const char *dir,

@@ -275,6 +275,9 @@ int pyoci_run_hook(const char *path, char **argv, char **envp, int stdin_fd, lon
 /* A socket made in the network namespace netns_fd (linux.netDevices: rtnetlink there), the calling thread
  * back in its own namespace afterwards: the fd, or -errno. */
 int pyoci_socket_in_netns(int netns_fd, int domain, int type, int protocol);
+/* path as a container rooted at root sees it (no symlink or ".." leads out of root, no magic link is
+ * followed): an O_PATH fd of it, or -errno. */
+int pyoci_open_in_root(const char *root, const char *path);
 
 /* linux.seccomp, compiled by libseccomp in the runtime (never in the container). */
 struct pyoci_scmp_arg {

@@ -123,6 +123,16 @@ def open_namespaces(namespaces: list[Namespace], undo: Undo) -> dict[str, int]:
     return fds
 
 
+def image_home(rootfs: str, uid: int) -> str:
+    """HOME for uid from the image's /etc/passwd, read as the container sees it (nothing followed out of the
+    rootfs, no FIFO, device or oversized file: those count as no passwd), never as the host would."""
+    from . import plan
+    from .defaults import IMAGE_FILE_LIMIT
+    from .linux.shim import read_in_root
+
+    return plan.home(read_in_root(rootfs, "/etc/passwd", IMAGE_FILE_LIMIT), uid)
+
+
 def connect_socket(path: str, flag: str = "--console-socket") -> int:
     """Connects to the caller's --console-socket (the executor sends the pty master over it) or
     --pidfd-socket (a unix stream socket)."""
@@ -328,6 +338,8 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
             options.seccomp = compile_seccomp(cfg.seccomp)
         if rootfs_layer:
             layer.mount(rootfs_layer, rootfs, st.host_mounts[rootfs])
+        if cfg.process:
+            options.home = image_home(rootfs, cfg.process.user.uid)
         options.trees = _source_trees(cfg, bundle, undo, unprivileged)
         if cfg.intel_rdt:
             from .linux import resctrl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from . import jsonio
-from .create import Undo, compile_seccomp, connect_socket, open_namespaces, send_pidfd, write_pid_file
+from .create import Undo, compile_seccomp, connect_socket, image_home, open_namespaces, send_pidfd, write_pid_file
 from .errors import ConfigError, PyociError
 from .record import field, record
 from .spec import Namespace, Process, User, merge_env
@@ -164,7 +164,8 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
             user = next((ns for ns in namespaces if ns.type == "user"), None)
             options = plan.Options(rootfs=st.rootfs, bundle=st.bundle, console_fd=console_fd,
                                    keep_fds=opts.preserve_fds, ns_fds=open_namespaces(namespaces, undo),
-                                   setgroups=setgroups_allowed(user, cfg.gid_mappings, os.geteuid() != 0))
+                                   setgroups=setgroups_allowed(user, cfg.gid_mappings, os.geteuid() != 0),
+                                   home=image_home(st.rootfs, process.user.uid))
             if cfg.seccomp:
                 options.seccomp = compile_seccomp(cfg.seccomp)
             if st.resctrl:

@@ -59,6 +59,7 @@ class Options:
     setgroups: bool = True  # whether setgroups(2) is allowed in the container's user namespace
     trees: dict[int, int] = field(default_factory=dict)  # mount index → fd of a detached copy of its source
     resctrl_tasks: list[str] = field(default_factory=list)  # linux.intelRdt: the groups' tasks files to join
+    home: str = "/"  # HOME where process.env has none: the image's for the process's user (see home())
 
 
 @record
@@ -362,20 +363,17 @@ def _late_seccomp(p: Process, opts: Options, before_ready: bool) -> list[st.Step
 def environment(p: Process, opts: Options) -> list[str]:
     env = list(p.env) + opts.extra_env
     if not any(e.startswith("HOME=") for e in env):
-        env.append("HOME=" + _home(opts.rootfs, p.user.uid))
+        env.append("HOME=" + opts.home)
     return env
 
 
-def _home(rootfs: str, uid: int) -> str:
-    """HOME from the image's /etc/passwd, as runc does when the config sets none."""
-    try:
-        with open(os.path.join(rootfs, "etc/passwd")) as f:
-            for line in f:
-                parts = line.split(":")
-                if len(parts) > 5 and parts[2] == str(uid):
-                    return parts[5]
-    except OSError:
-        pass
+def home(passwd: bytes | None, uid: int) -> str:
+    """HOME from the image's /etc/passwd (its content, None where it has none), as runc does when the config
+    sets none."""
+    for line in (passwd or b"").decode(errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > 5 and parts[2] == str(uid):
+            return parts[5]
     return "/"
 
 

@@ -1,8 +1,10 @@
 """Writing a value to a file in one write(2): a kernel file (cgroup, /proc) takes a value whole or refuses
-it, and the --log file gets whole lines. OSError goes to the caller, which knows what the write was for."""
+it, and the --log file gets whole lines. OSError goes to the caller, which knows what the write was for.
+Reading a file an image holds, which may be anything: only a regular file, and only so much of it."""
 from __future__ import annotations
 
 import os
+import stat
 
 
 def write(path: str, data: str | bytes, flags: int = 0, mode: int = 0o644) -> None:
@@ -11,3 +13,22 @@ def write(path: str, data: str | bytes, flags: int = 0, mode: int = 0o644) -> No
         os.write(fd, data.encode() if isinstance(data, str) else data)
     finally:
         os.close(fd)
+
+
+def read_regular(path_fd: int, limit: int) -> bytes | None:
+    """What path_fd (an O_PATH fd) names, if it is a regular file of at most limit bytes; else None. It is
+    opened for reading only once known to be a regular file (a FIFO would wait for a writer, a device can act
+    on an open), through the O_PATH fd, which pins the inode. Closes path_fd."""
+    try:
+        if not stat.S_ISREG(os.fstat(path_fd).st_mode):
+            return None
+        fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    finally:
+        os.close(path_fd)
+    try:
+        data = b""
+        while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
+            data += chunk
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None

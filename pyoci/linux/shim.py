@@ -244,6 +244,15 @@ def socket_in_netns(netns_fd: int, family: int, kind: int, proto: int):
     return socket.socket(family, kind, proto, fileno=fd)
 
 
+def read_in_root(root: str, path: str, limit: int) -> bytes | None:
+    """path as a container rooted at root sees it (nothing followed out of root, no magic link), if it is a
+    regular file of at most limit bytes; else None (missing, a FIFO, a device, a directory, too large)."""
+    from .files import read_regular
+
+    fd = lib.pyoci_open_in_root(os.fsencode(root), os.fsencode(path))
+    return None if fd < 0 else read_regular(fd, limit)
+
+
 def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
     """Loads a cgroup v2 device program and attaches it to cgroup_dir (alongside any others)."""
     log = ffi.new("char[]", 4096)

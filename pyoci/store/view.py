@@ -45,8 +45,16 @@ def visible(diffs: list[str], rel: str) -> str | None:
 
 
 def read_file(diffs: list[str], rel: str) -> bytes | None:
+    """The file the merged view shows at rel, if it is a regular file of at most IMAGE_FILE_LIMIT bytes; None
+    for anything else (a symlink is not followed, a FIFO is never waited on, a huge file is not read)."""
+    from ..defaults import IMAGE_FILE_LIMIT
+    from ..linux.files import read_regular
+
     path = visible(diffs, rel)
-    if path is None or not os.path.isfile(path) or os.path.islink(path):
+    if path is None:
         return None
-    with open(path, "rb") as f:
-        return f.read()
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    return read_regular(fd, IMAGE_FILE_LIMIT)

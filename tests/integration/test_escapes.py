@@ -621,3 +621,46 @@ def test_exec_apparmor_flag_without_apparmor_is_refused(pyoci, bundle):
     assert proc.returncode == 255 and proc.stderr == (
         f"pyoci: exec {cid}: config.json: process.apparmorProfile: AppArmor is not enabled on this host\n")
     assert pyoci("exec", cid, "true").returncode == 0
+
+
+def passwd_case(root: Path, case: str, host_file: Path) -> None:
+    """The image's /etc/passwd made into what a hostile image would make it."""
+    passwd = root / "etc" / "passwd"
+    passwd.unlink(missing_ok=True)
+    if case == "host-file":
+        passwd.symlink_to(host_file)
+    elif case == "host-file-climbing":
+        passwd.symlink_to("../" * 30 + str(host_file).lstrip("/"))
+    elif case == "dev-zero":
+        # the link resolved in the root finds the image's own /dev/zero, a device
+        (root / "dev").mkdir(exist_ok=True)
+        os.mknod(root / "dev" / "zero", 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+        passwd.symlink_to("/dev/zero")
+    elif case == "fifo":
+        os.mkfifo(passwd)
+    elif case == "oversized":
+        passwd.write_bytes(b"#" * (5 << 20) + b"\nroot:x:0:0:root:/BIG:/bin/sh\n")
+    elif case == "link-inside":
+        (root / "etc" / "passwd.real").write_text("root:x:0:0:root:/from-the-image:/bin/sh\n")
+        passwd.symlink_to("/etc/passwd.real")
+
+
+@pytest.mark.parametrize("case, home", [("host-file", "/"), ("host-file-climbing", "/"), ("dev-zero", "/"),
+                                        ("fifo", "/"), ("oversized", "/"), ("link-inside", "/from-the-image")])
+@pytest.mark.parametrize("command", ["run", "exec"])
+def test_image_passwd_is_read_inside_the_rootfs(pyoci, bundle, own_rootfs, tmp_path, case, home, command):
+    """HOME (the config sets none) comes from the image's /etc/passwd resolved inside the rootfs, and only if
+    it is a regular file of sane size: a link to a host file, a device, a FIFO or a huge file counts as no
+    passwd (HOME=/, runc's answer); a link inside the image is followed."""
+    host_file = tmp_path / "host-passwd"
+    host_file.write_text(f"root:x:0:0:root:/HOST-{uuid.uuid4().hex}:/bin/sh\n")
+    cid = pyoci.new_id()
+    if command == "exec":
+        pyoci("run", "-d", "--bundle", str(bundle(["sleep", "1000"], in_rootfs(own_rootfs))), cid)
+        passwd_case(own_rootfs, case, host_file)
+        proc = pyoci("exec", cid, "sh", "-c", "echo $HOME", timeout=20)
+    else:
+        passwd_case(own_rootfs, case, host_file)
+        proc = pyoci("run", "--bundle", str(bundle(["sh", "-c", "echo $HOME"], in_rootfs(own_rootfs))), cid,
+                     timeout=20)
+    assert proc.stdout == f"{home}\n", proc
