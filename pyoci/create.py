@@ -257,6 +257,9 @@ def check(cfg: Config, opts: CreateOptions, rootfs: str) -> None:
                           path="linux.namespaces")
     if not os.path.isdir(rootfs):
         raise ConfigError(f"not a directory: {rootfs}", path="root.path")
+    if os.path.samefile(rootfs, "/"):
+        # Its proc, /dev and sysfs would go over the caller's own (with no mount namespace, on the host).
+        raise ConfigError(f"resolves to the host's root directory: {cfg.root_path}", path="root.path")
     terminal = cfg.process is not None and cfg.process.terminal
     if terminal and not opts.console_socket and opts.console_fd < 0:
         raise PyociError("process.terminal is true: --console-socket is required")

@@ -664,3 +664,15 @@ def test_image_passwd_is_read_inside_the_rootfs(pyoci, bundle, own_rootfs, tmp_p
         proc = pyoci("run", "--bundle", str(bundle(["sh", "-c", "echo $HOME"], in_rootfs(own_rootfs))), cid,
                      timeout=20)
     assert proc.stdout == f"{home}\n", proc
+
+
+@pytest.mark.parametrize("how", ["slash", "symlink"])
+def test_rootfs_that_is_the_host_root_is_refused(pyoci, bundle, tmp_path, how):
+    """A rootfs that resolves to the host's / is refused in one line, before anything is made."""
+    (tmp_path / "hostroot").symlink_to("/")
+    path = "/" if how == "slash" else str(tmp_path / "hostroot")
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(bundle(["true"], lambda c: c["root"].update(path=path))), cid, check=False)
+    assert proc.returncode == 1 and proc.stderr == (
+        f"pyoci: run {cid}: config.json: root.path: resolves to the host's root directory: {path}\n"), proc
+    assert not (pyoci.root / cid).exists()
