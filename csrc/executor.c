@@ -358,6 +358,74 @@ static void set_root(const char *path)
     snprintf(root_path, sizeof root_path, "%s", path);
 }
 
+/* mountinfo's octal escapes (\040 for a space...) undone in place. */
+static void unescape(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* Whether a mount at path is the root, inside it, or one the root sits on (which the move takes along). */
+static int holds_root(const char *path)
+{
+    size_t n = strlen(path), r = strlen(root_path);
+    if (strcmp(path, "/") == 0 || strcmp(path, root_path) == 0)
+        return 1;
+    if (n < r && strncmp(root_path, path, n) == 0 && root_path[n] == '/')
+        return 1;
+    return r < n && strncmp(path, root_path, r) == 0 && path[r] == '/';
+}
+
+/* --no-pivot moves the root onto "/" and chroots, which leaves the runtime's whole mount tree in the
+ * container's mount namespace: out of reach of paths, but the kernel counts a procfs or sysfs there as fully
+ * visible and lets a user namespace made in the container mount a new one (runc's msMoveRoot). So every
+ * mount the root does not need is made a slave (nothing of this propagates to the host) and detached, the
+ * deepest first; one the kernel will not detach (locked in a user namespace) is covered with an empty tmpfs. */
+static void detach_outside_root(void)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        fail(errno, "read /proc/self/mountinfo");
+    char **points = NULL, *line = NULL;
+    size_t n = 0, cap = 0, len = 0;
+    while (getline(&line, &len, f) > 0) {
+        char *point = NULL;
+        if (sscanf(line, "%*s %*s %*s %*s %ms", &point) != 1)
+            continue;
+        unescape(point);
+        if (n == cap && !(points = realloc(points, (cap = cap ? 2 * cap : 256) * sizeof *points)))
+            fail(ENOMEM, "read /proc/self/mountinfo");
+        points[n++] = point;
+    }
+    free(line);
+    fclose(f);
+    while (n-- > 0) {
+        const char *p = points[n];
+        if (!holds_root(p)) {
+            if (mount(NULL, p, NULL, MS_SLAVE | MS_REC, NULL) < 0 && errno != ENOENT && errno != EINVAL)
+                fail(errno, "make %s a slave", p);
+            if (umount2(p, MNT_DETACH) < 0) {
+                if (errno != EINVAL && errno != EPERM) {
+                    if (errno != ENOENT)
+                        fail(errno, "detach %s", p);
+                } else if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k") < 0) {
+                    fail(errno, "cover %s", p);
+                }
+            }
+        }
+        free(points[n]);
+    }
+    free(points);
+}
+
 static void do_pivot(int how)
 {
     if (fchdir(root_fd) < 0)
@@ -366,6 +434,7 @@ static void do_pivot(int how)
         if (chroot(".") < 0)
             fail(errno, "chroot");
     } else if (how == PYOCI_MOVE_CHROOT) {
+        detach_outside_root();
         if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
             fail(errno, "move rootfs");
         if (chroot(".") < 0)
@@ -424,10 +493,10 @@ static void do_symlink(const struct pyoci_symlink *l)
     close(pfd);
 }
 
-/* Binds the container's /dev/null over a file, having checked it is the null device: an image could make it
- * a link to a file it wants to write through the masked path (CVE-2025-31133). The checked fd is what gets
- * bound, so the path cannot be swapped in between. */
-static int mask_file(const char *path)
+/* Binds the container's /dev/null over the file target_fd is, having checked it is the null device: an image
+ * could make it a link to a file it wants to write through the masked path (CVE-2025-31133). The checked fd
+ * is what gets bound, so the path cannot be swapped in between. */
+static int mask_file(int target_fd)
 {
     int fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -440,29 +509,61 @@ static int mask_file(const char *path)
     int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
     if (tree < 0)
         fail(errno, "open_tree /dev/null");
-    int r = (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+    int r = (int)syscall(SYS_move_mount, tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
     close(tree);
     close(fd);
     return r;
 }
 
+/* An empty read-only tmpfs over the directory target_fd is (the new mount API: no path, no /proc needed). */
+static int mask_dir(int target_fd)
+{
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0)
+        return -1;
+    int m = -1;
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", "0k", 0) == 0 &&
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0555", 0) == 0 &&
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        m = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
+    int err = errno;
+    close(fs);
+    if (m < 0) {
+        errno = err;
+        return -1;
+    }
+    int r = (int)syscall(SYS_move_mount, m, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+    err = errno;
+    close(m);
+    errno = err;
+    return r;
+}
+
+/* What the path names, resolved inside the root (an image's symlink is followed there, as runc does, so a
+ * link's target is what gets hidden, never skipped), is masked; a path that does not exist has nothing to
+ * hide. */
 static void do_mask(const char *path)
 {
-    struct stat st;
-    if (lstat(path, &st) < 0) {
-        if (errno == ENOENT)
-            return;
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        fail(errno, "open /");
+    struct stat st, root_st;
+    if (fstat(root, &root_st) < 0)
+        fail(errno, "stat /");
+    int fd = open_path(root, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    int err = errno;
+    close(root);
+    if (fd < 0 && err == ENOENT)
+        return;
+    if (fd < 0)
+        fail(err, "open");
+    if (fstat(fd, &st) < 0)
         fail(errno, "stat");
-    }
-    int r;
-    if (S_ISDIR(st.st_mode))
-        r = mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k,mode=0555");
-    else if (S_ISLNK(st.st_mode))
-        return; /* masking a symlink would mount over whatever it points at */
-    else
-        r = mask_file(path);
-    if (r < 0)
+    if (st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino)
+        fail(EINVAL, "resolves to the rootfs itself");
+    if ((S_ISDIR(st.st_mode) ? mask_dir(fd) : mask_file(fd)) < 0)
         fail(errno, "mount");
+    close(fd);
 }
 
 static void do_readonly(const struct pyoci_readonly *ro)

@@ -676,3 +676,47 @@ def test_rootfs_that_is_the_host_root_is_refused(pyoci, bundle, tmp_path, how):
     assert proc.returncode == 1 and proc.stderr == (
         f"pyoci: run {cid}: config.json: root.path: resolves to the host's root directory: {path}\n"), proc
     assert not (pyoci.root / cid).exists()
+
+
+NESTED_PROC = "unshare -mrpf sh -c 'mount -t proc proc /proc && echo MOUNTED'; true"
+
+
+@pytest.mark.parametrize("pivot", [[], ["--no-pivot"]])
+def test_nested_proc_mount_is_refused_with_and_without_pivot(pyoci, runc, bundle, pivot):
+    """A user namespace made in the container may mount a procfs only where a full one is visible: --no-pivot
+    must leave none of the host's mounts behind the moved root (runc's msMoveRoot), or `mount -t proc` works."""
+    b = bundle(["sh", "-c", NESTED_PROC], lambda c: c["process"].update(user={"uid": 1000, "gid": 1000}))
+    proc = runc("run", *pivot, "--bundle", str(b), runc.new_id())
+    assert "MOUNTED" not in proc.stdout and "permission denied" in proc.stderr, proc
+    proc = pyoci("run", *pivot, "--bundle", str(b), pyoci.new_id())
+    assert "MOUNTED" not in proc.stdout and "permission denied" in proc.stderr, proc
+
+
+@pytest.mark.parametrize("link", ["/etc/secret", "secret", "../../etc/secret"])
+def test_masked_paths_through_image_symlinks_mask_the_target(pyoci, bundle, own_rootfs, link):
+    """maskedPaths entries the image makes symlinks: what the link names, resolved inside the rootfs, is masked
+    (a file with /dev/null, a directory with an empty tmpfs), never skipped."""
+    (own_rootfs / "etc" / "secret").write_text("secret file\n")
+    (own_rootfs / "etc" / "secretlink").symlink_to(link)
+    (own_rootfs / "etc" / "secretdir").mkdir()
+    (own_rootfs / "etc" / "secretdir" / "inside").write_text("secret dir\n")
+    (own_rootfs / "etc" / "secretdirlink").symlink_to(link + "dir")
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["linux"]["maskedPaths"] += ["/etc/secretlink", "/etc/secretdirlink"]
+    script = "cat /etc/secret /etc/secretlink /etc/secretdir/inside /etc/secretdirlink/inside 2>&1; true"
+    out = pyoci("run", "--bundle", str(bundle(["sh", "-c", script], edit)), pyoci.new_id()).stdout
+    assert "secret" not in out.replace("/etc/secret", ""), out
+    assert (own_rootfs / "etc" / "secret").read_text() == "secret file\n"
+
+
+def test_masked_path_resolving_to_the_root_is_refused(pyoci, bundle, own_rootfs):
+    (own_rootfs / "etc" / "rootlink").symlink_to("/")
+
+    def edit(c):
+        in_rootfs(own_rootfs)(c)
+        c["linux"]["maskedPaths"] += ["/etc/rootlink"]
+    cid = pyoci.new_id()
+    proc = pyoci("run", "--bundle", str(bundle(["true"], edit)), cid, check=False)
+    assert proc.returncode == 1 and "(/etc/rootlink): resolves to the rootfs itself" in proc.stderr, proc
