@@ -173,3 +173,27 @@ def test_the_store_needs_root(monkeypatch, tmp_path):
     monkeypatch.setattr(info.os, "geteuid", lambda: 1000)
     with pytest.raises(PyociError, match="the layer store needs root"):
         info.require_overlay(Layout(str(tmp_path / "store")))
+
+
+def test_image_files_are_read_only_as_regular_files_of_sane_size(tmp_path):
+    """etc/passwd, group, hosts of an image: a symlink is not followed, a FIFO not waited on, a huge file not
+    read; each counts as absent."""
+    import os
+
+    from pyoci.defaults import IMAGE_FILE_LIMIT
+    from pyoci.store.view import read_file
+
+    layer = tmp_path / "diff"
+    (layer / "etc").mkdir(parents=True)
+    passwd = layer / "etc" / "passwd"
+    passwd.write_bytes(PASSWD)
+    assert read_file([str(layer)], "etc/passwd") == PASSWD
+    passwd.unlink()
+    passwd.symlink_to("/etc/passwd")
+    assert read_file([str(layer)], "etc/passwd") is None
+    passwd.unlink()
+    os.mkfifo(passwd)
+    assert read_file([str(layer)], "etc/passwd") is None
+    passwd.unlink()
+    passwd.write_bytes(b"#" * IMAGE_FILE_LIMIT + b"\n" + PASSWD)
+    assert read_file([str(layer)], "etc/passwd") is None
