@@ -139,9 +139,10 @@ int pyoci_spawn(const char *plan, long long plan_size, int nsteps, const unsigne
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (getppid() != parent)
         _exit(1);
-    /* Every fd the plan uses (the runtime opens its own close-on-exec) and the two we pass stay open. */
+    /* Every fd the plan uses (the runtime opens its own close-on-exec) and the two we pass stay open; a
+     * preserved fd the caller did not open is no error, as before. */
     for (int i = 0; i < ninherit; i++)
-        if (fcntl(inherit[i], F_SETFD, 0) < 0)
+        if (fcntl(inherit[i], F_SETFD, 0) < 0 && errno != EBADF)
             child_failed(sync_fd, "start the executor: an fd of the plan", errno);
     if (fcntl(sync_fd, F_SETFD, 0) < 0 || fcntl(plan_fd, F_SETFD, 0) < 0)
         child_failed(sync_fd, "start the executor: its fds", errno);
