@@ -11,6 +11,8 @@ import uuid
 
 import pytest
 
+from conftest import wait_for
+
 
 def ip(*args: str, netns_pid: int | None = None, check: bool = True) -> str:
     prefix = ["nsenter", "-t", str(netns_pid), "-n"] if netns_pid else []
@@ -70,8 +72,9 @@ def test_veth_moved_in_renamed_with_its_global_permanent_addresses_and_up(pyoci,
     assert "10.124.0.1" not in inside and "10.125.0.1" not in inside  # a lease, a link-scope address: left out
     assert "UP" in ip("-o", "link", "show", "ctr0", netns_pid=pid).split("<")[1].split(">")[0].split(",")
     pyoci("delete", "--force", cid)
-    # the namespace has ended: the kernel destroys a virtual interface (and so its peer), as the spec says
-    assert not exists(name) and not exists(peer)
+    # the namespace has ended: the kernel destroys a virtual interface (and so its peer), as the spec says, in
+    # the work item that tears the namespace down once its last user is gone (not always before delete returns)
+    wait_for(lambda: not exists(name) and not exists(peer), "the container's veth and its peer to go", 10)
 
 
 def test_dummy_moved_in_under_its_own_name(pyoci, bundle):
@@ -105,7 +108,7 @@ def test_in_a_joined_namespace_the_interface_stays_with_its_owner(pyoci, bundle,
     pyoci("delete", "--force", guest)
     assert exists("ext0", owner_pid)  # the spec: never moved out; the namespace's owner has it
     pyoci("delete", "--force", owner)
-    assert not exists(peer)
+    wait_for(lambda: not exists(peer), "the owner's namespace, and the veth with it, to go", 10)
 
 
 def test_a_missing_interface_is_refused_and_nothing_moves(pyoci, bundle, veth):
