@@ -12,7 +12,6 @@ Where no resctrl is mounted, a config asking for it is refused (the spec: "MUST 
 """
 from __future__ import annotations
 
-import errno
 import os
 
 from .. import jsonio
