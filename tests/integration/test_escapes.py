@@ -242,9 +242,15 @@ def race_the_runtime(rt, bundle, rootfs: Path, procprobe: Path, leaked_file: Pat
     return out.read_text().splitlines() + [f"BUSY {b}" for b in busy], cycles, own
 
 
+PROC_SUPER_MAGIC = 0x9FA0  # statfs(2)
+
+
 def reached_outside(lines: list[str], rootfs: Path) -> list[str]:
     """The probe's successes on anything but the container's own files and sealed memfds: any regular file of
-    the host opened at all, anything opened for writing that is not sealed."""
+    the host opened at all, anything opened for writing that is not sealed. A procfs file read is not the
+    host's: a container being made in the probe's pid namespace mounts a procfs of it and holds, for a moment
+    before masking it, a maskedPaths target's fd, the same file the probe's CAP_SYS_PTRACE reaches through that
+    process's /proc/<pid>/root until the mask is in place (runc's init has the same window)."""
     own = set()
     for top, _, files in os.walk(rootfs):
         for name in files:
@@ -252,12 +258,13 @@ def reached_outside(lines: list[str], rootfs: Path) -> list[str]:
             own.add((st.st_dev, st.st_ino))
     bad = []
     for line in lines:
-        kind, link, mode, devino, *target = line.split(" ", 4)
+        kind, link, mode, devino, fstype, *target = line.split(" ", 5)
         if kind not in "RWLS" or len(kind) != 1:
             continue
         dev, ino = (int(x) for x in devino.split(":"))
         sealed_copy = target and target[0].startswith("/memfd:")
-        if stat.S_ISREG(int(mode, 8)) and (dev, ino) not in own and not sealed_copy:
+        procfs_read = kind == "R" and int(fstype, 16) == PROC_SUPER_MAGIC
+        if stat.S_ISREG(int(mode, 8)) and (dev, ino) not in own and not sealed_copy and not procfs_read:
             bad.append(line)
         elif kind in "WL" and (dev, ino) not in own:
             bad.append(line)
