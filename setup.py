@@ -112,7 +112,31 @@ def lean_validator(code: str) -> str:
     return without_definitions(precompiled_patterns(code))
 
 
+def protocol_module() -> str:
+    """The executor's message kinds and struct pyoci_msg's layout, read from csrc/shim.h by cffi's parser at
+    build time: the runtime's side of the protocol (pyoci/sync.py) decodes messages with them, so that
+    `start`, which only reads messages, loads neither the compiled extension nor _cffi_backend."""
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef("\n".join(line for line in (HERE / "csrc" / "shim.h").read_text().splitlines()
+                       if not line.lstrip().startswith("#")))
+    kinds = {name[len("PYOCI_MSG_"):]: value for name, value in ffi.typeof("enum pyoci_msg_type").relements.items()}
+    msg = ffi.typeof("struct pyoci_msg")
+    if any(field.type.cname != "int" for _, field in msg.fields):
+        raise RuntimeError("struct pyoci_msg: protocol_module reads C ints only")
+    fields = {name: field.offset for name, field in msg.fields}
+    return ("# Generated from csrc/shim.h at build time (setup.py, protocol_module); do not edit.\n"
+            f"MSG_KINDS = {kinds!r}\n"
+            f"MSG_FIELDS = {fields!r}  # struct pyoci_msg: field -> offset of its C int\n"
+            f"MSG_HEADER = {ffi.sizeof('struct pyoci_msg')}\n"
+            f"INT = {ffi.sizeof('int')}\n")
+
+
 class BuildWithValidator(build_py):
+    """build_py, and the two modules generated from the project's own sources: the config validator and the
+    executor protocol's numbers."""
+
     def run(self):
         super().run()
         import fastjsonschema
@@ -121,6 +145,7 @@ class BuildWithValidator(build_py):
         code = lean_validator(fastjsonschema.compile_to_code(schema))
         target = Path(self.build_lib) / "pyoci" / "_config_validator.py"
         target.write_text("# Generated from specs/config.schema.json at build time; do not edit.\n" + code)
+        (Path(self.build_lib) / "pyoci" / "_protocol.py").write_text(protocol_module())
 
 
 # Standard-library modules that the interpreter's start-up and the lifecycle commands would otherwise find and

@@ -4,7 +4,6 @@ command needs: `state`, `kill`, `delete` and `start` never load the config valid
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from . import jsonio
@@ -227,7 +226,7 @@ def do_events(a: SimpleNamespace, rt: Runtime) -> int:
 def do_spec(a: SimpleNamespace, rt: Runtime) -> int:
     from .defaults import default_config
 
-    path = os.path.join(a.bundle, "config.json")
+    path = f"{a.bundle.rstrip('/') or '/'}/config.json"
     try:
         with open(path, "x") as f:
             jsonio.dump(default_config(rootless=a.rootless), f, indent=2)

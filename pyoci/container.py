@@ -21,7 +21,7 @@ expects: signal forwarding and the pty relay of `run`, in pyoci/foreground.py.)
 from __future__ import annotations
 
 import _signal  # signal.py's C core, int constants: signal.py itself imports enum
-import os
+import posix
 import time
 
 from . import jsonio, state
@@ -82,7 +82,7 @@ class Runtime:
         self.store = Store(root or state.default_root())
         self.log = log or Logger()
         # runc's --rootless: skip the cgroups this user may not make (None: when not root)
-        self.rootless_cgroups = os.geteuid() != 0 if rootless_cgroups is None else rootless_cgroups
+        self.rootless_cgroups = posix.geteuid() != 0 if rootless_cgroups is None else rootless_cgroups
 
     @property
     def root(self) -> str:
@@ -91,12 +91,14 @@ class Runtime:
     def create(self, container_id: str, bundle: str = ".", **options: object) -> Container:
         """Builds the container from the bundle and parks its init, waiting for start(). options are
         CreateOptions' fields: pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds, console_fd."""
+        from os.path import abspath
+
         from . import spec
         from .create import CreateOptions, create
 
         state.validate_id(container_id)
         opts = CreateOptions(bundle=bundle, rootless_cgroups=self.rootless_cgroups, **options)
-        cfg = spec.load(os.path.abspath(bundle))
+        cfg = spec.load(abspath(bundle))
         return Container(self, container_id, create(self.store, container_id, cfg, opts, self.log))
 
     def get(self, container_id: str) -> Container:
@@ -200,13 +202,13 @@ class Container:
         try:
             if not st.has_process:
                 raise ConfigError("required to start the container", path="process")
-            path = os.path.join(self.runtime.store.dir(self.id), START_SOCKET)
+            path = f"{self.runtime.store.dir(self.id)}/{START_SOCKET}"
             try:
                 sock = unixsock.connect(path, unixsock.SOCK_SEQPACKET)
                 sock.send(b"\0")
             except OSError as exc:
                 raise PyociError("container init is not waiting", exc.errno) from None
-            os.unlink(path)  # the status is "running" from here on
+            posix.unlink(path)  # the status is "running" from here on
             self.runtime.log.debug(f"init {st.pid} told to start")
         finally:
             lock.release()
@@ -237,7 +239,7 @@ class Container:
                 # Without a cgroup (rootless) all reaches the init only; with its own pid namespace the kernel
                 # takes the rest when it dies.
                 try:
-                    os.kill(st.pid, signal)
+                    posix.kill(st.pid, signal)
                 except ProcessLookupError:
                     if not all:
                         raise PyociError(NOT_RUNNING) from None
@@ -250,7 +252,7 @@ class Container:
         """Removes a stopped container (force: any, killing it first): its cgroup, host mounts and state,
         then its poststop hooks (a failing one is a warning; the others still run)."""
         from .cgroups import Cgroup
-        from .create import unmount_host
+        from .linux.mountinfo import unmount_above
 
         store = self.runtime.store
         lock, current = self._lock("delete --force" if force else "delete")
@@ -260,7 +262,7 @@ class Container:
                                    f"state and {len(st.hooks.get('poststop', []))} poststop hook(s)")
             _kill_and_wait(st)  # a stopped container's init may live on, parked by a create that died
             (Cgroup.from_json(st.cgroup) if st.cgroup else Cgroup.default(self.id)).destroy()
-            unmount_host(st.host_mounts)
+            unmount_above(st.host_mounts)
             if st.resctrl:
                 from .linux.resctrl import Group, remove
 
@@ -359,7 +361,7 @@ class Container:
         import select
 
         try:
-            fd = os.pidfd_open(pid)
+            fd = posix.pidfd_open(pid)
         except ProcessLookupError:
             return _reap(pid)
         try:
@@ -368,7 +370,7 @@ class Container:
             if not poller.poll(None if timeout is None else int(timeout * 1000)):
                 return None
         finally:
-            os.close(fd)
+            posix.close(fd)
         return _reap(pid)
 
 
@@ -377,18 +379,20 @@ def _reap(pid: int) -> int | None:
 
 
 def _hooks(st: State, kind: str) -> list:
+    raw = st.hooks.get(kind)
+    if not raw:
+        return []  # the common case: start and delete import neither hooks nor spec
     from .hooks import from_json
 
-    return from_json(st.hooks.get(kind, []))
+    return from_json(raw)
 
 
 def _run_hooks(st: State, kind: str, status: str, only: list | None = None) -> None:
     hooks = _hooks(st, kind) if only is None else only
     if hooks:
         from . import hooks as runner
-        from .create import hook_state
 
-        runner.run(kind, hooks, hook_state(st, status))
+        runner.run(kind, hooks, runner.hook_state(st, status))
 
 
 def _stop(st: State) -> None:
@@ -408,7 +412,7 @@ def _kill_and_wait(st: State, timeout: float = 10.0) -> None:
         return
     Cgroup.from_json(st.cgroup).freeze(False)  # a frozen process cannot die
     try:
-        os.kill(st.pid, _signal.SIGKILL)
+        posix.kill(st.pid, _signal.SIGKILL)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout

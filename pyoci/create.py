@@ -10,6 +10,7 @@ import stat
 
 from . import hooks, layer, state
 from .errors import ConfigError, PyociError
+from .linux.mountinfo import mounts_at, unmount_above
 from .record import record
 from .state import START_SOCKET, State, Store
 
@@ -71,7 +72,7 @@ class Undo:
             except (ProcessLookupError, ChildProcessError):
                 pass
         try:
-            unmount_host(self.host_mounts)
+            unmount_above(self.host_mounts)
         except PyociError:
             pass  # the rest of the undo still runs; nothing better to do with a mount that will not go
         if self.cgroup is not None:
@@ -85,29 +86,6 @@ class Undo:
                 pass  # as with the mounts: the rest of the undo still runs
         if self.state_dir:
             state.remove_dir(self.state_dir)
-
-
-def _mounts_at(path: str) -> int:
-    from .linux.mountinfo import mount_points
-
-    return mount_points().count(path)
-
-
-def unmount_host(host_mounts: dict[str, int]) -> None:
-    """A container without a mount namespace of its own made its mounts on the host: take them down (the
-    rootfs bind, detached lazily with everything mounted under it), leaving mounts that were there before."""
-    if not host_mounts:
-        return
-    from .linux.shim import umount_lazy
-
-    for path, before in host_mounts.items():
-        while _mounts_at(path) > before:
-            umount_lazy(path)
-
-
-def hook_state(st: State, status: str) -> dict[str, object]:
-    return {"ociVersion": state.OCI_VERSION, "id": st.id, "status": status, "pid": st.pid, "bundle": st.bundle,
-            "annotations": st.annotations}
 
 
 def open_namespaces(namespaces: list[Namespace], undo: Undo) -> dict[str, int]:
@@ -302,7 +280,8 @@ def _check_cgroup(cg: Cgroup, log: Logger) -> None:
 
 def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, log: Logger) -> State:
     """Makes the container and returns its state once the init is parked, waiting for `start`."""
-    from . import cgroups, plan, sync
+    from . import plan, sync
+    from .cgroups.make import make_cgroups
     from .linux import unixsock
     from .linux.idmap import setgroups_allowed
 
@@ -319,7 +298,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
                hooks={k: hooks.to_json(cfg.hooks.get(k, [])) for k in ("poststart", "poststop")})
     rootfs_layer = cfg.annotations.get(layer.ROOTFS_ANNOTATION)
     if rootfs_layer or cfg.namespace("mount") is None:
-        st.host_mounts = {rootfs: _mounts_at(rootfs)}
+        st.host_mounts = {rootfs: mounts_at(rootfs)}
     lock = store.claim(st)  # from here on, a create killed midway leaves what `delete --force` needs
     undo = Undo(state_dir=store.dir(container_id))
     undo.host_mounts = st.host_mounts
@@ -350,7 +329,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
             undo.resctrl = resctrl.prepare(cfg.intel_rdt, container_id, resctrl.mountpoint())
             st.resctrl = undo.resctrl.to_json()
             options.resctrl_tasks = undo.resctrl.tasks()
-        cg = cgroups.create(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups, log.warning)
+        cg = make_cgroups(cfg.cgroups_path, container_id, cfg.resources, opts.rootless_cgroups, log.warning)
         undo.cgroup = cg
         log.debug(f"cgroup {' '.join(sorted(set(cg.paths.values()))) or '(none)'}")
         _check_cgroup(cg, log)
@@ -367,11 +346,11 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
                 from .linux.netdev import move_in
 
                 undo.devices = move_in(cfg.net_devices, st.namespaces["network"], holder(store, container_id))
-            created = hook_state(st, state.CREATED)
+            created = hooks.hook_state(st, state.CREATED)
             for kind in ("prestart", "createRuntime"):
                 log.debug(f"init {pid}: mounts made; {len(cfg.hooks.get(kind, []))} {kind} hook(s)")
                 hooks.run(kind, cfg.hooks.get(kind, []), created)
-            return hooks.state_fd(created), hooks.state_fd(hook_state(st, state.RUNNING))
+            return hooks.state_fd(created), hooks.state_fd(hooks.hook_state(st, state.RUNNING))
 
         def userns(pid: int) -> None:
             from .linux.idmap import write_maps
@@ -381,7 +360,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
         def notify(pid: int, fd: int) -> None:
             from .linux.seccomp import send_to_listener
 
-            send_to_listener(cfg.seccomp, fd, pid, {**hook_state(st, state.CREATING), "pid": pid})
+            send_to_listener(cfg.seccomp, fd, pid, {**hooks.hook_state(st, state.CREATING), "pid": pid})
 
         pid, sock = sync.until_ready(plan.build(cfg, options, cg), cg, sync.Handlers(userns, mounted, notify),
                                      log, undo)

@@ -5,7 +5,7 @@ pyoci as a library tell the kinds apart.
 """
 from __future__ import annotations
 
-import os
+import posix
 
 
 def one_line(text: str) -> str:
@@ -22,8 +22,8 @@ class PyociError(Exception):
 
     def __str__(self) -> str:
         text = self.msg
-        if self.errno and os.strerror(self.errno) not in text:
-            text = f"{text}: {os.strerror(self.errno)}"
+        if self.errno and posix.strerror(self.errno) not in text:
+            text = f"{text}: {posix.strerror(self.errno)}"
         return one_line(f"{self.path}: {text}" if self.path else text)
 
 

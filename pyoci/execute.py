@@ -174,7 +174,7 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
                 options.resctrl_tasks = Group.from_json(st.resctrl).tasks()
 
             def notify(pid: int, fd: int) -> None:
-                from .create import hook_state
+                from .hooks import hook_state
                 from .linux.seccomp import send_to_listener
 
                 send_to_listener(cfg.seccomp, fd, pid, hook_state(st, "running"))

@@ -53,7 +53,7 @@ def _memory_policy() -> dict[str, list[str]]:
 
 def _rdma() -> bool:
     """linux.resources.rdma is applied where an rdma controller is (v1, or v2's rdma.max), refused elsewhere."""
-    from .cgroups import hierarchies
+    from .cgroups.make import hierarchies
 
     for h in hierarchies():
         if "rdma" in h.controllers:

@@ -5,14 +5,15 @@ wherever it ran, and a state of any size (a megabyte of annotations) reaches eve
 """
 from __future__ import annotations
 
-import os
+import posix
 
-from . import jsonio
+from . import OCI_VERSION, jsonio
 from . import steps as st
 
 TYPE_CHECKING = False  # typing itself costs the short commands a few ms
 if TYPE_CHECKING:
     from .spec import Hook
+    from .state import State
 
 
 def as_steps(kind: str, hooks: list[Hook], state: int = st.CREATED_STATE) -> list[st.Hook]:
@@ -20,19 +21,25 @@ def as_steps(kind: str, hooks: list[Hook], state: int = st.CREATED_STATE) -> lis
                     timeout=h.timeout or 0, state=state) for i, h in enumerate(hooks)]
 
 
+def hook_state(st: State, status: str) -> dict[str, object]:
+    """The runtime-spec state a hook reads (status as of the hook's point in the lifecycle)."""
+    return {"ociVersion": OCI_VERSION, "id": st.id, "status": status, "pid": st.pid, "bundle": st.bundle,
+            "annotations": st.annotations}
+
+
 def state_fd(state: dict[str, object]) -> int:
     """The state as a hook reads it: a sealed memfd, which no hook can change for the next one."""
     import fcntl
 
-    fd = os.memfd_create("pyoci-state", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    fd = posix.memfd_create("pyoci-state", posix.MFD_CLOEXEC | posix.MFD_ALLOW_SEALING)
     try:
         data = memoryview(jsonio.dumps(state).encode())
         while data:
-            data = data[os.write(fd, data):]
+            data = data[posix.write(fd, data):]
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
                     fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd
 
@@ -49,7 +56,7 @@ def run(kind: str, hooks: list[Hook], state: dict[str, object]) -> None:
         for step in as_steps(kind, hooks):
             run_hook(step, fd, str(state["bundle"]))
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def to_json(hooks: list[Hook]) -> list[dict[str, object]]:
@@ -57,8 +64,6 @@ def to_json(hooks: list[Hook]) -> list[dict[str, object]]:
 
 
 def from_json(raw: list[dict[str, object]]) -> list[Hook]:
-    if not raw:
-        return []  # the common case stays clear of spec's imports
     from .spec import Hook
 
     return [Hook(h["path"], h["args"], h["env"], h["timeout"]) for h in raw]

@@ -5,7 +5,7 @@ containerd's shim and podman read the last JSON line of the log file to show the
 """
 from __future__ import annotations
 
-import os
+import posix
 import sys
 import time
 
@@ -29,7 +29,7 @@ class Logger:
         one that cannot be made (a missing directory) fails the call."""
         if self.path:
             try:
-                write(self.path, "", os.O_APPEND | os.O_CREAT)
+                write(self.path, "", posix.O_APPEND | posix.O_CREAT)
             except OSError as exc:
                 from .errors import PyociError
 
@@ -44,7 +44,7 @@ class Logger:
         else:
             line = f'time="{now}" level={level} msg={jsonio.dumps(msg)}'
         try:
-            write(self.path, line + "\n", os.O_APPEND | os.O_CREAT)
+            write(self.path, line + "\n", posix.O_APPEND | posix.O_CREAT)
         except OSError:
             pass
 

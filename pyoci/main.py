@@ -5,13 +5,14 @@ user (and the --log file) sees.
 """
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
 from . import OCI_VERSION, __version__, jsonio
 from .cli import COMMANDS
 from .cmdline import Command, SimpleNamespace, check_format, parse_command, parse_flags, usage
 from .errors import PyociError
+from .linux.fs import isdir
 from .log import Logger
 
 TYPE_CHECKING = False
@@ -27,6 +28,8 @@ GROUPS = {"image": "images in the overlay layer store (--store, default /var/lib
 
 def do_info(a: SimpleNamespace, rt: Runtime) -> int:
     """The runtime and its layer store, in `docker info`'s terms."""
+    import os
+
     from .cgroups import is_v2_host
     from .store.info import store_info
     from .store.layout import Layout
@@ -34,7 +37,7 @@ def do_info(a: SimpleNamespace, rt: Runtime) -> int:
 
     check_format(a.format)
     data = {"Runtime": f"pyoci {__version__}", "OCI Runtime Spec": OCI_VERSION, "Root": os.path.abspath(rt.root),
-            "Cgroup Version": "2" if is_v2_host() else "1 (hybrid)" if os.path.isdir("/sys/fs/cgroup/unified") else "1",
+            "Cgroup Version": "2" if is_v2_host() else "1 (hybrid)" if isdir("/sys/fs/cgroup/unified") else "1",
             **store_info(Layout(a.store))}
     if a.format == "json":
         print(jsonio.dumps(data, indent=2))
@@ -90,7 +93,7 @@ def parse_command_line(a: SimpleNamespace, rest: list[str]) -> None:
 def _rootless(flag: str) -> bool:
     """runc's global --rootless: whether cgroups this user may not make are skipped (auto: when not root)."""
     if flag == "auto":
-        return os.geteuid() != 0
+        return posix.geteuid() != 0
     if flag in ("true", "false"):
         return flag == "true"
     raise PyociError(f"--rootless must be true, false or auto, not {jsonio.dumps(flag)}")
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.log_format not in ("text", "json"):
             raise PyociError(f"--log-format must be text or json, not {jsonio.dumps(a.log_format)}")
-        if a.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
+        if a.systemd_cgroup and not isdir("/run/systemd/system"):
             raise PyociError("--systemd-cgroup: systemd is not running on this host; use cgroupfs (drop the flag)")
         from .container import Runtime
 
@@ -162,4 +165,4 @@ def launch() -> None:
             sys.stderr.flush()
         except BrokenPipeError:  # `pyoci list | head -1`
             code = code or 1
-    os._exit(code)
+    posix._exit(code)

@@ -10,11 +10,13 @@ changes a container.
 from __future__ import annotations
 
 import fcntl
-import os
+import posix
+import sys
 import time
 
 from . import OCI_VERSION, jsonio
 from .errors import NotFoundError, PyociError
+from .linux.fs import exists, isdir
 
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
@@ -26,10 +28,14 @@ CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", 
 
 def default_root() -> str:
     """--root when none is given: root's /run/pyoci; anyone else's runtime dir, as runc does."""
-    uid = os.geteuid()
+    uid = posix.geteuid()
     if uid == 0:
         return "/run/pyoci"
-    return os.path.join(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}", "pyoci")
+    # os.environ where a program has imported os (a library user may have set the variable through it since
+    # start-up); posix.environ, the start-up copy, is the same thing for the command, which does not import os.
+    os = sys.modules.get("os")
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") if os else posix.environ.get(b"XDG_RUNTIME_DIR", b"").decode()
+    return f"{runtime_dir or f'/run/user/{uid}'}/pyoci"
 
 
 def validate_id(container_id: str) -> None:
@@ -80,7 +86,7 @@ class Lock:
 
     def release(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
 
@@ -91,11 +97,13 @@ class Store:
         self.root = root
 
     def dir(self, container_id: str) -> str:
-        return os.path.join(self.root, container_id)
+        return f"{self.root}/{container_id}"
 
     def _make_root(self) -> None:
-        if not os.path.isdir(self.root):
+        if not isdir(self.root):
             # Only the owner may see containers' state and sockets, whatever the umask (as runc makes it).
+            import os
+
             try:
                 os.makedirs(self.root, mode=0o700, exist_ok=True)
                 os.chmod(self.root, 0o700)
@@ -107,17 +115,17 @@ class Store:
         """Makes the container's directory with its first state, locked; exactly one of two concurrent creates
         of one id wins."""
         self._make_root()
-        tmp = os.path.join(self.root, f"{CLAIMING}{os.getpid()}-{time.monotonic_ns()}")
-        os.mkdir(tmp, 0o700)
+        tmp = f"{self.root}/{CLAIMING}{posix.getpid()}-{time.monotonic_ns()}"
+        posix.mkdir(tmp, 0o700)
         try:
-            os.chmod(tmp, 0o700)
-            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            posix.chmod(tmp, 0o700)
+            fd = posix.open(tmp, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
             fcntl.flock(fd, fcntl.LOCK_EX)
             _write_state(tmp, st)
             try:
-                os.rename(tmp, self.dir(st.id))
+                posix.rename(tmp, self.dir(st.id))
             except OSError as exc:
-                os.close(fd)
+                posix.close(fd)
                 if exc.errno in (17, 39):  # EEXIST, ENOTEMPTY: the id is taken
                     raise PyociError(f"container {jsonio.dumps(st.id)} already exists") from None
                 raise
@@ -130,7 +138,7 @@ class Store:
         validate_id(container_id)
         name = jsonio.dumps(container_id)
         try:
-            with open(os.path.join(self.dir(container_id), STATE_FILE)) as f:
+            with open(f"{self.dir(container_id)}/{STATE_FILE}") as f:
                 raw = jsonio.load(f)
             st = State(**raw)
         except FileNotFoundError:
@@ -148,8 +156,8 @@ class Store:
 
     def ids(self) -> list[str]:
         try:
-            return sorted(e for e in os.listdir(self.root) if not e.startswith(CLAIMING)
-                          and os.path.exists(os.path.join(self.root, e, STATE_FILE)))
+            return sorted(e for e in posix.listdir(self.root) if not e.startswith(CLAIMING)
+                          and exists(f"{self.root}/{e}/{STATE_FILE}"))
         except FileNotFoundError:
             return []
 
@@ -158,34 +166,34 @@ class Store:
         deleted while we waited does not exist."""
         validate_id(container_id)
         try:
-            fd = os.open(self.dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = posix.open(self.dir(container_id), posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFoundError(f"container {jsonio.dumps(container_id)} does not exist") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            os.close(fd)
+            posix.close(fd)
             return None
-        if os.fstat(fd).st_nlink == 0:
-            os.close(fd)
+        if posix.fstat(fd).st_nlink == 0:
+            posix.close(fd)
             raise NotFoundError(f"container {jsonio.dumps(container_id)} does not exist")
         return Lock(fd)
 
 
 def _write_state(directory: str, st: State) -> None:
-    path = os.path.join(directory, STATE_FILE)
+    path = f"{directory}/{STATE_FILE}"
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         jsonio.dump(st.to_json(), f)
-    os.rename(tmp, path)
+    posix.rename(tmp, path)
 
 
 def remove_dir(path: str) -> None:
     """A container's state directory holds only files pyoci made (state, start socket)."""
     try:
-        for name in os.listdir(path):
-            os.unlink(os.path.join(path, name))
-        os.rmdir(path)
+        for name in posix.listdir(path):
+            posix.unlink(f"{path}/{name}")
+        posix.rmdir(path)
     except FileNotFoundError:
         pass
 
@@ -205,14 +213,14 @@ def proc_start_time(pid: int) -> int | None:
 
 def exit_status(wait_status: int) -> int:
     """A waitpid status as a shell reports it: the exit code, or 128 + the signal that killed it."""
-    return 128 + os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
+    return 128 + posix.WTERMSIG(wait_status) if posix.WIFSIGNALED(wait_status) else posix.WEXITSTATUS(wait_status)
 
 
 def reap(pid: int) -> int | None:
     """Waits for our child pid to end: its exit status, or None where it is not our child."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status = posix.waitpid(pid, 0)
         except InterruptedError:
             continue
         except ChildProcessError:
@@ -229,13 +237,13 @@ def frozen(paths: dict[str, str]) -> bool:
     with a parent the kernel froze."""
     try:
         if "freezer" in paths:
-            with open(os.path.join(paths["freezer"], "freezer.state")) as f:
+            with open(f"{paths['freezer']}/freezer.state") as f:
                 return f.read().strip() != "THAWED"
         if "" in paths:
-            with open(os.path.join(paths[""], "cgroup.freeze")) as f:
+            with open(f"{paths['']}/cgroup.freeze") as f:
                 if f.read().strip() == "1":
                     return True
-            with open(os.path.join(paths[""], "cgroup.events")) as f:
+            with open(f"{paths['']}/cgroup.events") as f:
                 return "frozen 1" in f.read().splitlines()
     except OSError:
         pass
@@ -248,7 +256,7 @@ def status(store: Store, st: State) -> str:
         return CREATING if st.creator and proc_start_time(st.creator) == st.creator_start else STOPPED
     if not alive(st):
         return STOPPED
-    if os.path.exists(os.path.join(store.dir(st.id), START_SOCKET)):
+    if exists(f"{store.dir(st.id)}/{START_SOCKET}"):
         return CREATED
     if frozen(st.cgroup.get("paths", {})):
         return PAUSED

@@ -3,10 +3,13 @@ executor's messages until it is READY, and read on until its execve.
 """
 from __future__ import annotations
 
-import os
+import posix
+import sys
 
+from ._protocol import MSG_FIELDS, MSG_HEADER, MSG_KINDS, INT
 from .errors import KernelError, PyociError
 from .linux import unixsock
+from .record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,6 +19,34 @@ if TYPE_CHECKING:
     from .create import Undo
     from .log import Logger
     from .plan import Plan
+
+
+MSG_NAME = {value: name for name, value in MSG_KINDS.items()}
+
+
+@record
+class Message:
+    kind: str      # PID, READY, ERROR, ... (enum pyoci_msg_type without PYOCI_MSG_)
+    step: int      # index of the plan step that sent it
+    err: int
+    pid: int
+    detail: str
+
+
+def decode(data: bytes) -> Message:
+    """One executor message: struct pyoci_msg (laid out as pyoci._protocol says) and its detail text."""
+    if len(data) < MSG_HEADER:
+        raise PyociError(f"the executor sent a short message ({len(data)} bytes)")
+    m = {name: int.from_bytes(data[at:at + INT], sys.byteorder, signed=True) for name, at in MSG_FIELDS.items()}
+    detail = data[MSG_HEADER:MSG_HEADER + m["len"]].decode(errors="replace")
+    return Message(MSG_NAME.get(m["type"], str(m["type"])), m["step"], m["err"], m["pid"], detail)
+
+
+def receive(sock) -> tuple[Message | None, list[int]]:
+    """One executor message (any length: its size is asked for first) and the fds it carries; None at EOF."""
+    size = sock.recv_into(bytearray(1), 1, unixsock.MSG_PEEK | unixsock.MSG_TRUNC)
+    data, fds = unixsock.recv_fds(sock, max(size, 1), 2)
+    return (decode(data) if data else None), fds
 
 
 class Handlers:
@@ -69,20 +100,18 @@ def until_ready(plan: Plan, cgroup: Cgroup, handlers: Handlers, log: Logger, und
     except BaseException:
         sock.close()
         raise
-    os.waitpid(first, 0)
+    posix.waitpid(first, 0)
     undo.pids.remove(first)
     return pid, sock
 
 
 def drive(sock, first: int, cgroup: Cgroup, handlers: Handlers, log: Logger, pids: list[int]) -> int:
-    from .linux import shim
-
     # The init's pid comes from the forking process, the init's own messages from the init: the two race, so
     # MOUNTED and a notify fd wait for the pid, and READY counts only once the pid is known.
     pid, mounted, ready, notify_fd = 0, False, False, -1
     try:
         while not (ready and pid):
-            msg, fds = shim.receive(sock)
+            msg, fds = receive(sock)
             if msg is None or msg.kind == "ERROR":
                 raise_error(msg, cgroup)
             log.debug(f"executor: {msg.kind} from plan[{msg.step}]{f' (pid {msg.pid})' if msg.kind == 'PID' else ''}")
@@ -106,27 +135,25 @@ def drive(sock, first: int, cgroup: Cgroup, handlers: Handlers, log: Logger, pid
                     unixsock.send_fds(sock, [b"\0"], list(states))
                 finally:
                     for fd in states:
-                        os.close(fd)
+                        posix.close(fd)
                 mounted = False
             if notify_fd >= 0 and pid:
                 handlers.seccomp(pid, notify_fd)
-                os.close(notify_fd)
+                posix.close(notify_fd)
                 notify_fd = -1
                 sock.send(b"\0")
     finally:
         if notify_fd >= 0:
-            os.close(notify_fd)
+            posix.close(notify_fd)
     return pid
 
 
 def until_exec(sock, log: Logger) -> None:
     """Reads the executor until its execve closes the socket (success) or it reports an ERROR."""
-    from .linux import shim
-
     while True:
-        msg, fds = shim.receive(sock)
+        msg, fds = receive(sock)
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
         if msg is None:
             log.debug("executor: execve done (sync socket closed)")
             return

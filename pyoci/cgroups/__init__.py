@@ -1,82 +1,27 @@
 """cgroups: one interface over v1, hybrid and v2 hosts.
 
-`create` makes the container's directories (remembering which ones it made, so `delete` removes those and
-nothing else) and applies `linux.resources`; the executor joins them itself (born in the v2 one, the plan's
-first steps for the rest) before it makes its cgroup namespace.
-"""
+`make.make_cgroups` makes the container's directories (remembering which ones it made, so `delete` removes
+those and nothing else) and applies `linux.resources`; the executor joins them itself (born in the v2 one,
+the plan's first steps for the rest) before it makes its cgroup namespace. What the short commands (kill,
+delete, ps, pause) do with them is here, on `posix` alone (see linux/fs.py)."""
 from __future__ import annotations
 
 import errno
 import _signal  # signal.py's C core, int constants: signal.py itself imports enum
-import os
+import posix
 import time
 
 from ..errors import PyociError
+from ..linux import fs
 from ..linux.files import write
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Callable
 
 ROOT = "/sys/fs/cgroup"
 
 
-class Hierarchy:
-    """One mounted hierarchy: v1 (named by its controllers) or the v2 unified one (name "")."""
-
-    def __init__(self, name: str, mountpoint: str, controllers: list[str], own: str) -> None:
-        self.name, self.mountpoint, self.controllers = name, mountpoint, controllers
-        self.own = own  # the calling process's cgroup in this hierarchy
-
-    @property
-    def v2(self) -> bool:
-        return self.name == ""
-
-
-def hierarchies() -> list[Hierarchy]:
-    own: dict[str, str] = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, names, path = line.rstrip("\n").split(":", 2)
-            own[names] = path
-    from ..linux.mountinfo import entries
-
-    found: dict[str, Hierarchy] = {}
-    for root, point, fstype, superopts in entries():
-        # Only a hierarchy's first, whole mount: binds of a subtree (root != "/") and later copies
-        # (say, a container's /sys/fs/cgroup made on the host) are not where cgroups are made.
-        if fstype not in ("cgroup", "cgroup2") or root != "/":
-            continue
-        if fstype == "cgroup2":
-            found.setdefault("", Hierarchy("", point, [], own.get("", "/")))
-            continue
-        ctrls = [o for o in superopts.split(",") if o in KNOWN_V1 or o.startswith("name=")]
-        key = ",".join(ctrls)
-        found.setdefault(key, Hierarchy(key, point, ctrls, own.get(key, "/")))
-    return list(found.values())
-
-
-KNOWN_V1 = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
-            "net_cls", "net_prio", "perf_event", "rdma", "misc"}
-
-
 def is_v2_host() -> bool:
-    return os.path.exists(os.path.join(ROOT, "cgroup.controllers"))
+    return fs.exists(f"{ROOT}/cgroup.controllers")
 
 
-def resolve(cgroups_path: str, container_id: str, h: Hierarchy) -> str:
-    """Where the container's cgroup lives in hierarchy h (absolute path on the host)."""
-    path = cgroups_path
-    if path.count(":") == 2:  # systemd's slice:prefix:name, mapped onto cgroupfs as runc does without systemd
-        slice_, prefix, name = path.split(":")
-        unit = f"{prefix}-{name}.scope" if prefix else name
-        path = "/" + (slice_ or "system.slice") + "/" + unit
-    if not path:
-        path = "/pyoci/" + container_id
-    if not path.startswith("/"):
-        path = os.path.join(h.own, path)
-    rel = os.path.normpath("/" + path).lstrip("/")
-    return os.path.join(h.mountpoint, rel)
 
 
 class Cgroup:
@@ -98,8 +43,10 @@ class Cgroup:
         """The cgroups a config without cgroupsPath gets, as far as they exist: what `delete --force` can still
         find when a create was killed before it recorded them. pyoci's shared parent is listed as create lists
         it, so that it goes too once this was its last container."""
+        from .make import hierarchies, resolve
+
         paths = {h.name: resolve("", container_id, h) for h in hierarchies()}
-        made = [d for p in paths.values() if os.path.isdir(p) for d in (os.path.dirname(p), p)]
+        made = [d for p in paths.values() if fs.isdir(p) for d in (p.rpartition("/")[0], p)]
         return cls(paths, made)
 
     def path(self, controller: str) -> str | None:
@@ -115,6 +62,8 @@ class Cgroup:
     def within(self, subs: dict[str, str]) -> "Cgroup":
         """The sub-cgroups `exec --cgroup` names (see parse_sub_paths); they must exist already. Hierarchies
         whose controllers are not named stay at the container's cgroup."""
+        from os.path import normpath
+
         targets: dict[str, tuple[str, str]] = {}  # hierarchy → (sub path, the argument that named it)
         if "" in subs:
             targets = {name: (subs[""], subs[""]) for name in self.paths}
@@ -132,10 +81,10 @@ class Cgroup:
         paths = dict(self.paths)
         for name, (sub, arg) in targets.items():
             base = self.paths[name]
-            path = os.path.normpath(os.path.join(base, sub.lstrip("/")))
+            path = normpath(f"{base}/{sub.lstrip('/')}")
             if path != base and not path.startswith(base + "/"):
                 raise PyociError(f"--cgroup {arg}: not a sub-cgroup of the container's cgroup")
-            if not os.path.isdir(path):
+            if not fs.isdir(path):
                 raise PyociError(f"--cgroup {arg}: no sub-cgroup {path}", errno.ENOENT)
             paths[name] = path
         return Cgroup(paths)
@@ -144,12 +93,12 @@ class Cgroup:
         """Every process of the container: in its cgroup and in sub-cgroups below it (exec --cgroup, or
         ones the container made), as runc counts them."""
         for p in self.paths.values():
-            if not os.path.isdir(p):
+            if not fs.isdir(p):
                 continue
             found = []
-            for d, _, _ in os.walk(p):
+            for d in fs.subdirs(p):
                 try:
-                    with open(os.path.join(d, "cgroup.procs")) as f:
+                    with open(f"{d}/cgroup.procs") as f:
                         found += [int(x) for x in f.read().split()]
                 except FileNotFoundError:
                     continue  # removed while we walked
@@ -159,7 +108,7 @@ class Cgroup:
     def signal_all(self, sig: int) -> None:
         for pid in self.pids():
             try:
-                os.kill(pid, sig)
+                posix.kill(pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -167,17 +116,17 @@ class Cgroup:
         """Freezes or thaws every process, and waits until the kernel says it is done."""
         v1 = self.path("freezer")
         if v1:
-            path, value, done = os.path.join(v1, "freezer.state"), ("FROZEN" if frozen else "THAWED"), None
+            path, value, done = f"{v1}/freezer.state", ("FROZEN" if frozen else "THAWED"), None
         elif self.v2_path:
-            path, value = os.path.join(self.v2_path, "cgroup.freeze"), "1" if frozen else "0"
-            done = os.path.join(self.v2_path, "cgroup.events")
+            path, value = f"{self.v2_path}/cgroup.freeze", "1" if frozen else "0"
+            done = f"{self.v2_path}/cgroup.events"
         elif not self.paths:
             if frozen:
                 raise PyociError("the container has no cgroup (rootless, none delegated): nothing to freeze it with")
             return
         else:
             raise PyociError("no freezer: neither the v1 freezer nor cgroup v2 is mounted")
-        if not os.path.exists(path):
+        if not fs.exists(path):
             return  # the cgroup is gone: nothing to freeze or thaw
         for _ in range(1000):
             write(path, value)
@@ -203,7 +152,7 @@ class Cgroup:
         own = set(self.paths.values())
         for d in reversed(self.made):
             if d in own:
-                for sub, _, _ in os.walk(d, topdown=False):
+                for sub in reversed(fs.subdirs(d)):
                     release_rdma_pools(sub)
                     if sub != d:
                         _rmdir(sub, wait=True)
@@ -217,7 +166,7 @@ def release_rdma_pools(d: str) -> None:
     removed later the kernel trips over it (list_del corruption) with the rdma cgroup lock held, so every
     cgroup removal on the host hangs from then on. Seen in the tests' guest: `rdma link delete` after a
     container with rdma limits."""
-    path = os.path.join(d, "rdma.max")
+    path = f"{d}/rdma.max"
     try:
         with open(path) as f:
             lines = f.read().splitlines()
@@ -236,7 +185,7 @@ def _rmdir(d: str, wait: bool) -> None:
     (another container's cgroup below a shared parent) stays."""
     for _ in range(20):
         try:
-            os.rmdir(d)
+            posix.rmdir(d)
             return
         except FileNotFoundError:
             return
@@ -267,119 +216,3 @@ def parse_sub_paths(args: list[str]) -> dict[str, str]:
     return subs
 
 
-def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
-    """mkdir -p that records what it made; returns the new directories, parents first.
-
-    A parent may vanish under us (another container's delete removing the shared default parent): retry."""
-    for _ in range(10):
-        new = []
-        cur = mountpoint
-        try:
-            for part in os.path.relpath(path, mountpoint).split("/"):
-                if part in ("", "."):
-                    continue
-                cur = os.path.join(cur, part)
-                try:
-                    os.mkdir(cur, 0o755)
-                    new.append(cur)
-                except FileExistsError:
-                    pass
-        except FileNotFoundError:
-            continue
-        made.extend(new)
-        return new
-    raise PyociError(f"cgroup {path}: parent keeps disappearing")
-
-
-def _enable_v2_controllers(h: Hierarchy, path: str) -> None:
-    """Turns on, from the root down to the container's parent, every controller the container may use."""
-    try:
-        with open(os.path.join(h.mountpoint, "cgroup.controllers")) as f:
-            available = f.read().split()
-    except OSError:
-        return
-    rel = os.path.relpath(os.path.dirname(path), h.mountpoint)
-    cur = h.mountpoint
-    for part in [""] + ([p for p in rel.split("/") if p not in ("", ".")]):
-        cur = os.path.join(cur, part) if part else cur
-        for c in available:
-            try:
-                write(os.path.join(cur, "cgroup.subtree_control"), "+" + c)
-            except OSError:
-                pass  # a controller the parent cannot delegate (e.g. threaded) is skipped
-
-
-def _init_cpuset(path: str, mountpoint: str) -> None:
-    """A new v1 cpuset is empty and refuses tasks: fill every empty level from its parent, top down.
-
-    Every level, not only the ones this create made: a concurrent create may have made a parent and not
-    filled it yet."""
-    cur = mountpoint
-    for part in [p for p in os.path.relpath(path, mountpoint).split("/") if p not in ("", ".")]:
-        parent, cur = cur, os.path.join(cur, part)
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            with open(os.path.join(cur, name)) as fh:
-                if fh.read().strip():
-                    continue
-            with open(os.path.join(parent, name)) as fh:
-                write(os.path.join(cur, name), fh.read().strip())
-
-
-def _attach_device_filter(path: str, rules: list[dict[str, object]]) -> None:
-    """cgroup v2 has no devices files: an eBPF program decides. Only where no v1 devices hierarchy does:
-    on a hybrid host the kernel enforces the v1 rules already, and a second program enforcing the same
-    rules would cost every create a BPF load and verification (~1 ms), as runc and crun do not."""
-    from ..linux.shim import attach_device_filter
-    from .devices import program
-
-    attach_device_filter(program(rules), path)
-
-
-# Errors that mean "this user may not make cgroups here", not "something is broken".
-DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
-def create(cgroups_path: str, container_id: str, resources: dict[str, object], rootless: bool = False,
-           warn: Callable[[str], None] | None = None) -> Cgroup:
-    """The container's cgroup. Rootless, as runc: the device rules are left out (the devices cgroup is
-    root's), and a cgroup the user may not make is skipped unless the config names a cgroupsPath or sets
-    limits; then the container runs in the runtime's own cgroups. warn hears what the kernel took and
-    discarded."""
-    if rootless:
-        resources = {k: v for k, v in resources.items() if k != "devices"}
-    try:
-        return _create(cgroups_path, container_id, resources, not rootless, warn)
-    except PyociError as exc:
-        if rootless and exc.errno in DENIED and not cgroups_path and not any(resources.values()):
-            return Cgroup()
-        raise
-
-
-def _create(cgroups_path: str, container_id: str, resources: dict[str, object], devices: bool,
-            warn: Callable[[str], None] | None) -> Cgroup:
-    from . import limits
-
-    cg = Cgroup()
-    try:
-        for h in hierarchies():
-            path = resolve(cgroups_path, container_id, h)
-            first = len(cg.made)
-            new = _mkdirs(path, h.mountpoint, cg.made)
-            if not cgroups_path and os.path.dirname(path) not in new:
-                # pyoci's own parent of default cgroups: delete tries to remove it once it is empty.
-                cg.made.insert(first, os.path.dirname(path))
-            cg.paths[h.name] = path
-            if h.v2 and new:
-                _enable_v2_controllers(h, path)
-            if "cpuset" in h.controllers:
-                _init_cpuset(path, h.mountpoint)
-        limits.apply(cg, resources, v2_only=is_v2_host(), devices=devices, warn=warn)
-        if devices and cg.v2_path and cg.path("devices") is None:  # else limits wrote the v1 rules
-            _attach_device_filter(cg.v2_path, resources.get("devices", []))
-    except PyociError:
-        cg.destroy()
-        raise
-    except OSError as exc:
-        cg.destroy()
-        raise PyociError(f"cgroup {exc.filename or ''}".strip(), exc.errno) from None
-    return cg

@@ -3,16 +3,16 @@ it, and the --log file gets whole lines. OSError goes to the caller, which knows
 Reading a file an image holds, which may be anything: only a regular file, and only so much of it."""
 from __future__ import annotations
 
-import os
-import stat
+import posix
+from _stat import S_ISREG
 
 
 def write(path: str, data: str | bytes, flags: int = 0, mode: int = 0o644) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags, mode)
+    fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC | flags, mode)
     try:
-        os.write(fd, data.encode() if isinstance(data, str) else data)
+        posix.write(fd, data.encode() if isinstance(data, str) else data)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def read_regular(path_fd: int, limit: int) -> bytes | None:
@@ -20,15 +20,15 @@ def read_regular(path_fd: int, limit: int) -> bytes | None:
     opened for reading only once known to be a regular file (a FIFO would wait for a writer, a device can act
     on an open), through the O_PATH fd, which pins the inode. Closes path_fd."""
     try:
-        if not stat.S_ISREG(os.fstat(path_fd).st_mode):
+        if not S_ISREG(posix.fstat(path_fd).st_mode):
             return None
-        fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = posix.open(f"/proc/self/fd/{path_fd}", posix.O_RDONLY | posix.O_NOCTTY | posix.O_CLOEXEC)
     finally:
-        os.close(path_fd)
+        posix.close(path_fd)
     try:
         data = b""
-        while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
+        while len(data) <= limit and (chunk := posix.read(fd, limit + 1 - len(data))):
             data += chunk
     finally:
-        os.close(fd)
+        posix.close(fd)
     return data if len(data) <= limit else None

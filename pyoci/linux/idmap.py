@@ -82,7 +82,8 @@ def userns_fd(uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bo
     import _signal
 
     from .. import steps as st
-    from .shim import receive, spawn
+    from ..sync import receive
+    from .shim import spawn
     from .unixsock import SOCK_SEQPACKET, socketpair
 
     steps: list[st.Step] = [st.Unshare(f"{where} (user namespace)", flags=CLONE_NEWUSER)]

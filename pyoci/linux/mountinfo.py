@@ -1,8 +1,6 @@
 """The mounts of this process's mount namespace, from /proc/self/mountinfo: the one parser of it."""
 from __future__ import annotations
 
-import os
-
 
 def decode_path(field: bytes) -> str:
     """A mountinfo path with its octal escapes (\\040 for a space) decoded. The unicode_escape codec costs
@@ -40,5 +38,25 @@ def mountpoint_of(path: str) -> str:
 
 def filesystem_of(path: str) -> str:
     """The filesystem type of the mount that holds path (the topmost there)."""
+    import os
+
     mp = mountpoint_of(os.path.realpath(path))
     return next((fstype for _, point, fstype, _ in reversed(entries()) if point == mp), "")
+
+
+def mounts_at(path: str) -> int:
+    """How many mounts are stacked on path."""
+    return mount_points().count(path)
+
+
+def unmount_above(counts: dict[str, int]) -> None:
+    """Takes down what was mounted on each path since it held `counts[path]` mounts (a container without a
+    mount namespace of its own made its rootfs bind on the host, an image's overlay too), lazily, with
+    everything mounted under it; the mounts that were there before stay."""
+    if not counts:
+        return
+    from .shim import umount_lazy
+
+    for path, before in counts.items():
+        while mounts_at(path) > before:
+            umount_lazy(path)

@@ -1,30 +1,17 @@
-"""The only door to pyoci's C side (csrc/shim.h): plans in, a child process and its messages out, and the
-host-side helpers. Every number of the interface (ops, message kinds, the message layout) comes from the
-header through the compiled extension; nothing is re-typed here.
+"""The only door to pyoci's C side (csrc/shim.h): plans in, a child process out, and the host-side helpers.
+Every number of the interface comes from the header, through the compiled extension or, for the messages the
+executor sends back (which pyoci/sync.py reads), through pyoci._protocol, generated from it at build time;
+nothing is re-typed here.
 """
 from __future__ import annotations
 
 import errno
 import os
 
+from .._protocol import MSG_KINDS
 from .._shim import ffi, lib
 from ..errors import KernelError, PyociError
-from ..record import record
 from .. import steps as st
-
-MSG = {name[len("PYOCI_MSG_"):]: getattr(lib, name) for name in dir(lib) if name.startswith("PYOCI_MSG_")}
-MSG_NAME = {value: name for name, value in MSG.items()}
-HEADER = ffi.sizeof("struct pyoci_msg")
-
-
-@record
-class Message:
-    kind: str      # PID, READY, ERROR, ... (enum pyoci_msg_type without PYOCI_MSG_)
-    step: int      # index of the plan step that sent it
-    err: int
-    pid: int
-    detail: str
-
 
 def _i64(n: int) -> int:
     """A uint64 from the config (RLIM_INFINITY, say) travels in a C long long as its two's complement."""
@@ -101,7 +88,7 @@ class _Encoder:
         if kind == "bool":
             return int(v)
         if kind == "MessageKind":
-            return MSG[v]
+            return MSG_KINDS[v]
         return _i64(v)
 
     def encode(self, c, step: st.Step) -> None:
@@ -173,24 +160,6 @@ def spawn(steps: list[st.Step], sync_fd: int) -> int:
     if pid < 0:
         raise KernelError("start the executor", -pid)
     return pid
-
-
-def decode(data: bytes) -> Message:
-    """One executor message: struct pyoci_msg and its detail text."""
-    if len(data) < HEADER:
-        raise PyociError(f"the executor sent a short message ({len(data)} bytes)")
-    m = ffi.cast("struct pyoci_msg *", ffi.from_buffer(data))
-    detail = data[HEADER:HEADER + m.len].decode(errors="replace")
-    return Message(MSG_NAME.get(m.type, str(m.type)), m.step, m.err, m.pid, detail)
-
-
-def receive(sock) -> tuple[Message | None, list[int]]:
-    """One executor message (any length: its size is asked for first) and the fds it carries; None at EOF."""
-    from . import unixsock
-
-    size = sock.recv_into(bytearray(1), 1, unixsock.MSG_PEEK | unixsock.MSG_TRUNC)
-    data, fds = unixsock.recv_fds(sock, max(size, 1), 2)
-    return (decode(data) if data else None), fds
 
 
 def umount_lazy(path: str) -> None:

@@ -4,6 +4,7 @@ sendmsg, recvmsg, setblocking; close-on-exec as socket.py makes them), without t
 from __future__ import annotations
 
 import _socket
+import posix
 import sys
 
 INT = 4  # SCM_RIGHTS carries fds as C ints (socket.py packs them with array, which imports collections.abc)
@@ -21,19 +22,22 @@ def socketpair(kind: int) -> tuple[_socket.socket, _socket.socket]:
 SUN_PATH_MAX = 107
 
 
+def _encoded(path: str) -> bytes:
+    return path.encode(sys.getfilesystemencoding(), "surrogateescape")
+
+
 def _at(path: str, kind: int, use) -> _socket.socket:
     """use(sock, address) on a new unix socket, the address shortened through /proc/self/fd when the path is
     too long for sun_path."""
-    import os
-
     sock = _socket.socket(_socket.AF_UNIX, kind)
     parent = -1
     try:
         address = path
-        if len(os.fsencode(path)) > SUN_PATH_MAX:
-            parent = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_CLOEXEC)
-            address = f"/proc/self/fd/{parent}/{os.path.basename(path)}"
-            if len(os.fsencode(address)) > SUN_PATH_MAX:
+        if len(_encoded(path)) > SUN_PATH_MAX:
+            directory, _, name = path.rpartition("/")
+            parent = posix.open(directory or ("/" if path.startswith("/") else "."), posix.O_PATH | posix.O_CLOEXEC)
+            address = f"/proc/self/fd/{parent}/{name}"
+            if len(_encoded(address)) > SUN_PATH_MAX:
                 raise OSError(36, "the socket's name is too long", path)  # ENAMETOOLONG
         use(sock, address)
     except BaseException:
@@ -41,7 +45,7 @@ def _at(path: str, kind: int, use) -> _socket.socket:
         raise
     finally:
         if parent >= 0:
-            os.close(parent)
+            posix.close(parent)
     return sock
 
 
@@ -57,10 +61,8 @@ def connect(path: str, kind: int = SOCK_STREAM) -> _socket.socket:
 
 def listen(path: str, kind: int) -> _socket.socket:
     """A unix socket bound at path (made with mode 0600 whatever the umask) and listening."""
-    import os
-
     def bind(sock: _socket.socket, address: str) -> None:
-        os.fchmod(sock.fileno(), 0o600)
+        posix.fchmod(sock.fileno(), 0o600)
         sock.bind(address)
         sock.listen(1)
 

@@ -16,7 +16,7 @@ FUSE = "c 10:229"
 
 
 def v2_mount() -> str:
-    from pyoci.cgroups import hierarchies
+    from pyoci.cgroups.make import hierarchies
 
     for h in hierarchies():
         if h.v2:
@@ -93,7 +93,7 @@ def test_container_without_a_rule_gets_only_the_defaults(pyoci, bundle):
 def test_a_hole_in_a_wildcard_rule_is_refused_and_nothing_is_left(pyoci, bundle):
     rules = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "access": "rwm"},
              {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "w"}]
-    from pyoci.cgroups import hierarchies
+    from pyoci.cgroups.make import hierarchies
 
     v2_mount()  # the rule is the eBPF program builder's to refuse
     if any("devices" in h.controllers for h in hierarchies()):

@@ -215,7 +215,7 @@ def test_update_memory_unlimited_after_a_swap_limit(pyoci, runc, bundle):
 def host_cgroup():
     """A cgroup made beforehand in every hierarchy (what a cgroupsPath may name), with a process to put in
     it; thawed, emptied and removed afterwards."""
-    from pyoci.cgroups import hierarchies
+    from pyoci.cgroups.make import hierarchies
 
     name = f"pyoci-test-{os.getpid()}-{time.monotonic_ns()}"
     dirs = [os.path.join(h.mountpoint, name) for h in hierarchies()]

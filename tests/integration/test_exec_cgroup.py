@@ -9,7 +9,8 @@ import uuid
 import pytest
 
 from conftest import cgroup_dirs, exited, wait_for
-from pyoci.cgroups import hierarchies, is_v2_host
+from pyoci.cgroups import is_v2_host
+from pyoci.cgroups.make import hierarchies
 
 
 @pytest.fixture

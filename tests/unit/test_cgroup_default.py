@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 
-from pyoci import cgroups
-from pyoci.cgroups import Cgroup, Hierarchy
+from pyoci.cgroups import Cgroup, make
+from pyoci.cgroups.make import Hierarchy
 
 
 def test_default_lists_pyocis_parent_and_removes_it_only_when_empty(tmp_path, monkeypatch):
     pids, unified = tmp_path / "pids", tmp_path / "unified"
-    monkeypatch.setattr(cgroups, "hierarchies",
+    monkeypatch.setattr(make, "hierarchies",
                         lambda: [Hierarchy("pids", str(pids), ["pids"], "/"), Hierarchy("", str(unified), [], "/")])
     for top in (pids, unified):
         (top / "pyoci" / "c1").mkdir(parents=True)
@@ -25,6 +25,6 @@ def test_default_lists_pyocis_parent_and_removes_it_only_when_empty(tmp_path, mo
 
 
 def test_default_of_a_container_without_cgroups_lists_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(cgroups, "hierarchies", lambda: [Hierarchy("pids", str(tmp_path), ["pids"], "/")])
+    monkeypatch.setattr(make, "hierarchies", lambda: [Hierarchy("pids", str(tmp_path), ["pids"], "/")])
     (tmp_path / "pyoci").mkdir()
     assert Cgroup.default("c1").made == []

@@ -43,7 +43,7 @@ def test_defaults_and_optional_signal():
 def test_default_root_is_runcs(monkeypatch, euid, xdg, root):
     from pyoci.state import default_root
 
-    monkeypatch.setattr("os.geteuid", lambda: euid)
+    monkeypatch.setattr("posix.geteuid", lambda: euid)
     monkeypatch.setenv("XDG_RUNTIME_DIR", xdg)
     assert default_root() == root
 

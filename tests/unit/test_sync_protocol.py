@@ -8,17 +8,28 @@ import socket
 import pytest
 
 from pyoci import sync
-from pyoci._shim import ffi
+from pyoci._shim import ffi, lib
 from pyoci.errors import PyociError
-from pyoci.linux import shim
 from pyoci.log import Logger
 
 
 def message(kind: str, pid: int = 0, err: int = 0, detail: str = "") -> bytes:
     """An executor message laid out by the header's struct pyoci_msg."""
     text = detail.encode()
-    head = ffi.new("struct pyoci_msg *", {"type": shim.MSG[kind], "step": 0, "err": err, "pid": pid, "len": len(text)})
+    head = ffi.new("struct pyoci_msg *", {"type": getattr(lib, f"PYOCI_MSG_{kind}"), "step": 0, "err": err, "pid": pid, "len": len(text)})
     return bytes(ffi.buffer(head)) + text
+
+
+def test_the_generated_protocol_numbers_are_the_compiled_headers():
+    """pyoci._protocol (setup.py writes it from shim.h for sync.py, which reads messages without cffi) holds
+    what the compiled extension has."""
+    from pyoci import _protocol
+
+    assert _protocol.MSG_KINDS == {name[len("PYOCI_MSG_"):]: getattr(lib, name) for name in dir(lib)
+                                   if name.startswith("PYOCI_MSG_")}
+    assert _protocol.MSG_HEADER == ffi.sizeof("struct pyoci_msg")
+    assert _protocol.MSG_FIELDS == {name: ffi.offsetof("struct pyoci_msg", name)
+                                    for name in ("type", "step", "err", "pid", "len")}
 
 
 class Script:
