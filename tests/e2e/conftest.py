@@ -4,18 +4,14 @@ containerd serving CRI per pytest-xdist worker, session-scoped and torn down com
 containers afterwards."""
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from .cri import CNI_BIN, CNI_PLUGINS, Cri, CriHost
-from .engines import HOST_PATH, RUNTIMES, Containerd, Ctr, Podman, PodmanHost, need, rmtree, sh
+from .cri import Cri, CriHost, cri_missing
+from .engines import (RUNTIMES, Containerd, Ctr, Podman, PodmanHost, build_oci_archive, need, podman_serving,
+                      serving)
 
 
 @pytest.fixture(params=["pyoci", "runc"])
@@ -29,18 +25,8 @@ def runtime(request) -> str:
 @pytest.fixture(scope="session")
 def podman_host(tmp_path_factory, rootfs) -> PodmanHost:
     need("podman", "conmon")
-    host = PodmanHost(tmp_path_factory.mktemp("podman"))
-    try:
-        host.write_config()
-        tarball = host.tmp / "rootfs.tar"
-        sh(["tar", "-C", str(rootfs), "-cf", str(tarball), "."])
-        host("import", "-q", str(tarball), host.image)
-        tarball.unlink()
+    with podman_serving(tmp_path_factory.mktemp("podman"), rootfs) as host:
         yield host
-    finally:
-        leaks = host.teardown()
-        if leaks:
-            warnings.warn(f"podman e2e teardown had to clean up: {leaks}")
 
 
 @pytest.fixture
@@ -50,27 +36,10 @@ def podman(podman_host, runtime) -> Podman:
     p.cleanup()
 
 
-# The pause image: PID 1 of a pod until it is killed (reaping what the pod's containers orphan, when they share
-# its pid namespace); TERM and INT end it as they end Kubernetes' pause.
-PAUSE = "trap 'exit 0' TERM INT; while :; do sleep 2147483647 & wait; done"
-
-
 @pytest.fixture(scope="session")
 def oci_archive(tmp_path_factory, rootfs) -> Path:
-    """The busybox root filesystem as a one-layer OCI image archive (umoci), tagged e2e, and the same layer
-    with the pause command as its entrypoint, tagged pause."""
     need("umoci")
-    d = tmp_path_factory.mktemp("oci")
-    layout = d / "layout"
-    sh(["umoci", "init", "--layout", str(layout)])
-    sh(["umoci", "new", "--image", f"{layout}:e2e"])
-    sh(["umoci", "insert", "--image", f"{layout}:e2e", str(rootfs), "/"])
-    sh(["umoci", "config", "--image", f"{layout}:e2e", "--config.cmd", "sh", "--config.env", f"PATH={HOST_PATH}"])
-    sh(["umoci", "config", "--image", f"{layout}:e2e", "--tag", "pause", "--clear", "config.cmd",
-        "--config.entrypoint", "sh", "--config.entrypoint", "-c", "--config.entrypoint", PAUSE])
-    sh(["tar", "-C", str(layout), "-cf", str(d / "busybox-oci.tar"), "."])
-    shutil.rmtree(layout)
-    return d / "busybox-oci.tar"
+    return build_oci_archive(tmp_path_factory.mktemp("oci"), rootfs)
 
 
 def daemon_base(tmp_path_factory, name: str) -> Path:
@@ -82,20 +51,6 @@ def daemon_base(tmp_path_factory, name: str) -> Path:
     return base
 
 
-@contextmanager
-def serving(ctd: Containerd, archive: Path) -> Iterator[Containerd]:
-    """ctd started with the archive's images; stopped and cleaned up after, pass or fail."""
-    try:
-        ctd.start()
-        ctd.import_images(archive)
-        yield ctd
-    finally:
-        leaks = ctd.stop()
-        rmtree(ctd.base)
-        if leaks:
-            warnings.warn(f"{type(ctd).__name__} e2e teardown had to clean up: {leaks}")
-
-
 @pytest.fixture(scope="session")
 def containerd(tmp_path_factory, oci_archive) -> Containerd:
     need("containerd", "ctr", "containerd-shim-runc-v2")
@@ -105,10 +60,9 @@ def containerd(tmp_path_factory, oci_archive) -> Containerd:
 
 @pytest.fixture(scope="session")
 def cri_host(tmp_path_factory, oci_archive) -> CriHost:
-    need("containerd", "ctr", "containerd-shim-runc-v2", "iptables", "ip")
-    absent = [p for p in CNI_PLUGINS if not os.path.exists(f"{CNI_BIN}/{p}")]
-    if absent:
-        pytest.skip(f"CNI plugins not installed in {CNI_BIN}: {', '.join(absent)}")
+    reason = cri_missing()
+    if reason:
+        pytest.skip(reason)
     with serving(CriHost(daemon_base(tmp_path_factory, "cri")), oci_archive) as host:
         yield host
 

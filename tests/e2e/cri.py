@@ -27,14 +27,21 @@ from cri_api.v1.api_pb2_grpc import ImageServiceStub, RuntimeServiceStub
 
 from conftest import wait_for
 
-from .engines import (RUNTIMES, Containerd, _read, cgroup_file, delete_runtime_state, kill_strays, remove_cgroups, sh,
-                      toml_str, unmount_under)
+from .engines import (RUNTIMES, Containerd, _read, cgroup_file, delete_runtime_state, kill_strays, missing,
+                      remove_cgroups, sh, toml_str, unmount_under)
 
 CRI_PLUGIN = "io.containerd.grpc.v1.cri"
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
 CALL_TIMEOUT = 60  # seconds for one CRI call: StopPodSandbox of a stuck pod takes its whole deadline
 MODES = {"pod": api.POD, "container": api.CONTAINER, "node": api.NODE}
+
+
+def cri_missing() -> str:
+    """Why a CRI host cannot run here ("" if it can)."""
+    absent = [p for p in CNI_PLUGINS if not os.path.exists(f"{CNI_BIN}/{p}")]
+    return (missing("containerd", "ctr", "containerd-shim-runc-v2", "iptables", "ip")
+            or (f"CNI plugins not installed in {CNI_BIN}: {', '.join(absent)}" if absent else ""))
 
 
 def runtime_handler(name: str, binary: str) -> str:

@@ -21,7 +21,10 @@ import tempfile
 import termios
 import time
 import uuid
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from conftest import wait_for
@@ -32,6 +35,9 @@ RUNTIMES = {"pyoci": PYOCI, "runc": shutil.which("runc")}
 RUNTIME_ROOTS = {"pyoci": "/run/pyoci", "runc": "/run/runc"}  # the roots podman (as root) leaves them at
 TIMEOUT = 120  # seconds for one engine command: generous, CI machines are slow and busy
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The pause image: PID 1 of a pod until it is killed (reaping what the pod's containers orphan, when they share
+# its pid namespace); TERM and INT end it as they end Kubernetes' pause.
+PAUSE = "trap 'exit 0' TERM INT; while :; do sleep 2147483647 & wait; done"
 
 
 def missing(*tools: str) -> str:
@@ -302,6 +308,24 @@ runroot = {q(self.short / "run")}
         return leaks
 
 
+@contextmanager
+def podman_serving(base: Path, rootfs: Path) -> Iterator[PodmanHost]:
+    """A private podman under base with the busybox root filesystem imported as its image; torn down after,
+    pass or fail (what the teardown had to clean up by force is a warning)."""
+    host = PodmanHost(base)
+    try:
+        host.write_config()
+        tarball = host.tmp / "rootfs.tar"
+        sh(["tar", "-C", str(rootfs), "-cf", str(tarball), "."])
+        host("import", "-q", str(tarball), host.image)
+        tarball.unlink()
+        yield host
+    finally:
+        leaks = host.teardown()
+        if leaks:
+            warnings.warn(f"podman e2e teardown had to clean up: {leaks}")
+
+
 class Podman:
     """podman bound to one runtime, for one test; the containers it names are removed after the test."""
 
@@ -431,6 +455,36 @@ disabled_plugins = [{", ".join(map(q, self.DISABLED_PLUGINS))}]
         leaks += [f"mount {m}" for m in unmount_under(self.base)]
         leaks += [f"cgroup {c}" for c in remove_cgroups(self.cgroup_root)]
         return leaks
+
+
+def build_oci_archive(d: Path, rootfs: Path) -> Path:
+    """The busybox root filesystem as a one-layer OCI image archive (umoci) in d, tagged e2e, and the same
+    layer with the pause command as its entrypoint, tagged pause."""
+    layout = d / "layout"
+    sh(["umoci", "init", "--layout", str(layout)])
+    sh(["umoci", "new", "--image", f"{layout}:e2e"])
+    sh(["umoci", "insert", "--image", f"{layout}:e2e", str(rootfs), "/"])
+    sh(["umoci", "config", "--image", f"{layout}:e2e", "--config.cmd", "sh", "--config.env", f"PATH={HOST_PATH}"])
+    sh(["umoci", "config", "--image", f"{layout}:e2e", "--tag", "pause", "--clear", "config.cmd",
+        "--config.entrypoint", "sh", "--config.entrypoint", "-c", "--config.entrypoint", PAUSE])
+    sh(["tar", "-C", str(layout), "-cf", str(d / "busybox-oci.tar"), "."])
+    shutil.rmtree(layout)
+    return d / "busybox-oci.tar"
+
+
+@contextmanager
+def serving(ctd: Containerd, archive: Path) -> Iterator[Containerd]:
+    """ctd started with the archive's images; stopped and cleaned up after, pass or fail (what the teardown
+    had to clean up by force is a warning)."""
+    try:
+        ctd.start()
+        ctd.import_images(archive)
+        yield ctd
+    finally:
+        leaks = ctd.stop()
+        rmtree(ctd.base)
+        if leaks:
+            warnings.warn(f"{type(ctd).__name__} e2e teardown had to clean up: {leaks}")
 
 
 class Ctr:
