@@ -30,7 +30,12 @@ def rootfs(tmp_path_factory) -> Path:
     need_root()
     if os.environ.get("PYOCI_TEST_ROOTFS"):  # made beforehand (the cgroup v2 guest, where this is slow)
         return Path(os.environ["PYOCI_TEST_ROOTFS"])
-    base = tmp_path_factory.mktemp("busybox")
+    return busybox_rootfs(tmp_path_factory.mktemp("busybox"))
+
+
+def busybox_rootfs(base: Path) -> Path:
+    """base/rootfs: Debian's busybox-static as a root filesystem (scripts/busybox-bundle, whose config the pyoci
+    under test writes)."""
     subprocess.run([str(REPO / "scripts" / "busybox-bundle"), str(base)], check=True,
                    env={**os.environ, "PATH": f"{os.path.dirname(PYOCI)}:{os.environ['PATH']}"})
     return base / "rootfs"

@@ -1,5 +1,6 @@
 """The end-to-end harness: a private podman and a private containerd driving pyoci (and Debian's runc, to
-prove the harness), plus the host clean-up they need. conftest.py makes them fixtures.
+prove the harness), plus the host clean-up they need. conftest.py makes them fixtures; bench/engines.py times
+them.
 
 Each pytest-xdist worker gets its own podman (containers.conf/storage.conf, graphroot, runroot, tmpdir, file
 locks, events file, cgroup parent) and its own containerd (config.toml, root, state, gRPC/ttrpc sockets,
