@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Inside the cgroup v2 guest (run-v2.sh): checks the host is pure cgroup v2, then runs the v2 test set.
+# Inside the cgroup v2 guest (run-v2.sh): checks the host is pure cgroup v2, then runs the v2 test set, or a
+# command of the caller's (say bench/compare.py) under the same watchdog.
 # Usage: guest.sh REPO PYTHON [PYTEST ARGS...]
+#        guest.sh REPO PYTHON --run COMMAND [ARGS...]
 set -euo pipefail
 repo=$1 python=$2
 shift 2
@@ -11,19 +13,26 @@ fi
 echo "guest: Linux $(uname -r), cgroup v2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 modprobe loop  # block devices for io.max
 export PYTHONDONTWRITEBYTECODE=1  # the repository is read-only here
-if [ $# -eq 0 ]; then
+what=pytest
+if [ "${1:-}" = --run ]; then
+    shift
+    what=$1
+elif [ $# -eq 0 ]; then
     # test_cgroups.py's memory hogs are covered here by test_cgroups_v2.py's lighter one
     set -- "$repo/tests/integration/test_cgroups_v2.py" "$repo/tests/integration/test_cgroup_devices.py" \
         "$repo/tests/integration/test_cgroups.py" "$repo/tests/integration/test_spec_coverage.py" \
         -k "not hog and not events_stats_and_oom"
 fi
 cd /tmp  # not the repository: its pyoci/ has no compiled executor and would shadow the installed one
+if [ "$what" = pytest ]; then
+    set -- "$python" -m pytest -p no:cacheprovider -q -n 2 --rootdir "$repo" --basetemp=/tmp/pytest -rs --durations=0 "$@"
+fi
 # A hang in here would otherwise show only as the host's 30-minute timeout with nothing said: after
 # GUEST_TIMEOUT seconds the processes left and where they sleep are printed, and the run fails.
-"$python" -m pytest -p no:cacheprovider -q -n 2 --rootdir "$repo" --basetemp=/tmp/pytest -rs --durations=0 "$@" &
-pytest_pid=$!
+"$@" &
+pid=$!
 ( sleep "${GUEST_TIMEOUT:-600}"
-  echo "guest: pytest still running after ${GUEST_TIMEOUT:-600}s"
+  echo "guest: $what still running after ${GUEST_TIMEOUT:-600}s"
   # First what the kernel itself says: the backtraces of the CPUs (a lock holder spinning or preempted shows
   # here) and of every blocked (D) task, kernel threads included. This reads no other process's memory, so a
   # task stuck holding an mm or exec lock cannot stop it.
@@ -42,9 +51,9 @@ pytest_pid=$!
            "state=$(awk '/^State/ {print $2}' "$d/status" 2>/dev/null) wchan=$(cat "$d/wchan" 2>/dev/null) $cmd"
       timeout 5 sed 's/^/    /' "$d/stack" 2>/dev/null
   done
-  kill -9 "$pytest_pid" ) &
+  kill -9 "$pid" ) &
 watchdog=$!
 status=0
-wait "$pytest_pid" || status=$?
+wait "$pid" || status=$?
 kill "$watchdog" 2>/dev/null || true
 exit "$status"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the cgroup v2 test set on a real cgroup v2 kernel: boots Debian's stock kernel (cgroup v1 switched off)
 # under QEMU software emulation through virtme-ng, with this host's root shared read-only and a scratch
-# directory writable, against the pyoci installed here. Exit status: the guest's pytest's.
+# directory writable, against the pyoci installed here. Exit status: the guest's pytest's (or command's).
 # Usage: run-v2.sh [PYTEST ARGS...]   (default: the v2 set in guest.sh)
+#        run-v2.sh --run COMMAND [ARGS...]   (instead of pytest, with absolute paths: the guest starts in /tmp;
+#        say --run python3 "$PWD/bench/compare.py" --runtimes pyoci,runc,crun)
 # Env: PYOCI_VM  the directory prepare.sh filled (default /opt/pyoci/vm)
 #      GUEST_TIMEOUT  seconds before the guest prints where its processes wait and fails (default 600)
 #      PYTHON    a python with pyoci and pytest installed (default /opt/pyoci/venv/bin/python3)
