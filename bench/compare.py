@@ -460,6 +460,19 @@ class Bench:
     def m_exec(self, rt: Runtime, cid: str) -> None:
         self.timed(rt, "exec", "exec", cid, "/bin/true")
 
+    def m_kill(self, rt: Runtime, cid: str) -> None:
+        # signal 0: the whole of kill's work (state, checks, the signal) and the container goes on
+        self.timed(rt, "kill", "kill", cid, "0")
+
+    def m_version(self, rt: Runtime) -> None:
+        """The floor: a call that starts the runtime and does nothing (pyoci: the interpreter's start-up and
+        the command line), against which state, kill, start and delete are read."""
+        res = self.sp.call([rt.binary, "--version"], self.args.timeout)
+        if not res.ok:
+            return self.problem(rt, "--version", res)
+        self.add("version.wall", rt, res.wall)
+        self.add("version.cpu", rt, res.cpu)
+
     def m_ps(self, rt: Runtime, cid: str) -> None:
         # json (the pids) is what containerd's shim asks for; the table form runs the host's ps(1)
         res = self.timed(rt, "ps", "ps", "--format", "json", cid)
@@ -500,8 +513,8 @@ class Bench:
         for i in range(runs):
             for rt in self.order(i):
                 self.m_concurrent(rt)
-        print(f"[4/{total_steps}] state, exec /bin/true and ps of a running container, {runs * 3} calls each",
-              file=sys.stderr)
+        print(f"[4/{total_steps}] --version, and state, kill 0, exec /bin/true and ps of a running container, "
+              f"{runs * 3} calls each", file=sys.stderr)
         sleepers = {}
         try:
             for rt in self.runtimes:
@@ -510,8 +523,10 @@ class Bench:
                     sleepers[rt.name] = cid
             for i in range(runs * 3):
                 for rt in self.order(i):
+                    self.m_version(rt)
                     if rt.name in sleepers:
                         self.m_state(rt, sleepers[rt.name])
+                        self.m_kill(rt, sleepers[rt.name])
                         self.m_exec(rt, sleepers[rt.name])
                         self.m_ps(rt, sleepers[rt.name])
         finally:
@@ -595,8 +610,12 @@ METRICS = [
     ("seq.cpu", "{seq} sequential runs: CPU", "s", 1),
     ("conc.wall", "{conc} concurrent runs: wall", "s", 1),
     ("conc.cpu", "{conc} concurrent runs: CPU", "s", 1),
+    ("version.wall", "--version (the floor): wall", "ms", 1e3),
+    ("version.cpu", "--version (the floor): CPU", "ms", 1e3),
     ("state.wall", "state (running): wall", "ms", 1e3),
     ("state.cpu", "state (running): CPU", "ms", 1e3),
+    ("kill.wall", "kill 0 (running): wall", "ms", 1e3),
+    ("kill.cpu", "kill 0 (running): CPU", "ms", 1e3),
     ("exec.wall", "exec /bin/true (running): wall", "ms", 1e3),
     ("exec.cpu", "exec /bin/true (running): CPU", "ms", 1e3),
     ("ps.wall", "ps --format json (running): wall", "ms", 1e3),
