@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-    python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-config \
+    python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
     busybox-static procps runc crun podman conmon containerd umoci skopeo iproute2 strace uidmap \
     docker-registry apache2-utils openssl containernetworking-plugins iptables >/dev/null
 # A venv made by another python (say a pyenv one) cannot be upgraded in place: make it anew.

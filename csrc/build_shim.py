@@ -3,10 +3,15 @@ install time.
 
 API mode (not ABI) because parsing a cdef at every start costs ~60 ms; a compiled module imports in ~1 ms.
 The executor (executor.c) is compiled first, as a static program whose bytes the shim carries (spawn.c
-starts it from a sealed memfd: executor.c says why).
+starts it from a sealed memfd: executor.c says why). With musl where musl-gcc is installed (install.sh installs
+it): every create, exec and run copies the program into a memfd, execs it and faults it in, and glibc's static
+one is ten times musl's (826 KB against 83 KB here), which cost each of those calls ~0.5 ms of CPU and 0.8 MiB
+of peak RSS. The kernel's uapi headers come from the system's include directories after musl's own.
 """
 import os
+import shutil
 import subprocess
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -18,10 +23,15 @@ HEADER = (HERE / "shim.h").read_text()
 
 def executor_header(out_dir: Path) -> None:
     """Compiles the executor program and writes its bytes as a C array the shim includes."""
-    cc = os.environ.get("CC", "cc")
+    if shutil.which("musl-gcc"):
+        multiarch = sysconfig.get_config_var("MULTIARCH")
+        cc = ["musl-gcc", "-idirafter", "/usr/include",
+              *(["-idirafter", f"/usr/include/{multiarch}"] if multiarch else [])]
+    else:
+        cc = [os.environ.get("CC", "cc")]
     with tempfile.TemporaryDirectory() as tmp:
         binary = Path(tmp) / "executor"
-        subprocess.run([cc, "-O2", "-Wall", "-static", "-s", "-ffunction-sections", "-fdata-sections",
+        subprocess.run([*cc, "-O2", "-Wall", "-static", "-s", "-ffunction-sections", "-fdata-sections",
                         "-Wl,--gc-sections", "-Wl,--build-id=none", f"-I{HERE}", "-o", str(binary),
                         str(HERE / "executor.c"), str(HERE / "hookrun.c")], check=True)
         data = binary.read_bytes()

@@ -4,10 +4,10 @@
  * it could read to try it for writing again once its process is gone (the way round ETXTBSY). It never writes
  * a byte. With a third argument it tries /proc/<pid>/root and cwd as well. It reaps orphans, as a pid 1 must.
  *
- * Output, one line per distinct success: KIND LINK MODE DEV:INO FSTYPE TARGET (FSTYPE the file system's magic in
- * hex, as statfs(2) gives it), where KIND is R (opened for reading),
- * W (for writing), L (for writing, later, through the fd kept) or S (for writing, but sealed against writes);
- * then "done PASSES". */
+ * Output, one line per distinct success: KIND LINK MODE DEV:INO FSTYPE RDEV TARGET (FSTYPE the file system's
+ * magic in hex, as statfs(2) gives it; RDEV a device's MAJOR:MINOR, 0:0 for other files), where KIND is R
+ * (opened for reading), W (for writing), L (for writing, later, through the fd kept) or S (for writing, but
+ * sealed against writes); then "done PASSES". */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,8 +50,8 @@ static void report(char kind, const char *link, int fd, const char *target)
         snprintf(seen[nseen].link, sizeof seen[nseen].link, "%s", link);
         nseen++;
     }
-    printf("%c %s %o %lu:%lu %lx %s\n", kind, link, (unsigned)st.st_mode, (unsigned long)st.st_dev,
-           (unsigned long)st.st_ino, (unsigned long)fs.f_type, target);
+    printf("%c %s %o %lu:%lu %lx %u:%u %s\n", kind, link, (unsigned)st.st_mode, (unsigned long)st.st_dev,
+           (unsigned long)st.st_ino, (unsigned long)fs.f_type, major(st.st_rdev), minor(st.st_rdev), target);
     fflush(stdout);
 }
 

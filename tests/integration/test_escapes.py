@@ -243,6 +243,9 @@ def race_the_runtime(rt, bundle, rootfs: Path, procprobe: Path, leaked_file: Pat
 
 
 PROC_SUPER_MAGIC = 0x9FA0  # statfs(2)
+# The devices the runtime-spec gives every container (null, zero, full, random, urandom, tty, ptmx): the probe
+# has them in its own /dev, and a container in the making holds them (its stdio, the masks' /dev/null).
+DEFAULT_DEVICES = {"1:3", "1:5", "1:7", "1:8", "1:9", "5:0", "5:2"}
 
 
 def reached_outside(lines: list[str], rootfs: Path) -> list[str]:
@@ -250,7 +253,8 @@ def reached_outside(lines: list[str], rootfs: Path) -> list[str]:
     the host opened at all, anything opened for writing that is not sealed. A procfs file read is not the
     host's: a container being made in the probe's pid namespace mounts a procfs of it and holds, for a moment
     before masking it, a maskedPaths target's fd, the same file the probe's CAP_SYS_PTRACE reaches through that
-    process's /proc/<pid>/root until the mask is in place (runc's init has the same window)."""
+    process's /proc/<pid>/root until the mask is in place (runc's init has the same window). Nor is one of the
+    default devices, which every container has."""
     own = set()
     for top, _, files in os.walk(rootfs):
         for name in files:
@@ -258,7 +262,7 @@ def reached_outside(lines: list[str], rootfs: Path) -> list[str]:
             own.add((st.st_dev, st.st_ino))
     bad = []
     for line in lines:
-        kind, link, mode, devino, fstype, *target = line.split(" ", 5)
+        kind, link, mode, devino, fstype, rdev, *target = line.split(" ", 6)
         if kind not in "RWLS" or len(kind) != 1:
             continue
         dev, ino = (int(x) for x in devino.split(":"))
@@ -266,7 +270,7 @@ def reached_outside(lines: list[str], rootfs: Path) -> list[str]:
         procfs_read = kind == "R" and int(fstype, 16) == PROC_SUPER_MAGIC
         if stat.S_ISREG(int(mode, 8)) and (dev, ino) not in own and not sealed_copy and not procfs_read:
             bad.append(line)
-        elif kind in "WL" and (dev, ino) not in own:
+        elif kind in "WL" and (dev, ino) not in own and not (stat.S_ISCHR(int(mode, 8)) and rdev in DEFAULT_DEVICES):
             bad.append(line)
     return bad
 
