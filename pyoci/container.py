@@ -91,14 +91,13 @@ class Runtime:
     def create(self, container_id: str, bundle: str = ".", **options: object) -> Container:
         """Builds the container from the bundle and parks its init, waiting for start(). options are
         CreateOptions' fields: pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds, console_fd."""
-        from os.path import abspath
-
         from . import spec
         from .create import CreateOptions, create
+        from .linux import fs
 
         state.validate_id(container_id)
         opts = CreateOptions(bundle=bundle, rootless_cgroups=self.rootless_cgroups, **options)
-        cfg = spec.load(abspath(bundle))
+        cfg = spec.load(fs.abspath(bundle))
         return Container(self, container_id, create(self.store, container_id, cfg, opts, self.log))
 
     def get(self, container_id: str) -> Container:

@@ -5,11 +5,12 @@ cgroup, the plan, and the executor driven to READY. A failure undoes all of it.
 from __future__ import annotations
 
 import _signal
-import os
+import posix
 import stat
 
 from . import hooks, layer, state
 from .errors import ConfigError, PyociError
+from .linux import fs
 from .linux.mountinfo import mounts_at, unmount_above
 from .record import record
 from .state import START_SOCKET, State, Store
@@ -54,7 +55,7 @@ class Undo:
     def close_fds(self) -> None:
         for fd in self.fds:
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
         self.fds.clear()
@@ -67,8 +68,8 @@ class Undo:
             give_back(self.devices)
         for pid in self.pids:
             try:
-                os.kill(pid, _signal.SIGKILL)
-                os.waitpid(pid, 0)
+                posix.kill(pid, _signal.SIGKILL)
+                posix.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
         try:
@@ -93,9 +94,9 @@ def open_namespaces(namespaces: list[Namespace], undo: Undo) -> dict[str, int]:
     for i, ns in enumerate(namespaces):
         if ns.path:
             try:
-                fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+                fds[ns.type] = posix.open(ns.path, posix.O_RDONLY | posix.O_CLOEXEC)
             except OSError as exc:
-                raise ConfigError(f"cannot open {ns.path}: {os.strerror(exc.errno)}",
+                raise ConfigError(f"cannot open {ns.path}: {posix.strerror(exc.errno)}",
                                   path=f"linux.namespaces[{i}].path") from None
             undo.fds.append(fds[ns.type])
     return fds
@@ -117,9 +118,9 @@ def connect_socket(path: str, flag: str = "--console-socket") -> int:
     from .linux import unixsock
 
     what = f"{flag} {path}"
-    target = os.path.abspath(path)
+    target = fs.abspath(path)
     try:
-        if not stat.S_ISSOCK(os.stat(target).st_mode):
+        if not stat.S_ISSOCK(posix.stat(target).st_mode):
             raise PyociError(f"{what}: not a unix socket")
         return unixsock.connect(target).detach()
     except OSError as exc:
@@ -147,7 +148,7 @@ def _source_trees(cfg: Config, bundle: str, undo: Undo, rootless: bool) -> dict[
             try:
                 trees[i] = shim.mount_tree(bind_source(m, bundle), rec, what, ns, o.idmap == "ridmap")
             finally:
-                os.close(ns)
+                posix.close(ns)
         elif userns and (o.bind or m.type == "bind"):
             trees[i] = shim.mount_tree(bind_source(m, bundle), rec, what)
         else:
@@ -162,7 +163,7 @@ def check_preserved(preserve: int, listen: int = 0) -> None:
     container's lock, say, which would then block every later command). runc refuses them the same way."""
     for fd in range(3 + listen, 3 + listen + preserve):
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
         except OSError as exc:
             raise PyociError(f"--preserve-fds {preserve}: fd {fd} is not open", exc.errno) from None
 
@@ -170,7 +171,7 @@ def check_preserved(preserve: int, listen: int = 0) -> None:
 def listen_fds() -> int:
     """systemd socket activation: fds 3.. handed to us are handed on, as runc does."""
     try:
-        return int(os.environ.get("LISTEN_FDS", "0"))
+        return int(fs.getenv("LISTEN_FDS") or "0")
     except ValueError:
         return 0
 
@@ -186,9 +187,9 @@ def _owner() -> str:
     import pwd
 
     try:
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return pwd.getpwuid(posix.geteuid()).pw_name
     except KeyError:
-        return str(os.geteuid())
+        return str(posix.geteuid())
 
 
 def send_pidfd(path: str, pid: int, name: str) -> None:
@@ -198,7 +199,7 @@ def send_pidfd(path: str, pid: int, name: str) -> None:
 
     sock = unixsock.adopt(connect_socket(path, "--pidfd-socket"))
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
     except OSError as exc:
         sock.close()
         raise PyociError(f"--pidfd-socket {path}: pidfd_open (Linux 5.3 or later)", exc.errno) from None
@@ -207,16 +208,16 @@ def send_pidfd(path: str, pid: int, name: str) -> None:
     except OSError as exc:
         raise PyociError(f"--pidfd-socket {path}: send", exc.errno) from None
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
         sock.close()
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{posix.getpid()}.tmp"
     try:
         with open(tmp, "w") as f:
             f.write(str(pid))
-        os.rename(tmp, path)
+        posix.rename(tmp, path)
     except OSError as exc:
         raise PyociError(f"--pid-file {path}: {exc.strerror}", exc.errno) from None
 
@@ -230,12 +231,12 @@ def namespace_paths(cfg: Config, pid: int) -> dict[str, str]:
 def check(cfg: Config, opts: CreateOptions, rootfs: str) -> None:
     """What the command line and the host decide beyond the config's own validation, before anything is
     made."""
-    if os.geteuid() != 0 and cfg.namespace("user") is None:
+    if posix.geteuid() != 0 and cfg.namespace("user") is None:
         raise ConfigError("without root a container needs a user namespace (see pyoci spec --rootless)",
                           path="linux.namespaces")
-    if not os.path.isdir(rootfs):
+    if not fs.isdir(rootfs):
         raise ConfigError(f"not a directory: {rootfs}", path="root.path")
-    if os.path.samefile(rootfs, "/"):
+    if fs.samefile(rootfs, "/"):
         # Its proc, /dev and sysfs would go over the caller's own (with no mount namespace, on the host).
         raise ConfigError(f"resolves to the host's root directory: {cfg.root_path}", path="root.path")
     terminal = cfg.process is not None and cfg.process.terminal
@@ -243,7 +244,7 @@ def check(cfg: Config, opts: CreateOptions, rootfs: str) -> None:
         raise PyociError("process.terminal is true: --console-socket is required")
     if opts.console_socket and not terminal:
         raise PyociError("--console-socket needs process.terminal to be true")
-    if cfg.net_devices and os.geteuid() != 0:
+    if cfg.net_devices and posix.geteuid() != 0:
         raise ConfigError("moving host interfaces needs root", path="linux.netDevices")
 
 
@@ -286,12 +287,12 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
     from .linux.idmap import setgroups_allowed
 
     check_preserved(opts.preserve_fds, listen_fds())
-    bundle = os.path.abspath(opts.bundle)
-    rootfs = os.path.realpath(os.path.join(bundle, cfg.root_path))
+    bundle = fs.abspath(opts.bundle)
+    rootfs = fs.realpath(fs.join(bundle, cfg.root_path))
     check(cfg, opts, rootfs)
     log.debug(f"bundle {bundle}: config.json read, rootfs {rootfs}")
-    unprivileged = os.geteuid() != 0
-    me = os.getpid()
+    unprivileged = posix.geteuid() != 0
+    me = posix.getpid()
     st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(), owner=_owner(),
                creator=me, creator_start=state.proc_start_time(me) or 0, annotations=cfg.annotations,
                has_process=cfg.process is not None, net_devices=cfg.net_devices,
@@ -303,7 +304,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
     undo = Undo(state_dir=store.dir(container_id))
     undo.host_mounts = st.host_mounts
     try:
-        start_fd = unixsock.listen(os.path.join(undo.state_dir, START_SOCKET), unixsock.SOCK_SEQPACKET).detach()
+        start_fd = unixsock.listen(f"{undo.state_dir}/{START_SOCKET}", unixsock.SOCK_SEQPACKET).detach()
         undo.fds.append(start_fd)
         console_fd = opts.console_fd if cfg.process is not None and cfg.process.terminal else -1
         if opts.console_socket:

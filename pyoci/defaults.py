@@ -41,14 +41,14 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
         "readonlyPaths": list(READONLY),
     }
     if rootless:
-        import os
+        import posix
 
         mounts[5] = {"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
         del mounts[6]
         namespaces[1:2] = []
         namespaces.append({"type": "user"})
-        linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
-        linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
+        linux["uidMappings"] = [{"containerID": 0, "hostID": posix.geteuid(), "size": 1}]
+        linux["gidMappings"] = [{"containerID": 0, "hostID": posix.getegid(), "size": 1}]
         del linux["resources"]
     return {
         "ociVersion": OCI_VERSION,

@@ -2,7 +2,7 @@
 container's process settings unless the caller overrides them."""
 from __future__ import annotations
 
-import os
+import posix
 
 from . import jsonio
 from .create import Undo, compile_seccomp, connect_socket, image_home, open_namespaces, send_pidfd, write_pid_file
@@ -164,7 +164,7 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
             user = next((ns for ns in namespaces if ns.type == "user"), None)
             options = plan.Options(rootfs=st.rootfs, bundle=st.bundle, console_fd=console_fd,
                                    keep_fds=opts.preserve_fds, ns_fds=open_namespaces(namespaces, undo),
-                                   setgroups=setgroups_allowed(user, cfg.gid_mappings, os.geteuid() != 0),
+                                   setgroups=setgroups_allowed(user, cfg.gid_mappings, posix.geteuid() != 0),
                                    home=image_home(st.rootfs, process.user.uid))
             if cfg.seccomp:
                 options.seccomp = compile_seccomp(cfg.seccomp)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import _signal  # signal.py's C core, int constants: signal.py itself imports enum
 import gc
-import os
+import posix
 import select
 
 from .container import SIGNALS
@@ -30,7 +30,7 @@ def _forward_signals(pid: int) -> Callable[[], None]:
     """Passes every catchable signal on to the container's init; returns the undo."""
     def forward(signum, _frame):
         try:
-            os.kill(pid, signum)
+            posix.kill(pid, signum)
         except ProcessLookupError:
             pass
 
@@ -49,7 +49,7 @@ def _relay(master: int, pid: int) -> int:
     import tty
 
     saved = None
-    if os.isatty(0):
+    if posix.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0)
         try:
@@ -61,7 +61,7 @@ def _relay(master: int, pid: int) -> int:
     inputs = [master, 0]
     try:
         while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status = posix.waitpid(pid, posix.WNOHANG)
             if done:
                 _drain(master)
                 return exit_status(status)
@@ -71,15 +71,15 @@ def _relay(master: int, pid: int) -> int:
                 continue
             if master in ready:
                 try:
-                    data = os.read(master, 65536)
+                    data = posix.read(master, 65536)
                 except OSError:
                     data = b""
                 if data:
-                    os.write(1, data)
+                    posix.write(1, data)
             if 0 in ready:
-                data = os.read(0, 65536)
+                data = posix.read(0, 65536)
                 if data:
-                    os.write(master, data)
+                    posix.write(master, data)
                 else:
                     inputs.remove(0)
     finally:
@@ -90,12 +90,12 @@ def _relay(master: int, pid: int) -> int:
 def _drain(master: int) -> None:
     while select.select([master], [], [], 0)[0]:
         try:
-            data = os.read(master, 65536)
+            data = posix.read(master, 65536)
         except OSError:
             return
         if not data:
             return
-        os.write(1, data)
+        posix.write(1, data)
 
 
 def run(rt: Runtime, container_id: str, bundle: str, options: dict[str, object], detach: bool, keep: bool) -> int:

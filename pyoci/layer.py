@@ -5,9 +5,9 @@ takes it down with the container's other host mounts.
 """
 from __future__ import annotations
 
-import os
 
 from .errors import ConfigError, PyociError
+from .linux import fs
 
 ROOTFS_ANNOTATION = "org.pyoci.rootfs.layer"
 WHERE = f"annotations[{ROOTFS_ANNOTATION}]"
@@ -19,15 +19,15 @@ def mount(layer_dir: str, rootfs: str, mounted_before: int) -> None:
     mount data."""
     from .linux.shim import mount_from
 
-    layer_dir = os.path.realpath(layer_dir)
-    if os.path.join(layer_dir, "merged") != rootfs:
-        raise ConfigError(f"root.path must be the layer's merged directory {os.path.join(layer_dir, 'merged')}",
+    layer_dir = fs.realpath(layer_dir)
+    if f"{layer_dir}/merged" != rootfs:
+        raise ConfigError(f"root.path must be the layer's merged directory {layer_dir}/merged",
                           path=WHERE)
     if mounted_before:
         raise PyociError(f"{rootfs} is mounted already: a container of this bundle exists")
-    store_dir, lid = os.path.split(layer_dir)
+    store_dir, _, lid = layer_dir.rpartition("/")
     try:
-        with open(os.path.join(layer_dir, "lower")) as f:
+        with open(f"{layer_dir}/lower") as f:
             lower = f.read().strip()
     except OSError as exc:
         raise ConfigError(f"{layer_dir} is not a pyoci container layer: {exc.strerror}", path=WHERE) from None

@@ -11,14 +11,14 @@ switch, while the executor still has CAP_SYS_ADMIN.
 from __future__ import annotations
 
 import _signal
-import os
+import posix
 import stat
 
 from . import hooks
 from . import steps as st
 from .defaults import DEFAULT_DEVICES, DEFAULT_PATH
 from .errors import ConfigError
-from .linux import caps, cpulist, lsm, mountopts, sched
+from .linux import caps, cpulist, fs, lsm, mountopts, sched
 from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, MS_UNBINDABLE, PROPAGATION
@@ -130,7 +130,7 @@ def _namespace_steps(namespaces: list[Namespace], time_offsets: dict[str, tuple[
 
 
 def bind_source(m: Mount, bundle: str) -> str:
-    return m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
+    return fs.join(bundle, m.source)
 
 
 def _cgroup_mount(i: int, m: Mount, o: mountopts.MountOptions, cgroup: Cgroup, cgroupns: bool) -> list[st.Step]:
@@ -153,7 +153,7 @@ def _cgroup_mount(i: int, m: Mount, o: mountopts.MountOptions, cgroup: Cgroup, c
 
 def _hierarchy_dir(path: str) -> str:
     """/sys/fs/cgroup/cpu/a/b → cpu: the name of the hierarchy's mount point."""
-    rel = os.path.relpath(path, "/sys/fs/cgroup")
+    rel = fs.relpath(path, "/sys/fs/cgroup")
     return rel.split("/", 1)[0]
 
 
@@ -193,7 +193,7 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup) -> list[st.Step]:
             if m.destination == "/proc" and filesystem_of(src) != "proc":
                 raise ConfigError(f"only a proc mount can go on /proc: {src} is not one", path=f"mounts[{i}].destination")
             steps.append(st.Mount(what, target=m.destination, source=src, flags=o.flags | MS_BIND,
-                                  as_file=os.path.exists(src) and not os.path.isdir(src),
+                                  as_file=fs.exists(src) and not fs.isdir(src),
                                   attr_set=o.attr_set, attr_clr=o.attr_clr, tree_fd=opts.trees.get(i, -1)))
         else:
             # proc and sysfs go on the very path named, never through a symlink (as runc insists).
@@ -209,7 +209,7 @@ def _mount_steps(cfg: Config, opts: Options, cgroup: Cgroup) -> list[st.Step]:
 
 
 def _is_dev(m: Mount) -> bool:
-    return os.path.normpath(m.destination) == "/dev"
+    return fs.normpath(m.destination) == "/dev"
 
 
 def _dev_readonly(cfg: Config) -> list[st.Step]:
@@ -239,7 +239,7 @@ def _device_steps(cfg: Config) -> list[st.Step]:
             steps.append(st.Mount(what, target=path, source=path, flags=MS_BIND, as_file=True))
         else:
             steps.append(st.Mknod(what, path=path, mode=DEVICE_TYPES[kind] | (mode & 0o7777),
-                                  dev=os.makedev(major, minor) if kind != "p" else 0, uid=uid, gid=gid))
+                                  dev=posix.makedev(major, minor) if kind != "p" else 0, uid=uid, gid=gid))
     for target, link in DEV_SYMLINKS:
         steps.append(st.Symlink(link, target=target, path=link))
     return steps

@@ -5,7 +5,6 @@ never imports jsonschema; the test suite holds the generated code to jsonschema'
 """
 from __future__ import annotations
 
-import os
 
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 if TYPE_CHECKING:
@@ -15,6 +14,7 @@ from . import jsonio
 from .errors import ConfigError
 from .linux.caps import CAPABILITIES
 from .linux import cpulist, sched
+from .linux.fs import join, normpath
 from .linux.rlimits import RLIMITS
 from .record import field, record
 
@@ -231,7 +231,7 @@ def validate_schema(raw: Any) -> None:
 
 
 def load(bundle: str) -> Config:
-    path = os.path.join(bundle, "config.json")
+    path = join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             # No config field is a real number: a Real fails every integer check, as 1.0 does in runc.
@@ -254,9 +254,7 @@ def _abs(value: str, where: str) -> str:
 
 def _destination(value: str, where: str) -> str:
     """A mount destination, cleaned lexically ("/proc/./x/.." is "/proc") as runc does before its checks."""
-    import posixpath
-
-    return "/" + posixpath.normpath(_abs(value, where)).lstrip("/")
+    return normpath(_abs(value, where))
 
 
 # Inside /proc, runc lets mounts cover only these files (the ones lxcfs emulates); /proc itself takes only a

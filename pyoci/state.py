@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import fcntl
 import posix
-import sys
 import time
 
 from . import OCI_VERSION, jsonio
 from .errors import NotFoundError, PyociError
-from .linux.fs import exists, isdir
+from .linux.fs import abspath, exists, getenv, isdir, makedirs
 
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
@@ -31,11 +30,7 @@ def default_root() -> str:
     uid = posix.geteuid()
     if uid == 0:
         return "/run/pyoci"
-    # os.environ where a program has imported os (a library user may have set the variable through it since
-    # start-up); posix.environ, the start-up copy, is the same thing for the command, which does not import os.
-    os = sys.modules.get("os")
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") if os else posix.environ.get(b"XDG_RUNTIME_DIR", b"").decode()
-    return f"{runtime_dir or f'/run/user/{uid}'}/pyoci"
+    return f"{getenv('XDG_RUNTIME_DIR') or f'/run/user/{uid}'}/pyoci"
 
 
 def validate_id(container_id: str) -> None:
@@ -102,11 +97,9 @@ class Store:
     def _make_root(self) -> None:
         if not isdir(self.root):
             # Only the owner may see containers' state and sockets, whatever the umask (as runc makes it).
-            import os
-
             try:
-                os.makedirs(self.root, mode=0o700, exist_ok=True)
-                os.chmod(self.root, 0o700)
+                makedirs(abspath(self.root), 0o700)
+                posix.chmod(self.root, 0o700)
             except OSError as exc:
                 raise PyociError(f"--root {self.root}: cannot make it (pass --root, or set XDG_RUNTIME_DIR)",
                                  exc.errno) from None

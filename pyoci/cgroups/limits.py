@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import errno
-import os
 
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 
 from ..errors import PyociError
+from ..linux import fs
 from ..linux.files import write
 from .stats import read_value
 
@@ -36,13 +36,13 @@ class Writer:
 
     def exists(self, controller: str, name: str) -> bool:
         base = self.cg.path(controller)
-        return base is not None and os.path.exists(os.path.join(base, name))
+        return base is not None and fs.exists(f"{base}/{name}")
 
     def read(self, controller: str, name: str) -> str:
         return read_value(self.cg.path(controller), name)
 
     def __call__(self, controller: str, name: str, value: Any, where: str) -> None:
-        path = os.path.join(self.base(controller, where), name)
+        path = f"{self.base(controller, where)}/{name}"
         try:
             write(path, str(value))
         except OSError as exc:
@@ -194,7 +194,7 @@ def _rdma(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:
         where = f"rdma.{device}"
         controller = "rdma" if cg.path("rdma") is not None else "unified"
         v2 = cg.path("unified")
-        if controller == "unified" and not (v2 and os.path.exists(os.path.join(v2, "rdma.max"))):
+        if controller == "unified" and not (v2 and fs.exists(f"{v2}/rdma.max")):
             raise PyociError(f"linux.resources.{where}: the rdma controller is not available")
         handles, objects = (limit.get(k) for k in ("hcaHandles", "hcaObjects"))
         value = f"{device} hca_handle={'max' if handles is None else handles} " \

@@ -4,9 +4,10 @@ filled, the limits, the v2 device filter. Only create needs this, and `os` with 
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
 from ..errors import PyociError
+from ..linux import fs
 from ..linux.files import write
 from . import Cgroup, is_v2_host
 
@@ -64,9 +65,9 @@ def resolve(cgroups_path: str, container_id: str, h: Hierarchy) -> str:
     if not path:
         path = "/pyoci/" + container_id
     if not path.startswith("/"):
-        path = os.path.join(h.own, path)
-    rel = os.path.normpath("/" + path).lstrip("/")
-    return os.path.join(h.mountpoint, rel)
+        path = fs.join(h.own, path)
+    rel = fs.normpath("/" + path).lstrip("/")
+    return fs.join(h.mountpoint, rel)
 
 
 def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
@@ -77,12 +78,12 @@ def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
         new = []
         cur = mountpoint
         try:
-            for part in os.path.relpath(path, mountpoint).split("/"):
+            for part in fs.relpath(path, mountpoint).split("/"):
                 if part in ("", "."):
                     continue
-                cur = os.path.join(cur, part)
+                cur = f"{cur}/{part}"
                 try:
-                    os.mkdir(cur, 0o755)
+                    posix.mkdir(cur, 0o755)
                     new.append(cur)
                 except FileExistsError:
                     pass
@@ -96,17 +97,17 @@ def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
 def _enable_v2_controllers(h: Hierarchy, path: str) -> None:
     """Turns on, from the root down to the container's parent, every controller the container may use."""
     try:
-        with open(os.path.join(h.mountpoint, "cgroup.controllers")) as f:
+        with open(f"{h.mountpoint}/cgroup.controllers") as f:
             available = f.read().split()
     except OSError:
         return
-    rel = os.path.relpath(os.path.dirname(path), h.mountpoint)
+    rel = fs.relpath(fs.dirname(path), h.mountpoint)
     cur = h.mountpoint
     for part in [""] + ([p for p in rel.split("/") if p not in ("", ".")]):
-        cur = os.path.join(cur, part) if part else cur
+        cur = f"{cur}/{part}" if part else cur
         for c in available:
             try:
-                write(os.path.join(cur, "cgroup.subtree_control"), "+" + c)
+                write(f"{cur}/cgroup.subtree_control", "+" + c)
             except OSError:
                 pass  # a controller the parent cannot delegate (e.g. threaded) is skipped
 
@@ -117,14 +118,14 @@ def _init_cpuset(path: str, mountpoint: str) -> None:
     Every level, not only the ones this create made: a concurrent create may have made a parent and not
     filled it yet."""
     cur = mountpoint
-    for part in [p for p in os.path.relpath(path, mountpoint).split("/") if p not in ("", ".")]:
-        parent, cur = cur, os.path.join(cur, part)
+    for part in [p for p in fs.relpath(path, mountpoint).split("/") if p not in ("", ".")]:
+        parent, cur = cur, f"{cur}/{part}"
         for name in ("cpuset.cpus", "cpuset.mems"):
-            with open(os.path.join(cur, name)) as fh:
+            with open(f"{cur}/{name}") as fh:
                 if fh.read().strip():
                     continue
-            with open(os.path.join(parent, name)) as fh:
-                write(os.path.join(cur, name), fh.read().strip())
+            with open(f"{parent}/{name}") as fh:
+                write(f"{cur}/{name}", fh.read().strip())
 
 
 def _attach_device_filter(path: str, rules: list[dict[str, object]]) -> None:
@@ -167,9 +168,9 @@ def _create(cgroups_path: str, container_id: str, resources: dict[str, object], 
             path = resolve(cgroups_path, container_id, h)
             first = len(cg.made)
             new = _mkdirs(path, h.mountpoint, cg.made)
-            if not cgroups_path and os.path.dirname(path) not in new:
+            if not cgroups_path and fs.dirname(path) not in new:
                 # pyoci's own parent of default cgroups: delete tries to remove it once it is empty.
-                cg.made.insert(first, os.path.dirname(path))
+                cg.made.insert(first, fs.dirname(path))
             cg.paths[h.name] = path
             if h.v2 and new:
                 _enable_v2_controllers(h, path)

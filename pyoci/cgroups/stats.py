@@ -2,9 +2,11 @@
 the OOM-kill counter that `events` watches."""
 from __future__ import annotations
 
-import os
+import posix
 
-TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+from ..linux.fs import isdir
+
+TICK_NS = 1_000_000_000 // posix.sysconf("SC_CLK_TCK")
 
 
 def read_value(base: str | None, name: str) -> str:
@@ -13,7 +15,7 @@ def read_value(base: str | None, name: str) -> str:
     if base is None:
         return ""
     try:
-        with open(os.path.join(base, name)) as f:
+        with open(f"{base}/{name}") as f:
             return f.read().strip()
     except OSError:
         return ""
@@ -93,7 +95,7 @@ def _hugetlb(cg) -> dict[str, dict[str, int]]:
     v1 = cg.path("hugetlb")
     base = v1 or cg.v2_path
     out: dict[str, dict[str, int]] = {}
-    for name in (os.listdir(base) if base and os.path.isdir(base) else []):
+    for name in (posix.listdir(base) if base and isdir(base) else []):
         if v1 and name.endswith(".usage_in_bytes") and name.count(".") == 2:
             size = name.split(".")[1]
             out[size] = {"usage": _int(read_value(base, name)), "max": _int(read_value(base, f"hugetlb.{size}.max_usage_in_bytes")),

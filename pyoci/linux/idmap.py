@@ -6,9 +6,10 @@ denied first, as the kernel requires); any other mapping needs the setuid helper
 """
 from __future__ import annotations
 
-import os
+import posix
 
 from ..errors import PyociError
+from . import fs
 from .files import write
 
 TYPE_CHECKING = False
@@ -27,7 +28,7 @@ def _helper(pid: int, name: str, maps: list[IDMapping], where: str) -> None:
     import shutil
     import subprocess
 
-    helper = shutil.which(HELPERS[name], path=os.environ.get("PATH", "") + ":/usr/bin:/usr/sbin:/bin")
+    helper = shutil.which(HELPERS[name], path=(fs.getenv("PATH") or "") + ":/usr/bin:/usr/sbin:/bin")
     if helper is None:
         raise PyociError(f"{where}: without root, mapping more than your own id needs {HELPERS[name]} "
                          "(Debian package uidmap)")
@@ -48,7 +49,7 @@ def _write(path: str, data: str, where: str) -> None:
 def write_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bool,
                where: str = "linux") -> None:
     """Maps the user namespace of pid; where names the config item the mappings came from."""
-    for name, maps, own in (("uid_map", uid_maps, os.geteuid()), ("gid_map", gid_maps, os.getegid())):
+    for name, maps, own in (("uid_map", uid_maps, posix.geteuid()), ("gid_map", gid_maps, posix.getegid())):
         item = f"{where}.{'uidMappings' if name == 'uid_map' else 'gidMappings'}"
         if rootless and not _own_only(maps, own):
             _helper(pid, name, maps, item)
@@ -65,7 +66,7 @@ def setgroups_allowed(user: Namespace | None, gid_maps: list[IDMapping], rootles
     if user is None:
         return True
     if not user.path:
-        return not (rootless and _own_only(gid_maps, os.getegid()))
+        return not (rootless and _own_only(gid_maps, posix.getegid()))
     parts = user.path.split("/")
     if len(parts) == 5 and parts[1] == "proc" and parts[2].isdigit() and parts[3:] == ["ns", "user"]:
         try:
@@ -102,10 +103,10 @@ def userns_fd(uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bo
                              msg.err if msg is not None else 0)
         write_maps(pid, uid_maps, gid_maps, rootless, where)
         try:
-            return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+            return posix.open(f"/proc/{pid}/ns/user", posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as exc:
             raise PyociError(f"{where}: open the idmapped mount's user namespace", exc.errno) from None
     finally:
         parent.close()
-        os.kill(pid, _signal.SIGKILL)
-        os.waitpid(pid, 0)
+        posix.kill(pid, _signal.SIGKILL)
+        posix.waitpid(pid, 0)

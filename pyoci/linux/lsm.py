@@ -8,26 +8,26 @@ rather than run a container without the confinement it was promised.
 """
 from __future__ import annotations
 
-import os
 
 from ..errors import ConfigError
+from .fs import exists, isdir
 
 
 def apparmor_enabled() -> bool:
     try:
         with open("/sys/module/apparmor/parameters/enabled") as f:
-            return os.path.isdir("/sys/kernel/security/apparmor") and f.read(1) == "Y"
+            return isdir("/sys/kernel/security/apparmor") and f.read(1) == "Y"
     except OSError:
         return False
 
 
 def selinux_enabled() -> bool:
-    return os.path.exists("/sys/fs/selinux/enforce")
+    return exists("/sys/fs/selinux/enforce")
 
 
 def exec_attr(lsm: str) -> str:
     """The per-LSM attr file where the kernel has one, the shared legacy one otherwise."""
-    if os.path.exists(f"/proc/self/attr/{lsm}/exec"):
+    if exists(f"/proc/self/attr/{lsm}/exec"):
         return f"/proc/thread-self/attr/{lsm}/exec"
     return "/proc/thread-self/attr/exec"
 

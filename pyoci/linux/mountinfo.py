@@ -38,9 +38,9 @@ def mountpoint_of(path: str) -> str:
 
 def filesystem_of(path: str) -> str:
     """The filesystem type of the mount that holds path (the topmost there)."""
-    import os
+    from .fs import realpath
 
-    mp = mountpoint_of(os.path.realpath(path))
+    mp = mountpoint_of(realpath(path))
     return next((fstype for _, point, fstype, _ in reversed(entries()) if point == mp), "")
 
 

@@ -6,11 +6,12 @@ nothing is re-typed here.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
 from .._protocol import MSG_KINDS
 from .._shim import ffi, lib
 from ..errors import KernelError, PyociError
+from .fs import fsencode
 from .. import steps as st
 
 def _i64(n: int) -> int:
@@ -70,7 +71,7 @@ class _Encoder:
     def cstr(self, s: str | None):
         if s is None:
             return ffi.NULL
-        data = os.fsencode(s)
+        data = fsencode(s)
         return self.alloc("char[]", data + b"\0", len(data) + 1)
 
     def vector(self, items: list[str]):
@@ -114,7 +115,7 @@ class _Encoder:
 def _block_size(steps: list[st.Step], enc: _Encoder) -> int:
     """The bytes encode's block needs: the step array and everything the steps point to."""
     def text(s: str) -> int:
-        return _aligned(len(os.fsencode(s)) + 1)
+        return _aligned(len(fsencode(s)) + 1)
 
     size = _aligned(ffi.sizeof("struct pyoci_step") * len(steps))
     for step in steps:
@@ -156,33 +157,33 @@ def spawn(steps: list[st.Step], sync_fd: int) -> int:
     relocs = ffi.new("unsigned long long[]", enc.relocs)
     fds = ffi.new("int[]", inherit)
     pid = lib.pyoci_spawn(enc.block, enc.used, len(steps), relocs, len(enc.relocs), fds, len(inherit), sync_fd,
-                          ffi.NULL if v2 is None else os.fsencode(v2))
+                          ffi.NULL if v2 is None else fsencode(v2))
     if pid < 0:
         raise KernelError("start the executor", -pid)
     return pid
 
 
 def umount_lazy(path: str) -> None:
-    err = lib.pyoci_umount_lazy(os.fsencode(path))
+    err = lib.pyoci_umount_lazy(fsencode(path))
     if err < 0:
         raise KernelError(f"unmount {path}", -err)
 
 
 def mount_from(directory: str, source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
     """A mount whose relative paths (an overlay's lowerdir) resolve in directory; our cwd stays."""
-    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = posix.open(directory, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
-        err = lib.pyoci_mount_from(fd, os.fsencode(source), os.fsencode(target), os.fsencode(fstype), flags,
-                                   os.fsencode(data))
+        err = lib.pyoci_mount_from(fd, fsencode(source), fsencode(target), fsencode(fstype), flags,
+                                   fsencode(data))
     finally:
-        os.close(fd)
+        posix.close(fd)
     if err < 0:
         raise KernelError(f"mount {fstype} on {target}", -err)
 
 
 def supports_dtype(directory: str) -> bool:
     """Whether readdir fills d_type there: overlay needs it to tell whiteouts from files."""
-    ret = lib.pyoci_supports_dtype(os.fsencode(directory))
+    ret = lib.pyoci_supports_dtype(fsencode(directory))
     if ret < 0:
         raise KernelError(f"read directory {directory}", -ret)
     return ret == 1
@@ -192,7 +193,7 @@ def mount_tree(src: str, tree_rec: bool, what: str, userns_fd: int = -1, idmap_r
     """A detached copy of src's mount, idmapped through userns_fd if given, for the executor to move into
     place (its fd)."""
     stage = ffi.new("int *")
-    fd = lib.pyoci_mount_tree(os.fsencode(src), userns_fd, int(tree_rec), int(idmap_rec), stage)
+    fd = lib.pyoci_mount_tree(fsencode(src), userns_fd, int(tree_rec), int(idmap_rec), stage)
     if fd >= 0:
         return fd
     if userns_fd < 0:
@@ -218,14 +219,14 @@ def read_in_root(root: str, path: str, limit: int) -> bytes | None:
     regular file of at most limit bytes; else None (missing, a FIFO, a device, a directory, too large)."""
     from .files import read_regular
 
-    fd = lib.pyoci_open_in_root(os.fsencode(root), os.fsencode(path))
+    fd = lib.pyoci_open_in_root(fsencode(root), fsencode(path))
     return None if fd < 0 else read_regular(fd, limit)
 
 
 def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
     """Loads a cgroup v2 device program and attaches it to cgroup_dir (alongside any others)."""
     log = ffi.new("char[]", 4096)
-    err = lib.pyoci_device_filter_attach(program, len(program), os.fsencode(cgroup_dir), log, len(log))
+    err = lib.pyoci_device_filter_attach(program, len(program), fsencode(cgroup_dir), log, len(log))
     if err < 0:
         words = ffi.string(log).decode(errors="replace").strip().splitlines()
         raise KernelError(f"cgroup {cgroup_dir}: device filter" + (f" ({words[-1]})" if words else ""), -err)
@@ -236,8 +237,8 @@ def run_hook(hook: st.Hook, stdin_fd: int, cwd: str) -> None:
     sides."""
     enc = _Encoder()
     detail = ffi.new("char[]", 256)
-    r = lib.pyoci_run_hook(os.fsencode(hook.path), enc.value("list[str]", hook.argv),
-                           enc.value("list[str]", hook.envp), stdin_fd, hook.timeout, os.fsencode(cwd), detail,
+    r = lib.pyoci_run_hook(fsencode(hook.path), enc.value("list[str]", hook.argv),
+                           enc.value("list[str]", hook.envp), stdin_fd, hook.timeout, fsencode(cwd), detail,
                            len(detail))
     if r < 0:
         raise KernelError(hook.what, -r)
@@ -277,16 +278,16 @@ def compile_seccomp(default: int, arches: list[str], rules: list[tuple[str, int,
     c_arches = [ffi.new("char[]", a.encode()) for a in arches]
     arch_vec = ffi.new("const char *[]", c_arches + [ffi.NULL])
     failed = ffi.new("int *")
-    fd = os.memfd_create("pyoci-seccomp", os.MFD_CLOEXEC)
+    fd = posix.memfd_create("pyoci-seccomp", posix.MFD_CLOEXEC)
     try:
         err = lib.pyoci_seccomp_compile(default, arch_vec, len(arches), c_rules, len(rules), fd, failed)
         if err < 0:
             path = where[failed[0]] if failed[0] >= 0 else "linux.seccomp.architectures"
-            raise ConfigError(f"libseccomp refused it: {os.strerror(-err)}", path=path)
-        os.lseek(fd, 0, os.SEEK_SET)
+            raise ConfigError(f"libseccomp refused it: {posix.strerror(-err)}", path=path)
+        posix.lseek(fd, 0, 0)  # SEEK_SET
         data = b""
-        while chunk := os.read(fd, 65536):
+        while chunk := posix.read(fd, 65536):
             data += chunk
     finally:
-        os.close(fd)
+        posix.close(fd)
     return data

@@ -7,6 +7,8 @@ import _socket
 import posix
 import sys
 
+from .fs import fsencode
+
 INT = 4  # SCM_RIGHTS carries fds as C ints (socket.py packs them with array, which imports collections.abc)
 
 SOCK_STREAM = _socket.SOCK_STREAM
@@ -22,10 +24,6 @@ def socketpair(kind: int) -> tuple[_socket.socket, _socket.socket]:
 SUN_PATH_MAX = 107
 
 
-def _encoded(path: str) -> bytes:
-    return path.encode(sys.getfilesystemencoding(), "surrogateescape")
-
-
 def _at(path: str, kind: int, use) -> _socket.socket:
     """use(sock, address) on a new unix socket, the address shortened through /proc/self/fd when the path is
     too long for sun_path."""
@@ -33,11 +31,11 @@ def _at(path: str, kind: int, use) -> _socket.socket:
     parent = -1
     try:
         address = path
-        if len(_encoded(path)) > SUN_PATH_MAX:
+        if len(fsencode(path)) > SUN_PATH_MAX:
             directory, _, name = path.rpartition("/")
             parent = posix.open(directory or ("/" if path.startswith("/") else "."), posix.O_PATH | posix.O_CLOEXEC)
             address = f"/proc/self/fd/{parent}/{name}"
-            if len(_encoded(address)) > SUN_PATH_MAX:
+            if len(fsencode(address)) > SUN_PATH_MAX:
                 raise OSError(36, "the socket's name is too long", path)  # ENAMETOOLONG
         use(sock, address)
     except BaseException:
