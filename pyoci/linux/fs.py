@@ -114,9 +114,12 @@ def realpath(path: str) -> str:
         posix.close(fd)
 
 
+_FS_ENCODING = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # fixed at start-up
+
+
 def fsencode(path: str) -> bytes:
     """os.fsencode of a str."""
-    return path.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+    return path.encode(*_FS_ENCODING)
 
 
 def getenv(name: str) -> str | None:

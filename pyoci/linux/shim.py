@@ -23,6 +23,14 @@ def _aligned(n: int) -> int:
     return (n + 7) & ~7
 
 
+# Sizes and offsets of the plan's layout (the step array is the block's first bytes).
+STEP = ffi.sizeof("struct pyoci_step")
+POINTER = ffi.sizeof("char *")
+WHAT = ffi.offsetof("struct pyoci_step", "what")
+U64S_V = ffi.offsetof("struct pyoci_u64s", "v")
+POINTER_KINDS = ("str", "str | None", "list[str]")
+
+
 class _Encoder:
     """Fills struct pyoci_step's from records, field by field by the field's declared type.
 
@@ -34,10 +42,10 @@ class _Encoder:
     def __init__(self, size: int = 0) -> None:
         self.keep: list[object] = []  # the buffers the C side points into
         self._fields: dict[type, list[tuple[str, str]]] = {}
+        self._layouts: dict[type, tuple[int, str, list[tuple[str, str, int]]]] = {}
         self.block = ffi.new("char[]", size) if size else None
-        self.base = int(ffi.cast("uintptr_t", self.block)) if size else 0
         self.used = 0
-        self.relocs: list[int] = []
+        self.relocs: list[int] = []  # the block's pointers, as offsets in it
 
     def fields(self, cls: type) -> list[tuple[str, str]]:
         if cls not in self._fields:
@@ -47,6 +55,17 @@ class _Encoder:
             self._fields[cls] = [(name, annotations[name]) for name, _, _ in cls.__record_fields__
                                  if name != "what"]
         return self._fields[cls]
+
+    def layout(self, step: st.Step) -> tuple[int, str, list[tuple[str, str, int]]]:
+        """The op's number, its union member, and each field with its kind and its offset in struct
+        pyoci_step (where the field is a pointer, the block's relocation is that plus the step's own)."""
+        cls = type(step)
+        if cls not in self._layouts:
+            name = st.op_name(step)
+            self._layouts[cls] = (getattr(lib, f"PYOCI_OP_{name.upper()}"), name,
+                                  [(field, kind, ffi.offsetof("struct pyoci_step", "u", name, field))
+                                   for field, kind in self.fields(cls)])
+        return self._layouts[cls]
 
     def alloc(self, ctype: str, init: object, size: int):
         """A new ctype array (init: its items, or bytes), in the block where there is one."""
@@ -63,11 +82,6 @@ class _Encoder:
         self.used += _aligned(size)
         return buf
 
-    def point(self, slot) -> None:
-        """Notes a pointer of the block (slot: its address) for the executor to move."""
-        if self.block is not None:
-            self.relocs.append(int(ffi.cast("uintptr_t", slot)) - self.base)
-
     def cstr(self, s: str | None):
         if s is None:
             return ffi.NULL
@@ -76,9 +90,10 @@ class _Encoder:
 
     def vector(self, items: list[str]):
         strings = [self.cstr(x) for x in items]
-        vec = self.alloc("char *[]", strings + [ffi.NULL], ffi.sizeof("char *") * (len(items) + 1))
-        for i in range(len(items)):
-            self.point(vec + i)
+        at = self.used
+        vec = self.alloc("char *[]", strings + [ffi.NULL], POINTER * (len(items) + 1))
+        if self.block is not None:
+            self.relocs += range(at, at + POINTER * len(items), POINTER)
         return vec
 
     def value(self, kind: str, v: object):
@@ -92,30 +107,32 @@ class _Encoder:
             return MSG_KINDS[v]
         return _i64(v)
 
-    def encode(self, c, step: st.Step) -> None:
-        name = st.op_name(step)
-        c.op = getattr(lib, f"PYOCI_OP_{name.upper()}")
+    def encode(self, c, step: st.Step, at: int) -> None:
+        """Fills c, the step array's item at offset `at` of the block, from step."""
+        op, name, fields = self.layout(step)
+        c.op = op
         c.what = self.cstr(step.what)
-        self.point(ffi.addressof(c, "what"))
-        args = getattr(c.u, name) if self.fields(type(step)) else None
-        for field, kind in self.fields(type(step)):
+        self.relocs.append(at + WHAT)
+        args = getattr(c.u, name) if fields else None
+        for field, kind, offset in fields:
             v = getattr(step, field)
             if kind == "list[int]":
                 slot = getattr(args, field)
                 slot.v = self.alloc("unsigned long long[]", v, 8 * len(v)) if v else ffi.NULL
                 slot.n = len(v)
                 if v:
-                    self.point(ffi.addressof(slot, "v"))
+                    self.relocs.append(at + offset + U64S_V)
             else:
                 setattr(args, field, self.value(kind, v))
-                if kind in ("str", "str | None", "list[str]") and v is not None:
-                    self.point(ffi.addressof(args, field))
+                if kind in POINTER_KINDS and v is not None:
+                    self.relocs.append(at + offset)
 
 
 def _block_size(steps: list[st.Step], enc: _Encoder) -> int:
-    """The bytes encode's block needs: the step array and everything the steps point to."""
+    """At least the bytes encode's block needs: the step array and everything the steps point to (a string
+    counted at 4 bytes a character, UTF-8's most, rather than encoded twice)."""
     def text(s: str) -> int:
-        return _aligned(len(fsencode(s)) + 1)
+        return _aligned(4 * len(s) + 1)
 
     size = _aligned(ffi.sizeof("struct pyoci_step") * len(steps))
     for step in steps:
@@ -125,7 +142,7 @@ def _block_size(steps: list[st.Step], enc: _Encoder) -> int:
             if kind in ("str", "str | None") and v is not None:
                 size += text(v)
             elif kind == "list[str]":
-                size += _aligned(ffi.sizeof("char *") * (len(v) + 1)) + sum(text(x) for x in v)
+                size += _aligned(POINTER * (len(v) + 1)) + sum(text(x) for x in v)
             elif kind == "list[int]":
                 size += _aligned(8 * len(v))
     return size
@@ -138,10 +155,10 @@ def encode(steps: list[st.Step]) -> _Encoder:
     Strings were checked for NUL bytes and lone surrogates when the config was validated; a number that
     fits no 64-bit field is an error naming the step's config item."""
     enc = _Encoder(_block_size(steps, _Encoder()))
-    arr = enc.alloc("struct pyoci_step[]", [], ffi.sizeof("struct pyoci_step") * len(steps))
+    arr = enc.alloc("struct pyoci_step[]", [], STEP * len(steps))
     for i, step in enumerate(steps):
         try:
-            enc.encode(arr[i], step)
+            enc.encode(arr[i], step, i * STEP)
         except OverflowError:
             raise PyociError(f"{step.what}: a number is out of range") from None
     assert enc.used <= len(enc.block), (enc.used, len(enc.block))
