@@ -9,6 +9,7 @@ import sys
 from . import jsonio
 from .cmdline import Command, SimpleNamespace, check_format, print_table
 from .errors import PyociError
+from .linux.fs import join
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ def do_events(a: SimpleNamespace, rt: Runtime) -> int:
 def do_spec(a: SimpleNamespace, rt: Runtime) -> int:
     from .defaults import default_config
 
-    path = f"{a.bundle.rstrip('/') or '/'}/config.json"
+    path = join(a.bundle, "config.json")
     try:
         with open(path, "x") as f:
             jsonio.dump(default_config(rootless=a.rootless), f, indent=2)

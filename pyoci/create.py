@@ -176,13 +176,6 @@ def listen_fds() -> int:
         return 0
 
 
-def compile_seccomp(cfg_seccomp: dict) -> tuple[list[int], int]:
-    """linux.seccomp as the executor loads it."""
-    from .linux.seccomp import compile_filter
-
-    return compile_filter(cfg_seccomp)
-
-
 def _owner() -> str:
     import pwd
 
@@ -318,7 +311,9 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
                                extra_env=[f"LISTEN_FDS={listen}"] if listen else [], rootless=unprivileged,
                                setgroups=setgroups_allowed(cfg.namespace("user"), cfg.gid_mappings, unprivileged))
         if cfg.seccomp and cfg.process:
-            options.seccomp = compile_seccomp(cfg.seccomp)
+            from .linux.seccomp import compile_filter
+
+            options.seccomp = compile_filter(cfg.seccomp)
         if rootfs_layer:
             layer.mount(rootfs_layer, rootfs, st.host_mounts[rootfs])
         if cfg.process:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posix
 
 from . import jsonio
-from .create import Undo, compile_seccomp, connect_socket, image_home, open_namespaces, send_pidfd, write_pid_file
+from .create import Undo, connect_socket, image_home, open_namespaces, send_pidfd, write_pid_file
 from .errors import ConfigError, PyociError
 from .record import field, record
 from .spec import Namespace, Process, User, merge_env
@@ -167,7 +167,9 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
                                    setgroups=setgroups_allowed(user, cfg.gid_mappings, posix.geteuid() != 0),
                                    home=image_home(st.rootfs, process.user.uid))
             if cfg.seccomp:
-                options.seccomp = compile_seccomp(cfg.seccomp)
+                from .linux.seccomp import compile_filter
+
+                options.seccomp = compile_filter(cfg.seccomp)
             if st.resctrl:
                 from .linux.resctrl import Group
 

@@ -12,7 +12,7 @@ from . import OCI_VERSION, __version__, jsonio
 from .cli import COMMANDS
 from .cmdline import Command, SimpleNamespace, check_format, parse_command, parse_flags, usage
 from .errors import PyociError
-from .linux.fs import isdir
+from .linux.fs import abspath, isdir
 from .log import Logger
 
 TYPE_CHECKING = False
@@ -28,15 +28,13 @@ GROUPS = {"image": "images in the overlay layer store (--store, default /var/lib
 
 def do_info(a: SimpleNamespace, rt: Runtime) -> int:
     """The runtime and its layer store, in `docker info`'s terms."""
-    import os
-
     from .cgroups import is_v2_host
     from .store.info import store_info
     from .store.layout import Layout
     from .store.progress import human_size
 
     check_format(a.format)
-    data = {"Runtime": f"pyoci {__version__}", "OCI Runtime Spec": OCI_VERSION, "Root": os.path.abspath(rt.root),
+    data = {"Runtime": f"pyoci {__version__}", "OCI Runtime Spec": OCI_VERSION, "Root": abspath(rt.root),
             "Cgroup Version": "2" if is_v2_host() else "1 (hybrid)" if isdir("/sys/fs/cgroup/unified") else "1",
             **store_info(Layout(a.store))}
     if a.format == "json":

@@ -22,8 +22,6 @@ def is_v2_host() -> bool:
     return fs.exists(f"{ROOT}/cgroup.controllers")
 
 
-
-
 class Cgroup:
     """The container's cgroup directories (a plain class: delete and kill import this module)."""
 
@@ -46,7 +44,7 @@ class Cgroup:
         from .make import hierarchies, resolve
 
         paths = {h.name: resolve("", container_id, h) for h in hierarchies()}
-        made = [d for p in paths.values() if fs.isdir(p) for d in (p.rpartition("/")[0], p)]
+        made = [d for p in paths.values() if fs.isdir(p) for d in (fs.dirname(p), p)]
         return cls(paths, made)
 
     def path(self, controller: str) -> str | None:
@@ -62,8 +60,6 @@ class Cgroup:
     def within(self, subs: dict[str, str]) -> "Cgroup":
         """The sub-cgroups `exec --cgroup` names (see parse_sub_paths); they must exist already. Hierarchies
         whose controllers are not named stay at the container's cgroup."""
-        from os.path import normpath
-
         targets: dict[str, tuple[str, str]] = {}  # hierarchy → (sub path, the argument that named it)
         if "" in subs:
             targets = {name: (subs[""], subs[""]) for name in self.paths}
@@ -81,7 +77,7 @@ class Cgroup:
         paths = dict(self.paths)
         for name, (sub, arg) in targets.items():
             base = self.paths[name]
-            path = normpath(f"{base}/{sub.lstrip('/')}")
+            path = fs.normpath(f"{base}/{sub.lstrip('/')}")
             if path != base and not path.startswith(base + "/"):
                 raise PyociError(f"--cgroup {arg}: not a sub-cgroup of the container's cgroup")
             if not fs.isdir(path):

@@ -1,6 +1,8 @@
 """The mounts of this process's mount namespace, from /proc/self/mountinfo: the one parser of it."""
 from __future__ import annotations
 
+from .fs import realpath
+
 
 def decode_path(field: bytes) -> str:
     """A mountinfo path with its octal escapes (\\040 for a space) decoded. The unicode_escape codec costs
@@ -38,8 +40,6 @@ def mountpoint_of(path: str) -> str:
 
 def filesystem_of(path: str) -> str:
     """The filesystem type of the mount that holds path (the topmost there)."""
-    from .fs import realpath
-
     mp = mountpoint_of(realpath(path))
     return next((fstype for _, point, fstype, _ in reversed(entries()) if point == mp), "")
 

@@ -14,6 +14,7 @@ from ..errors import KernelError, PyociError
 from .fs import fsencode
 from .. import steps as st
 
+
 def _i64(n: int) -> int:
     """A uint64 from the config (RLIM_INFINITY, say) travels in a C long long as its two's complement."""
     return n - (1 << 64) if n >= 1 << 63 else n
@@ -28,7 +29,8 @@ STEP = ffi.sizeof("struct pyoci_step")
 POINTER = ffi.sizeof("char *")
 WHAT = ffi.offsetof("struct pyoci_step", "what")
 U64S_V = ffi.offsetof("struct pyoci_u64s", "v")
-POINTER_KINDS = ("str", "str | None", "list[str]")
+STR_KINDS = ("str", "str | None")
+POINTER_KINDS = (*STR_KINDS, "list[str]")
 
 
 class _Encoder:
@@ -97,7 +99,7 @@ class _Encoder:
         return vec
 
     def value(self, kind: str, v: object):
-        if kind in ("str", "str | None"):
+        if kind in STR_KINDS:
             return self.cstr(v)
         if kind == "list[str]":
             return self.vector(v)
@@ -134,12 +136,12 @@ def _block_size(steps: list[st.Step], enc: _Encoder) -> int:
     def text(s: str) -> int:
         return _aligned(4 * len(s) + 1)
 
-    size = _aligned(ffi.sizeof("struct pyoci_step") * len(steps))
+    size = _aligned(STEP * len(steps))
     for step in steps:
         size += text(step.what)
         for field, kind in enc.fields(type(step)):
             v = getattr(step, field)
-            if kind in ("str", "str | None") and v is not None:
+            if kind in STR_KINDS and v is not None:
                 size += text(v)
             elif kind == "list[str]":
                 size += _aligned(POINTER * (len(v) + 1)) + sum(text(x) for x in v)

@@ -7,7 +7,7 @@ import _socket
 import posix
 import sys
 
-from .fs import fsencode
+from .fs import dirname, fsencode
 
 INT = 4  # SCM_RIGHTS carries fds as C ints (socket.py packs them with array, which imports collections.abc)
 
@@ -32,9 +32,8 @@ def _at(path: str, kind: int, use) -> _socket.socket:
     try:
         address = path
         if len(fsencode(path)) > SUN_PATH_MAX:
-            directory, _, name = path.rpartition("/")
-            parent = posix.open(directory or ("/" if path.startswith("/") else "."), posix.O_PATH | posix.O_CLOEXEC)
-            address = f"/proc/self/fd/{parent}/{name}"
+            parent = posix.open(dirname(path) or ".", posix.O_PATH | posix.O_CLOEXEC)
+            address = f"/proc/self/fd/{parent}/{path.rpartition('/')[2]}"
             if len(fsencode(address)) > SUN_PATH_MAX:
                 raise OSError(36, "the socket's name is too long", path)  # ENAMETOOLONG
         use(sock, address)
