@@ -7,6 +7,7 @@ made cheaper still to import (see lean_validator): its regex patterns come compi
 pyoci.jsonio gives, so it imports neither re nor decimal (several ms per call each), and its raises do not
 carry schema fragments that nothing reads.
 """
+import __future__
 import importlib.util
 import json
 import marshal
@@ -150,7 +151,7 @@ class BuildWithValidator(build_py):
 
 # Standard-library modules that the interpreter's start-up and the lifecycle commands would otherwise find and
 # read from disk on every call (the rest of what they use is built in or frozen in CPython already).
-STDLIB_FROZEN = ("encodings", "encodings.aliases", "encodings.utf_8", "__future__", "struct")
+STDLIB_FROZEN = ("encodings", "encodings.aliases", "encodings.utf_8", "struct")
 
 
 def c_string(text: str) -> str:
@@ -159,9 +160,17 @@ def c_string(text: str) -> str:
                          for b in text.encode()) + '"'
 
 
+FUTURE_ANNOTATIONS = b"from __future__ import annotations\n"
+
+
 def frozen_module(name: str, source: Path, filename: str, is_package: bool, index: int) -> tuple[str, str]:
-    """The marshalled code of one module as a C array, and its PyImport_FrozenModules entry."""
-    data = marshal.dumps(compile(source.read_bytes(), filename, "exec", dont_inherit=True))
+    """The marshalled code of one module as a C array, and its PyImport_FrozenModules entry. A module's
+    `from __future__ import annotations` becomes the compiler flag it stands for (an empty line keeps the
+    line numbers): the same code, without importing `__future__` at run time (~0.2 ms a call)."""
+    lines, flags = source.read_bytes().splitlines(keepends=True), 0
+    if FUTURE_ANNOTATIONS in lines:
+        lines[lines.index(FUTURE_ANNOTATIONS)], flags = b"\n", __future__.annotations.compiler_flag
+    data = marshal.dumps(compile(b"".join(lines), filename, "exec", flags=flags, dont_inherit=True))
     rows = ",\n".join(",".join(map(str, data[i:i + 32])) for i in range(0, len(data), 32))
     return (f"static const unsigned char module{index}[] = {{\n{rows}\n}};\n",
             f"    {{{c_string(name)}, module{index}, {len(data)}, {int(is_package)}, NULL}},\n")
@@ -194,11 +203,13 @@ def launcher_data(package_root: Path) -> str:
 
 def libpython_link_args() -> list[str]:
     """How to link CPython into a program: its static library where the installation has one (no
-    position-independent code in Debian's, hence -no-pie), else the shared one."""
+    position-independent code in Debian's, hence -no-pie), else the shared one. With the static library the
+    launcher starts in CPython's core phase (PYOCI_CORE_PHASE: csrc/launcher.c), which calls an internal
+    function of CPython's that only the static library gives."""
     var = sysconfig.get_config_var
     static = Path(var("LIBPL")) / var("LIBRARY")
     if static.exists():
-        args = ["-no-pie", str(static), *shlex.split(var("MODLIBS") or "")]
+        args = ["-DPYOCI_CORE_PHASE", "-no-pie", str(static), *shlex.split(var("MODLIBS") or "")]
     else:
         args = [f"-L{var('LIBDIR')}", f"-Wl,-rpath,{var('LIBDIR')}", f"-lpython{var('LDVERSION')}"]
     return args + [arg for name in ("LIBS", "SYSLIBS", "LINKFORSHARED") for arg in shlex.split(var(name) or "")]

@@ -67,10 +67,86 @@ static int add_package_dir(const char *name, const char *dir) {
     return rc;
 }
 
+#ifdef PYOCI_CORE_PHASE
+/* Two-phase start-up (PEP 587's multi-phase initialisation; csrc/launcher.c's build defines PYOCI_CORE_PHASE
+   where CPython is linked in statically, since it calls _PySignal_Init). CPython stops after its core
+   phase: built-in and frozen modules work. The main phase (the path-based importers, `encodings`, the
+   standard streams, zipimport, the path configuration: ~5 M of the ~18 M instructions a `state` took) is
+   done when pyoci.corephase finds something needs it, which the lifecycle commands do not. */
+
+/* CPython's own (pycore_pylifecycle.h): the signal set-up of the main phase, done here because the
+   lifecycle commands import _signal, whose state it makes: SIGPIPE and SIGXFSZ ignored, SIGINT a
+   KeyboardInterrupt, as in a fully initialised interpreter. The main phase, if it comes, does it again, to
+   the same effect. */
+extern int _PySignal_Init(int install_signal_handlers);
+
+static int main_phase_done;
+
+static PyObject *finish(PyObject *self, PyObject *unused) {
+    if (!main_phase_done) {
+        main_phase_done = 1;
+        PyStatus status = _Py_InitializeMain();
+        if (PyStatus_Exception(status))
+            Py_ExitStatusException(status);
+        if (add_package_dir("encodings", PYOCI_STDLIB "/encodings") < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef launcher_methods[] = {
+    {"finish", finish, METH_NOARGS, "CPython's main phase of initialisation, now (once)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef launcher_module = {
+    PyModuleDef_HEAD_INIT, "_pyoci_launcher", "What pyoci.corephase needs from the pyoci command.", -1,
+    launcher_methods,
+};
+
+static char site_dir[PATH_MAX];
+static int arg_count;
+static char **arg_values;
+
+/* sys.argv, which the main phase would set: the arguments as UTF-8 mode decodes them. */
+static PyObject *arguments(void) {
+    PyObject *list = PyList_New(arg_count);
+    for (int i = 0; list && i < arg_count; i++) {
+        PyObject *arg = PyUnicode_DecodeUTF8(arg_values[i], strlen(arg_values[i]), "surrogateescape");
+        if (!arg)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, arg);
+    }
+    return list;
+}
+
+static int add_value(PyObject *m, const char *name, PyObject *value) {
+    if (value && PyModule_AddObject(m, name, value) == 0)
+        return 0;
+    Py_XDECREF(value);
+    return -1;
+}
+
+static PyObject *init_launcher_module(void) {
+    PyObject *m = PyModule_Create(&launcher_module);
+    if (m && (add_value(m, "extension_dirs", Py_BuildValue("(ss)", PYOCI_DYNLOAD, site_dir)) < 0 ||
+              add_value(m, "argv", arguments()) < 0))
+        Py_CLEAR(m);
+    return m;
+}
+#endif
+
 int main(int argc, char **argv) {
     char exe[PATH_MAX], site[PATH_MAX];
     own_paths(exe, site, sizeof site);
     PyImport_FrozenModules = frozen_modules;
+#ifdef PYOCI_CORE_PHASE
+    snprintf(site_dir, sizeof site_dir, "%s", site);
+    arg_count = argc;
+    arg_values = argv;
+    PyImport_AppendInittab("_pyoci_launcher", init_launcher_module);
+#endif
 
     /* UTF-8 for file names, arguments and the standard streams whatever the locale, as python3 itself
        does under the C locale (PEP 540), without touching the process's locale or environment. */
@@ -94,6 +170,9 @@ int main(int argc, char **argv) {
     add_path(&config, PYOCI_STDLIB);
     add_path(&config, site);
     check(PyConfig_SetBytesArgv(&config, argc, argv));
+#ifdef PYOCI_CORE_PHASE
+    config._init_main = 0;
+#endif
     PyStatus status = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     check(status);
@@ -104,7 +183,15 @@ int main(int argc, char **argv) {
 
     char pyoci_dir[PATH_MAX];
     snprintf(pyoci_dir, sizeof pyoci_dir, "%s/pyoci", site);
-    if (add_package_dir("pyoci", pyoci_dir) == 0 && add_package_dir("encodings", PYOCI_STDLIB "/encodings") == 0) {
+#ifdef PYOCI_CORE_PHASE
+    if (_PySignal_Init(1) < 0)
+        fail("cannot set up signal handling");
+    int ready = add_package_dir("pyoci", pyoci_dir) == 0 && PyImport_ImportModule("pyoci.corephase") != NULL;
+#else
+    int ready = add_package_dir("pyoci", pyoci_dir) == 0 &&
+                add_package_dir("encodings", PYOCI_STDLIB "/encodings") == 0;
+#endif
+    if (ready) {
         PyObject *cli = PyImport_ImportModule("pyoci.main");
         if (cli)
             PyObject_CallMethod(cli, "launch", NULL); /* returns only by raising */

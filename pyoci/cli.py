@@ -9,6 +9,7 @@ import sys
 from . import jsonio
 from .cmdline import Command, SimpleNamespace, check_format, print_table
 from .errors import PyociError
+from .linux.files import read_text
 from .linux.fs import join
 
 TYPE_CHECKING = False
@@ -178,8 +179,7 @@ def do_update(a: SimpleNamespace, rt: Runtime) -> int:
             if a.resources == "-":
                 res = jsonio.load(sys.stdin)
             else:
-                with open(a.resources) as f:
-                    res = jsonio.load(f)
+                res = jsonio.loads(read_text(a.resources))
         except (OSError, ValueError) as exc:
             raise PyociError(f"--resources {a.resources}: {exc}") from None
         if not isinstance(res, dict):

@@ -11,6 +11,7 @@ import stat
 from . import hooks, layer, state
 from .errors import ConfigError, PyociError
 from .linux import fs
+from .linux.files import write
 from .linux.mountinfo import mounts_at, unmount_above
 from .record import record
 from .state import START_SOCKET, State, Store
@@ -208,8 +209,7 @@ def send_pidfd(path: str, pid: int, name: str) -> None:
 def write_pid_file(path: str, pid: int) -> None:
     tmp = f"{path}.{posix.getpid()}.tmp"
     try:
-        with open(tmp, "w") as f:
-            f.write(str(pid))
+        write(tmp, str(pid), posix.O_CREAT | posix.O_TRUNC)
         posix.rename(tmp, path)
     except OSError as exc:
         raise PyociError(f"--pid-file {path}: {exc.strerror}", exc.errno) from None

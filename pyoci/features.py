@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 from . import OCI_VERSION
 from .linux import lsm
 from .linux.caps import CAPABILITIES
+from .linux.files import read_text
 from .linux.mountopts import FLAGS as MOUNT_FLAGS, IDMAP, PROPAGATION, RECURSIVE
 from .linux.sched import MPOL_FLAGS, MPOL_MODES
 from .linux.seccomp import ACTIONS, FLAGS, OPS
@@ -60,9 +61,8 @@ def _rdma() -> bool:
             return True
         if h.v2:
             try:
-                with open(os.path.join(h.mountpoint, "cgroup.controllers")) as f:
-                    if "rdma" in f.read().split():
-                        return True
+                if "rdma" in read_text(os.path.join(h.mountpoint, "cgroup.controllers")).split():
+                    return True
             except OSError:
                 continue
     return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .errors import ConfigError, PyociError
 from .linux import fs
+from .linux.files import read_text
 
 ROOTFS_ANNOTATION = "org.pyoci.rootfs.layer"
 WHERE = f"annotations[{ROOTFS_ANNOTATION}]"
@@ -27,8 +28,7 @@ def mount(layer_dir: str, rootfs: str, mounted_before: int) -> None:
         raise PyociError(f"{rootfs} is mounted already: a container of this bundle exists")
     store_dir, _, lid = layer_dir.rpartition("/")
     try:
-        with open(f"{layer_dir}/lower") as f:
-            lower = f.read().strip()
+        lower = read_text(f"{layer_dir}/lower").strip()
     except OSError as exc:
         raise ConfigError(f"{layer_dir} is not a pyoci container layer: {exc.strerror}", path=WHERE) from None
     data = f"lowerdir={lower},upperdir={lid}/diff,workdir={lid}/work,index=off"

@@ -15,6 +15,7 @@ import time
 
 from . import OCI_VERSION, jsonio
 from .errors import NotFoundError, PyociError
+from .linux.files import read_text, write
 from .linux.fs import abspath, exists, getenv, isdir, makedirs
 
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
@@ -131,8 +132,7 @@ class Store:
         validate_id(container_id)
         name = jsonio.dumps(container_id)
         try:
-            with open(f"{self.dir(container_id)}/{STATE_FILE}") as f:
-                raw = jsonio.load(f)
+            raw = jsonio.loads(read_text(f"{self.dir(container_id)}/{STATE_FILE}"))
             st = State(**raw)
         except FileNotFoundError:
             raise NotFoundError(f"container {name} does not exist") from None
@@ -176,8 +176,7 @@ class Store:
 def _write_state(directory: str, st: State) -> None:
     path = f"{directory}/{STATE_FILE}"
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        jsonio.dump(st.to_json(), f)
+    write(tmp, jsonio.dumps(st.to_json()), posix.O_CREAT | posix.O_TRUNC)
     posix.rename(tmp, path)
 
 
@@ -230,14 +229,11 @@ def frozen(paths: dict[str, str]) -> bool:
     with a parent the kernel froze."""
     try:
         if "freezer" in paths:
-            with open(f"{paths['freezer']}/freezer.state") as f:
-                return f.read().strip() != "THAWED"
+            return read_text(f"{paths['freezer']}/freezer.state").strip() != "THAWED"
         if "" in paths:
-            with open(f"{paths['']}/cgroup.freeze") as f:
-                if f.read().strip() == "1":
-                    return True
-            with open(f"{paths['']}/cgroup.events") as f:
-                return "frozen 1" in f.read().splitlines()
+            if read_text(f"{paths['']}/cgroup.freeze").strip() == "1":
+                return True
+            return "frozen 1" in read_text(f"{paths['']}/cgroup.events").splitlines()
     except OSError:
         pass
     return False

@@ -13,7 +13,7 @@ import time
 
 from ..errors import PyociError
 from ..linux import fs
-from ..linux.files import write
+from ..linux.files import read_text, write
 
 ROOT = "/sys/fs/cgroup"
 
@@ -94,8 +94,7 @@ class Cgroup:
             found = []
             for d in fs.subdirs(p):
                 try:
-                    with open(f"{d}/cgroup.procs") as f:
-                        found += [int(x) for x in f.read().split()]
+                    found += [int(x) for x in read_text(f"{d}/cgroup.procs").split()]
                 except FileNotFoundError:
                     continue  # removed while we walked
             return found
@@ -126,8 +125,7 @@ class Cgroup:
             return  # the cgroup is gone: nothing to freeze or thaw
         for _ in range(1000):
             write(path, value)
-            with open(done or path) as f:
-                text = f.read()
+            text = read_text(done or path)
             if (done and f"frozen {value}" in text) or (not done and text.strip() == value):
                 return
             time.sleep(0.001)
@@ -164,8 +162,7 @@ def release_rdma_pools(d: str) -> None:
     container with rdma limits."""
     path = f"{d}/rdma.max"
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
+        lines = read_text(path).splitlines()
     except OSError:
         return
     for fields in map(str.split, lines):  # device name, then name=value per resource

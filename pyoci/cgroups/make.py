@@ -8,7 +8,7 @@ import posix
 
 from ..errors import PyociError
 from ..linux import fs
-from ..linux.files import write
+from ..linux.files import read_text, write
 from . import Cgroup, is_v2_host
 
 TYPE_CHECKING = False
@@ -30,10 +30,9 @@ class Hierarchy:
 
 def hierarchies() -> list[Hierarchy]:
     own: dict[str, str] = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, names, path = line.rstrip("\n").split(":", 2)
-            own[names] = path
+    for line in read_text("/proc/self/cgroup").splitlines():
+        _, names, path = line.split(":", 2)
+        own[names] = path
     from ..linux.mountinfo import entries
 
     found: dict[str, Hierarchy] = {}
@@ -97,8 +96,7 @@ def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
 def _enable_v2_controllers(h: Hierarchy, path: str) -> None:
     """Turns on, from the root down to the container's parent, every controller the container may use."""
     try:
-        with open(f"{h.mountpoint}/cgroup.controllers") as f:
-            available = f.read().split()
+        available = read_text(f"{h.mountpoint}/cgroup.controllers").split()
     except OSError:
         return
     rel = fs.relpath(fs.dirname(path), h.mountpoint)
@@ -121,11 +119,8 @@ def _init_cpuset(path: str, mountpoint: str) -> None:
     for part in [p for p in fs.relpath(path, mountpoint).split("/") if p not in ("", ".")]:
         parent, cur = cur, f"{cur}/{part}"
         for name in ("cpuset.cpus", "cpuset.mems"):
-            with open(f"{cur}/{name}") as fh:
-                if fh.read().strip():
-                    continue
-            with open(f"{parent}/{name}") as fh:
-                write(f"{cur}/{name}", fh.read().strip())
+            if not read_text(f"{cur}/{name}").strip():
+                write(f"{cur}/{name}", read_text(f"{parent}/{name}").strip())
 
 
 def _attach_device_filter(path: str, rules: list[dict[str, object]]) -> None:

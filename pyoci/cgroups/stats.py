@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posix
 
+from ..linux.files import read_text
 from ..linux.fs import isdir
 
 TICK_NS = 1_000_000_000 // posix.sysconf("SC_CLK_TCK")
@@ -15,8 +16,7 @@ def read_value(base: str | None, name: str) -> str:
     if base is None:
         return ""
     try:
-        with open(f"{base}/{name}") as f:
-            return f.read().strip()
+        return read_text(f"{base}/{name}").strip()
     except OSError:
         return ""
 

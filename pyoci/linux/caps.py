@@ -1,6 +1,8 @@
 """Capability names (linux/capability.h) and the bit masks the executor applies."""
 from __future__ import annotations
 
+from .files import read_text
+
 _NAMES = (
     "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
     "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT "
@@ -20,8 +22,7 @@ def last_cap() -> int:
     process: a create asks for each of the five sets."""
     if not _last_cap:
         try:
-            with open("/proc/sys/kernel/cap_last_cap") as f:
-                _last_cap.append(int(f.read()))
+            _last_cap.append(int(read_text("/proc/sys/kernel/cap_last_cap")))
         except OSError:
             _last_cap.append(len(_NAMES) - 1)
     return _last_cap[0]

@@ -15,6 +15,20 @@ def write(path: str, data: str | bytes, flags: int = 0, mode: int = 0o644) -> No
         posix.close(fd)
 
 
+def read_text(path: str) -> str:
+    """A file's text, read whole through posix (UTF-8, as pyoci writes its own files and the kernel its):
+    `open` in text mode would look its codec up, which the pyoci command's core phase does not have
+    (pyoci/corephase.py)."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        data = b""
+        while chunk := posix.read(fd, 65536):
+            data += chunk
+    finally:
+        posix.close(fd)
+    return data.decode()
+
+
 def read_regular(path_fd: int, limit: int) -> bytes | None:
     """What path_fd (an O_PATH fd) names, if it is a regular file of at most limit bytes; else None. It is
     opened for reading only once known to be a regular file (a FIFO would wait for a writer, a device can act

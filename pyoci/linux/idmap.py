@@ -10,7 +10,7 @@ import posix
 
 from ..errors import PyociError
 from . import fs
-from .files import write
+from .files import read_text, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,8 +70,7 @@ def setgroups_allowed(user: Namespace | None, gid_maps: list[IDMapping], rootles
     parts = user.path.split("/")
     if len(parts) == 5 and parts[1] == "proc" and parts[2].isdigit() and parts[3:] == ["ns", "user"]:
         try:
-            with open(f"/proc/{parts[2]}/setgroups") as f:
-                return f.read().strip() != "deny"
+            return read_text(f"/proc/{parts[2]}/setgroups").strip() != "deny"
         except OSError:
             pass
     return True

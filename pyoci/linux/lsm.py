@@ -10,13 +10,13 @@ from __future__ import annotations
 
 
 from ..errors import ConfigError
+from .files import read_text
 from .fs import exists, isdir
 
 
 def apparmor_enabled() -> bool:
     try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return isdir("/sys/kernel/security/apparmor") and f.read(1) == "Y"
+        return isdir("/sys/kernel/security/apparmor") and read_text("/sys/module/apparmor/parameters/enabled")[:1] == "Y"
     except OSError:
         return False
 

@@ -17,7 +17,7 @@ import os
 from .. import jsonio
 from ..errors import ConfigError, PyociError
 from ..record import record
-from .files import write
+from .files import read_text, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,8 +60,7 @@ class Group:
 def _status(root: str) -> str:
     """What resctrl says about its last refusal (info/last_cmd_status), for the error."""
     try:
-        with open(os.path.join(root, "info", "last_cmd_status")) as f:
-            text = f.read().strip()
+        text = read_text(os.path.join(root, "info", "last_cmd_status")).strip()
     except OSError:
         return ""
     return f" (resctrl: {text})" if text and text != "ok" else ""
@@ -123,8 +122,7 @@ def prepare(rdt: IntelRdt, container_id: str, root: str | None) -> Group:
             if lines:
                 write(os.path.join(group.path, "schemata"), "\n".join(lines) + "\n", os.O_CREAT)
         elif lines:
-            with open(os.path.join(group.path, "schemata")) as f:
-                differs = mismatch(lines, f.read())
+            differs = mismatch(lines, read_text(os.path.join(group.path, "schemata")))
             if differs:
                 raise ConfigError(f"resctrl group {name} exists with other schemata: {differs}", path=WHERE)
         if rdt.enable_monitoring:

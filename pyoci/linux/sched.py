@@ -4,6 +4,7 @@ applied here."""
 from __future__ import annotations
 
 from . import cpulist
+from .files import read_text
 
 # sched_setattr(2) policies. SCHED_ISO was reserved (4) and never implemented: the kernel refuses it.
 POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_IDLE": 5,
@@ -34,7 +35,6 @@ def ioprio(klass: str, level: int) -> int:
 def host_nodes(path: str = NODES_ONLINE) -> list[int]:
     """The NUMA nodes online on this host; none where the kernel has no NUMA (and no memory policies)."""
     try:
-        with open(path) as f:
-            return cpulist.parse(f.read())
+        return cpulist.parse(read_text(path))
     except (OSError, ValueError):
         return []
