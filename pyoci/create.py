@@ -13,7 +13,7 @@ from .errors import ConfigError, PyociError
 from .linux import fs
 from .linux.files import write
 from .linux.mountinfo import mounts_at, unmount_above
-from .record import record
+from .record import Record
 from .state import START_SOCKET, State, Store
 
 TYPE_CHECKING = False  # annotations are strings; the lifecycle's short commands never import this module
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from .spec import Config, Namespace
 
 
-@record
-class CreateOptions:
+class CreateOptions(Record):
     """What the command line (or a program using pyoci) adds to a create."""
     bundle: str
     pid_file: str | None = None

@@ -7,7 +7,7 @@ import posix
 from . import jsonio
 from .create import Undo, connect_socket, image_home, open_namespaces, send_pidfd, write_pid_file
 from .errors import ConfigError, PyociError
-from .record import field, record
+from .record import Record, field
 from .spec import Namespace, Process, User, merge_env
 from .state import reap
 
@@ -17,8 +17,7 @@ if TYPE_CHECKING:
     from .state import Lock, State
 
 
-@record
-class ExecOptions:
+class ExecOptions(Record):
     """What the exec command line says; None means "as the container's config has it"."""
     args: list[str] = field(default_factory=list)
     process_file: str | None = None
@@ -40,8 +39,7 @@ class ExecOptions:
     ignore_paused: bool = False  # a paused container too: the process runs once it is resumed
 
 
-@record
-class ExecProcess:
+class ExecProcess(Record):
     """A process exec started: our child."""
     pid: int
     console: int = -1  # its pty master, where it has a terminal and the caller gave no console socket

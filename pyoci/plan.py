@@ -23,7 +23,7 @@ from .linux.mountinfo import filesystem_of, mountpoint_of
 from .linux.mountopts import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .linux.mountopts import MS_SLAVE, MS_UNBINDABLE, PROPAGATION
 from .linux.rlimits import RLIMITS
-from .record import field, record
+from .record import Record, field
 from .spec import Config, CPUAffinity, MemoryPolicy, Mount, Namespace, Process
 
 TYPE_CHECKING = False
@@ -42,8 +42,7 @@ DEV_SYMLINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
 DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-@record
-class Options:
+class Options(Record):
     """What the command line and the runtime's own set-up add to the config."""
     rootfs: str
     bundle: str
@@ -62,8 +61,7 @@ class Options:
     home: str = "/"  # HOME where process.env has none: the image's for the process's user (see home())
 
 
-@record
-class Plan:
+class Plan(Record):
     steps: list[st.Step]
     warnings: list[str] = field(default_factory=list)  # what the runtime says before it runs the plan
 

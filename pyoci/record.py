@@ -1,20 +1,23 @@
-"""@record: plain data classes declared the way @dataclass declares them, without importing dataclasses.
+"""Record: the base of plain data classes declared the way @dataclass declares them, without importing
+dataclasses.
 
 `import dataclasses` costs every pyoci call 10-15 ms on a slow machine (it pulls inspect, ast, dis, tokenize,
 re and enum), and @dataclass then compiles generated source with exec() for each class it decorates. A
-runtime whose `run` should cost no more than runc's cannot pay that per call. @record reads the same
-declaration (annotated fields, class-level defaults, `field(default_factory=...)`) into a field table and
-gives the class a generic __init__ (positional or keyword arguments, TypeError for a missing, unknown or
-doubled one, as a dataclass does), __repr__ and __eq__ over that table. Instances are ordinary objects:
-no __slots__, so code may set further attributes later.
+runtime whose `run` should cost no more than runc's cannot pay that per call. A subclass of Record is read
+as a dataclass declaration (annotated fields, class-level defaults, `field(default_factory=...)`), and
+inherits one __init__ (positional or keyword arguments, TypeError for a missing, unknown or doubled one, as
+a dataclass does), __repr__ and __eq__. Inherited rather than set on each class, and the declaration read
+when the class is first used rather than when it is made: a create makes ~90 record classes and uses
+fewer, and a class given dunder methods of its own, or read at its making, cost ~25-70 k instructions more
+each. So a faulty declaration (a field without a default after one with, a mutable default) raises
+dataclass's error at the class's first use, not at its definition. Instances are ordinary objects: no
+__slots__, so code may set further attributes later.
 """
 from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 if TYPE_CHECKING:
-    from typing import Any, Callable, TypeVar
-
-    T = TypeVar("T")
+    from typing import Any, Callable
 
 
 class _Missing:
@@ -40,12 +43,13 @@ def field(*, default: Any = MISSING, default_factory: Callable[[], Any] = MISSIN
     return Field(default, default_factory)
 
 
-def _table(cls: type) -> list[tuple[str, Any, Any]]:
-    """(name, default, factory) per field, base records' fields first, as dataclass orders them."""
+def _read(cls: type) -> list[tuple[str, Any, Any]]:
+    """(name, default, factory) per field, base records' fields first, as dataclass orders them. A default
+    given by field() becomes the class attribute, as dataclass leaves it; a factory's goes."""
     table: dict[str, tuple[str, Any, Any]] = {}
     for base in reversed(cls.__mro__[1:]):
-        for entry in base.__dict__.get("__record_fields__", ()):
-            table[entry[0]] = entry
+        if issubclass(base, Record) and base is not Record:
+            table.update((entry[0], entry) for entry in _layout(base)[1])
     for name in cls.__dict__.get("__annotations__", {}):
         default, factory = cls.__dict__.get(name, MISSING), MISSING
         if isinstance(default, Field):
@@ -67,31 +71,51 @@ def _table(cls: type) -> list[tuple[str, Any, Any]]:
     return list(table.values())
 
 
-def record(cls: type[T]) -> type[T]:
-    table = _table(cls)
-    names = frozenset(name for name, _, _ in table)
-    positional = tuple(name for name, _, _ in table)
-    defaults = {name: default for name, default, factory in table if factory is MISSING and default is not MISSING}
-    factories = tuple((name, factory) for name, _, factory in table if factory is not MISSING)
-    required = tuple(name for name, default, factory in table if default is MISSING and factory is MISSING)
-    qualname = cls.__qualname__
+# A record class's layout: the class, its fields as (name, default, factory), their names in order, the
+# names as a set, the plain defaults, the factories and the required names.
+Layout = tuple  # (type, list, tuple, frozenset, dict, tuple, tuple)
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+
+def _layout(cls: type) -> Layout:
+    layout = cls._record  # type: ignore[attr-defined]
+    if layout[0] is not cls:  # a base's (or Record's): this class's is made on its first use
+        table = _read(cls)
+        names = tuple(name for name, _, _ in table)
+        layout = cls._record = (  # type: ignore[attr-defined]
+            cls, table, names, frozenset(names),
+            {name: default for name, default, factory in table if factory is MISSING and default is not MISSING},
+            tuple((name, factory) for name, _, factory in table if factory is not MISSING),
+            tuple(name for name, default, factory in table if default is MISSING and factory is MISSING))
+    return layout
+
+
+def field_names(cls: type[Record]) -> tuple[str, ...]:
+    """A record class's fields, its bases' first (the names of dataclasses.fields)."""
+    return _layout(cls)[2]
+
+
+class Record:
+    _record: Layout = (None,)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         # A plan has a hundred steps of seventeen fields: the values go in by dict updates, not one by one.
+        _, _, positional, names, defaults, factories, required = _layout(type(self))
         if len(args) > len(positional):
-            raise TypeError(f"{qualname}.__init__() takes {len(positional) + 1} positional arguments but "
-                            f"{len(args) + 1} were given")
+            raise TypeError(f"{type(self).__qualname__}.__init__() takes {len(positional) + 1} positional "
+                            f"arguments but {len(args) + 1} were given")
         given = dict(zip(positional, args))
         if kwargs:
             for key in kwargs:
                 if key not in names:
-                    raise TypeError(f"{qualname}.__init__() got an unexpected keyword argument {key!r}")
+                    raise TypeError(f"{type(self).__qualname__}.__init__() got an unexpected keyword "
+                                    f"argument {key!r}")
                 if key in given:
-                    raise TypeError(f"{qualname}.__init__() got multiple values for argument {key!r}")
+                    raise TypeError(f"{type(self).__qualname__}.__init__() got multiple values for argument "
+                                    f"{key!r}")
             given.update(kwargs)
         missing = [repr(name) for name in required if name not in given]
         if missing:
-            raise TypeError(f"{qualname}.__init__() missing {len(missing)} required positional "
+            raise TypeError(f"{type(self).__qualname__}.__init__() missing {len(missing)} required positional "
                             f"argument{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
         values = self.__dict__
         values.update(defaults)
@@ -100,22 +124,14 @@ def record(cls: type[T]) -> type[T]:
                 values[name] = factory()
         values.update(given)
 
-    def _values(obj: Any) -> tuple[Any, ...]:
-        return tuple(getattr(obj, name) for name, _, _ in table)
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in field_names(type(self)))
 
-    def __repr__(self: Any) -> str:
-        return f"{qualname}({', '.join(f'{name}={getattr(self, name)!r}' for name, _, _ in table)})"
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}("
+                f"{', '.join(f'{name}={getattr(self, name)!r}' for name in field_names(type(self)))})")
 
-    def __eq__(self: Any, other: object) -> bool:
+    def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return _values(self) == _values(other)
-
-    cls.__record_fields__ = tuple(table)  # type: ignore[attr-defined]
-    for method in (__init__, __repr__, __eq__):
-        if method.__name__ not in cls.__dict__:
-            method.__qualname__ = f"{qualname}.{method.__name__}"
-            setattr(cls, method.__name__, method)
-    if "__hash__" not in cls.__dict__:
-        cls.__hash__ = None  # type: ignore[assignment]  # as a dataclass with eq: mutable, so unhashable
-    return cls
+        return self._values() == other._values()  # type: ignore[attr-defined]

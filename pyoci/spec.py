@@ -16,7 +16,7 @@ from .linux.caps import CAPABILITIES
 from .linux import cpulist, sched
 from .linux.fs import join, normpath
 from .linux.rlimits import RLIMITS
-from .record import field, record
+from .record import Record, field
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
@@ -35,15 +35,13 @@ def merge_env(base: list[str], extra: list[str]) -> list[str]:
     return list(env.values())
 
 
-@record
-class IDMapping:
+class IDMapping(Record):
     container_id: int
     host_id: int
     size: int
 
 
-@record
-class Mount:
+class Mount(Record):
     destination: str
     type: str = ""
     source: str = ""
@@ -52,14 +50,12 @@ class Mount:
     gid_mappings: list[IDMapping] = field(default_factory=list)
 
 
-@record
-class Namespace:
+class Namespace(Record):
     type: str
     path: str = ""
 
 
-@record
-class Device:
+class Device(Record):
     type: str
     path: str
     major: int = 0
@@ -69,31 +65,27 @@ class Device:
     gid: int | None = None
 
 
-@record
-class Hook:
+class Hook(Record):
     path: str
     args: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=list)
     timeout: int | None = None
 
 
-@record
-class User:
+class User(Record):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
     additional_gids: list[int] = field(default_factory=list)
 
 
-@record
-class Rlimit:
+class Rlimit(Record):
     type: str
     hard: int
     soft: int
 
 
-@record
-class Scheduler:
+class Scheduler(Record):
     policy: str
     nice: int = 0
     priority: int = 0
@@ -103,21 +95,18 @@ class Scheduler:
     period: int = 0
 
 
-@record
-class IOPriority:
+class IOPriority(Record):
     klass: str  # "class" in the config
     priority: int
 
 
-@record
-class CPUAffinity:
+class CPUAffinity(Record):
     """execCPUAffinity as CPU ids; an empty list was not given."""
     initial: list[int] = field(default_factory=list)
     final: list[int] = field(default_factory=list)
 
 
-@record
-class Process:
+class Process(Record):
     args: list[str]
     cwd: str = "/"
     env: list[str] = field(default_factory=list)
@@ -135,15 +124,13 @@ class Process:
     exec_cpu_affinity: CPUAffinity | None = None  # for processes `exec` starts, never the init (the spec's rule)
 
 
-@record
-class MemoryPolicy:
+class MemoryPolicy(Record):
     mode: str
     nodes: list[int] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
 
 
-@record
-class IntelRdt:
+class IntelRdt(Record):
     clos_id: str = ""  # "": the container's id
     l3_cache_schema: str = ""
     mem_bw_schema: str = ""
@@ -155,8 +142,7 @@ class IntelRdt:
         return [line for line in (self.l3_cache_schema, self.mem_bw_schema, *self.schemata) if line]
 
 
-@record
-class Config:
+class Config(Record):
     oci_version: str
     root_path: str
     root_readonly: bool = False

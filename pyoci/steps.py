@@ -6,7 +6,7 @@ Plain Python: the planner and its tests use these without the compiled extension
 """
 from __future__ import annotations
 
-from .record import field, record
+from .record import Record, field
 
 # enum pyoci_msg_type, by name: the numbers stay in the header (shim.py maps them)
 MessageKind = str
@@ -19,47 +19,39 @@ PIVOT_ROOT, MOVE_CHROOT, CHROOT = 0, 1, 2
 CREATED_STATE, RUNNING_STATE = 0, 1
 
 
-@record
-class Step:
+class Step(Record):
     what: str
 
 
-@record
 class Sync(Step):
     """Tell the runtime `message`; with wait, go on only when it answers."""
     message: MessageKind
     wait: bool = False
 
 
-@record
 class Setns(Step):
     fd: int
     nstype: int
 
 
-@record
 class Unshare(Step):
     flags: int
 
 
-@record
 class Fork(Step):
     """The container's init: a child in the new pid (and time) namespaces; the forking process exits."""
     death_signal: int
 
 
-@record
 class WriteFile(Step):
     path: str
     data: str
 
 
-@record
 class Setsid(Step):
     pass
 
 
-@record
 class Mount(Step):
     target: str
     source: str | None = None
@@ -74,12 +66,10 @@ class Mount(Step):
     tree_fd: int = -1
 
 
-@record
 class SetRoot(Step):
     path: str
 
 
-@record
 class Mknod(Step):
     path: str
     mode: int
@@ -88,41 +78,34 @@ class Mknod(Step):
     gid: int = 0
 
 
-@record
 class Symlink(Step):
     target: str
     path: str
     replace: bool = False
 
 
-@record
 class Pivot(Step):
     how: int
 
 
-@record
 class Mask(Step):
     path: str
 
 
-@record
 class Readonly(Step):
     path: str
     must_exist: bool = False
     in_place: bool = False
 
 
-@record
 class Hostname(Step):
     name: str
 
 
-@record
 class Domainname(Step):
     name: str
 
 
-@record
 class Hook(Step):
     path: str
     argv: list[str]
@@ -131,31 +114,26 @@ class Hook(Step):
     state: int
 
 
-@record
 class Console(Step):
     socket_fd: int
     rows: int = 0
     cols: int = 0
 
 
-@record
 class Rlimit(Step):
     resource: int
     soft: int
     hard: int
 
 
-@record
 class Personality(Step):
     domain: int
 
 
-@record
 class DropBounding(Step):
     keep: int
 
 
-@record
 class User(Step):
     uid: int
     gid: int
@@ -163,7 +141,6 @@ class User(Step):
     setgroups: bool = True
 
 
-@record
 class Caps(Step):
     effective: int
     permitted: int
@@ -171,82 +148,67 @@ class Caps(Step):
     ambient: int
 
 
-@record
 class NoNewPrivs(Step):
     pass
 
 
-@record
 class Chdir(Step):
     path: str
     attempt: int = 0
 
 
-@record
 class Umask(Step):
     mask: int
 
 
-@record
 class CloseFrom(Step):
     first: int
 
 
-@record
 class FindExec(Step):
     name: str
     search_path: str
 
 
-@record
 class WaitStart(Step):
     listen_fd: int
 
 
-@record
 class Exec(Step):
     argv: list[str]
     envp: list[str]
 
 
-@record
 class SetRootPropagation(Step):
     flags: int
 
 
-@record
 class Pdeathsig(Step):
     signal: int
 
 
-@record
 class Keyring(Step):
     name: str
 
 
-@record
 class Seccomp(Step):
     program: list[int]
     flags: int
 
 
-@record
 class Dumpable(Step):
     value: int
 
 
-@record
 class JoinCgroup(Step):
     path: str
     v2: bool
 
 
-@record
 class CloseFds(Step):
     keep: list[int]
 
 
-@record
 class Scheduler(Step):
     policy: int
     flags: int = 0
@@ -257,23 +219,19 @@ class Scheduler(Step):
     period: int = 0
 
 
-@record
 class IoPriority(Step):
     value: int
 
 
-@record
 class CpuAffinity(Step):
     mask: list[int] = field(default_factory=list)  # empty: every CPU
 
 
-@record
 class MemoryPolicy(Step):
     mode: int
     nodes: list[int] = field(default_factory=list)
 
 
-@record
 class ChownStdio(Step):
     uid: int
 

@@ -9,7 +9,7 @@ import sys
 from ._protocol import MSG_FIELDS, MSG_HEADER, MSG_KINDS, INT
 from .errors import KernelError, PyociError
 from .linux import unixsock
-from .record import record
+from .record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 MSG_NAME = {value: name for name, value in MSG_KINDS.items()}
 
 
-@record
-class Message:
+class Message(Record):
     kind: str      # PID, READY, ERROR, ... (enum pyoci_msg_type without PYOCI_MSG_)
     step: int      # index of the plan step that sent it
     err: int

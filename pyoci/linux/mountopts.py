@@ -1,7 +1,7 @@
 """mount(8)-style options → mount(2) flags, propagation flags, mount_setattr attributes and fs data."""
 from __future__ import annotations
 
-from ..record import record
+from ..record import Record
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32
 MS_MANDLOCK, MS_DIRSYNC, MS_NOSYMFOLLOW, MS_NOATIME, MS_NODIRATIME, MS_BIND = 64, 128, 256, 1024, 2048, 4096
@@ -58,8 +58,7 @@ IGNORED = {"tmpcopyup", "defaults"}
 IDMAP = ("idmap", "ridmap")
 
 
-@record
-class MountOptions:
+class MountOptions(Record):
     flags: int = 0
     propagation: list[int] = None  # type: ignore[assignment]
     attr_set: int = 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigError, PyociError
-from ..record import field, record
+from ..record import Record, field
 from .netlink import IFA_F_PERMANENT, IFF_LOOPBACK, IFF_UP, RT_SCOPE_UNIVERSE, Address, Link, Netlink
 
 TYPE_CHECKING = False
@@ -22,16 +22,14 @@ if TYPE_CHECKING:
     from typing import Callable
 
 
-@record
-class Moved:
+class Moved(Record):
     host_name: str
     name: str  # in the container's namespace (a "%d" template resolved)
     was_up: bool
     addresses: list[Address] = field(default_factory=list)
 
 
-@record
-class Devices:
+class Devices(Record):
     """The interfaces a create moved, and a handle on the namespace that holds them (an open fd keeps a
     namespace alive: the undo can still give them back after the container's processes are gone)."""
     netns_fd: int

@@ -9,7 +9,7 @@ import os
 import socket
 import struct
 
-from ..record import field, record
+from ..record import Record, field
 
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR = 16, 18, 20, 22
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 1, 2, 4, 0x200, 0x400, 0x300
@@ -26,16 +26,14 @@ IFADDR = struct.Struct("=BBBBI")      # struct ifaddrmsg
 ATTR = struct.Struct("=HH")           # struct rtattr
 
 
-@record
-class Link:
+class Link(Record):
     index: int
     name: str
     flags: int
     mac: bytes = b""
 
 
-@record
-class Address:
+class Address(Record):
     family: int
     prefixlen: int
     scope: int

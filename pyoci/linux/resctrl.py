@@ -16,7 +16,7 @@ import os
 
 from .. import jsonio
 from ..errors import ConfigError, PyociError
-from ..record import record
+from ..record import Record
 from .files import read_text, write
 
 TYPE_CHECKING = False
@@ -38,8 +38,7 @@ def monitoring(root: str) -> bool:
     return os.path.isdir(os.path.join(root, "info", "L3_MON"))
 
 
-@record
-class Group:
+class Group(Record):
     path: str = ""  # the CTRL_MON group
     made: bool = False  # by this create
     named: bool = False  # closID named it: delete leaves it (other containers may use it), an undo does not

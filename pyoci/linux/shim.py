@@ -11,6 +11,7 @@ import posix
 from .._protocol import MSG_KINDS
 from .._shim import ffi, lib
 from ..errors import KernelError, PyociError
+from ..record import field_names
 from .fs import fsencode
 from .. import steps as st
 
@@ -54,7 +55,7 @@ class _Encoder:
             annotations: dict[str, str] = {}
             for klass in reversed(cls.__mro__):
                 annotations.update(klass.__dict__.get("__annotations__", {}))
-            self._fields[cls] = [(name, annotations[name]) for name, _, _ in cls.__record_fields__
+            self._fields[cls] = [(name, annotations[name]) for name in field_names(cls)
                                  if name != "what"]
         return self._fields[cls]
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from .. import jsonio
 from ..defaults import default_config
 from ..errors import PyociError
-from ..record import field, record
+from ..record import Record, field
 from ..spec import merge_env
 
 # containers.conf's default_capabilities (podman 4): what a root process of a podman container holds
@@ -23,8 +23,7 @@ PODMAN_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP
 CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
-@record
-class RunOptions:
+class RunOptions(Record):
     """podman run's flags of the same names, for `image run` and `bundle create`."""
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)

@@ -19,7 +19,7 @@ import threading
 
 from .. import jsonio
 from ..errors import PyociError
-from ..record import record
+from ..record import Record
 from . import digest, info
 from .layout import Layout, short_id
 from .progress import Progress, human_size
@@ -64,8 +64,7 @@ def decompressed(f):
     return f
 
 
-@record
-class Limits:
+class Limits(Record):
     """What one layer may unpack to: a layer past either limit is a decompression bomb, refused before it
     fills the disk. The ratio is checked once a layer is past ratio_floor, so a small layer of empty files
     (tar headers compress ~100:1) never trips it. No real image comes near the defaults; the flags change them."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ..errors import PyociError
-from ..record import record
+from ..record import Record
 from . import digest
 
 DOCKER_HUB = "docker.io"
@@ -17,8 +17,7 @@ REPOSITORY = re.compile(r"^[a-z0-9]+([._-]|__|[-]*[a-z0-9]+)*(/[a-z0-9]+([._-]|_
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-@record
-class Reference:
+class Reference(Record):
     registry: str  # as named: docker.io, localhost:5000
     repository: str  # library/busybox
     tag: str = ""

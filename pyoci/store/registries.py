@@ -18,22 +18,20 @@ import os
 
 from .. import jsonio
 from ..errors import PyociError
-from ..record import field, record
+from ..record import Record, field
 from .reference import DOCKER_HUB, Reference
 
 CERTS_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 
 
-@record
-class Endpoint:
+class Endpoint(Record):
     """One place to ask for a repository: host (what the API is reached at) and the repository there."""
     host: str
     repository: str
     insecure: bool = False  # TLS unverified, and plain HTTP if TLS fails (podman's insecure)
 
 
-@record
-class Options:
+class Options(Record):
     """The pull/push flags podman has: --tls-verify, --cert-dir, --authfile, --creds."""
     tls_verify: bool = True
     cert_dir: str = ""

@@ -12,7 +12,7 @@ import tarfile
 
 from .. import jsonio
 from ..errors import PyociError
-from ..record import field, record
+from ..record import Record, field
 from . import digest
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
@@ -28,8 +28,7 @@ VARIANT = {"aarch64": "", "armv7l": "v7", "armv6l": "v6"}.get(platform.machine()
 HOST_PLATFORM = ("linux", ARCH, VARIANT)
 
 
-@record
-class Blob:
+class Blob(Record):
     """A layer blob: its digest if the source names one (a docker archive does not), and how to open it."""
     path: str
     digest: str | None
@@ -37,8 +36,7 @@ class Blob:
     size: int | None = None
 
 
-@record
-class SourceImage:
+class SourceImage(Record):
     """manifest is the source's own manifest bytes, kept so an export gives back the same image; a docker
     archive has none and gets one made for it."""
     config: bytes

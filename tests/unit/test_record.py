@@ -1,4 +1,4 @@
-"""pyoci.record's @record behaves as @dataclass does for the declarations pyoci uses, without dataclasses."""
+"""pyoci.record's Record behaves as @dataclass does for the declarations pyoci uses, without dataclasses."""
 from __future__ import annotations
 
 import subprocess
@@ -6,17 +6,15 @@ import sys
 
 import pytest
 
-from pyoci.record import field, record
+from pyoci.record import Record, field, field_names
 
 
-@record
-class Point:
+class Point(Record):
     x: int
     y: int = 0
     tags: list[str] = field(default_factory=list)
 
 
-@record
 class Point3(Point):
     z: int = 5
 
@@ -30,6 +28,7 @@ def test_positional_keyword_and_defaults():
 
 
 def test_class_level_defaults_stay_and_factories_go():
+    Point(1)  # the declaration is read on first use
     assert Point.y == 0
     assert not hasattr(Point, "tags")
 
@@ -68,21 +67,35 @@ def test_subclass_fields_follow_the_base_fields():
     assert repr(Point3(1, z=2)) == "Point3(x=1, y=0, tags=[], z=2)"
 
 
-def test_declaration_errors_match_dataclass():
+def test_declaration_errors_match_dataclass_on_first_use():
+    class Bad(Record):
+        a: int = 0
+        b: int
+
     with pytest.raises(TypeError, match="non-default argument 'b' follows default argument"):
-        @record
-        class Bad:
-            a: int = 0
-            b: int
+        Bad(1, 2)
+
+    class Mutable(Record):
+        a: list = []  # noqa: RUF012
+
     with pytest.raises(ValueError, match="mutable default"):
-        @record
-        class Mutable:
-            a: list = []  # noqa: RUF012
+        Mutable()
+
+
+def test_a_subclass_used_before_its_base_reads_both():
+    class Base(Record):
+        a: int
+
+    class Derived(Base):
+        b: int = 2
+
+    assert vars(Derived(1)) == {"a": 1, "b": 2}
+    assert vars(Base(3)) == {"a": 3}
+    assert field_names(Derived) == ("a", "b") and field_names(Base) == ("a",)
 
 
 def test_methods_defined_in_the_class_are_kept():
-    @record
-    class Custom:
+    class Custom(Record):
         a: int
 
         def __repr__(self) -> str:
