@@ -20,6 +20,8 @@ import sys
 import _frozen_importlib
 from _pyoci_launcher import argv, extension_dirs, finish, release_frozen
 
+from .linux.fs import exists
+
 _complete = False
 
 
@@ -32,16 +34,17 @@ def complete() -> None:
 
 
 class _Output:
-    """sys.stdout or sys.stderr until the main phase: each write whole and at once, in UTF-8 with
-    surrogateescape (UTF-8 mode's way), then the real stream, which the main phase makes."""
+    """sys.stdout or sys.stderr until the main phase: each write whole and at once, in UTF-8 with UTF-8
+    mode's error handlers (surrogateescape on stdout, backslashreplace on stderr), then the real stream,
+    which the main phase makes."""
 
-    def __init__(self, name: str, fd: int) -> None:
-        self.name, self.fd = name, fd
+    def __init__(self, name: str, fd: int, errors: str) -> None:
+        self.name, self.fd, self.errors = name, fd, errors
 
     def write(self, text: str) -> int:
         if _complete:
             return getattr(sys, self.name).write(text)
-        data = memoryview(text.encode("utf-8", "surrogateescape"))
+        data = memoryview(text.encode("utf-8", self.errors))
         while data:
             data = data[posix.write(self.fd, data):]
         return len(text)
@@ -75,12 +78,8 @@ class ExtensionFinder:
         leaf = name.rpartition(".")[2]
         for directory in extension_dirs if path is None else path:
             for suffix in _imp.extension_suffixes():
-                origin = f"{directory}/{leaf}{suffix}"
-                try:
-                    posix.stat(origin)
-                except OSError:
-                    continue
-                return _frozen_importlib.ModuleSpec(name, cls, origin=origin)
+                if exists(origin := f"{directory}/{leaf}{suffix}"):
+                    return _frozen_importlib.ModuleSpec(name, cls, origin=origin)
         complete()
         return None
 
@@ -98,6 +97,17 @@ class ExtensionFinder:
 
 
 sys.argv = argv
-sys.stdout, sys.stderr, sys.stdin = _Output("stdout", 1), _Output("stderr", 2), _Input()
+def _open_fd(fd: int) -> bool:
+    """Whether fd is open: where it is not, CPython's main phase makes the stream None, and so does this."""
+    try:
+        posix.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+sys.stdout = _Output("stdout", 1, "surrogateescape") if _open_fd(1) else None
+sys.stderr = _Output("stderr", 2, "backslashreplace") if _open_fd(2) else None
+sys.stdin = _Input() if _open_fd(0) else None
 sys.meta_path.append(ExtensionFinder)
 builtins.open = _io.open

@@ -51,7 +51,7 @@ class Logger:
     def error(self, msg: str) -> None:
         msg = one_line(msg)  # whatever it quotes (an id with a newline in it, say)
         self._write("error", msg)
-        sys.stderr.write(msg + "\n")
+        _to_stderr(msg)
 
     def _line(self, level: str, msg: str) -> str:
         return one_line(f"pyoci: {self.context}: {level}: {msg}" if self.context else f"pyoci: {level}: {msg}")
@@ -59,7 +59,7 @@ class Logger:
     def warning(self, msg: str) -> None:
         line = self._line("warning", msg)
         self._write("warning", line)
-        sys.stderr.write(line + "\n")
+        _to_stderr(line)
 
     def debug(self, msg: str) -> None:
         """A step of the work, with --debug: into the log file, or onto stderr without one (runc's)."""
@@ -67,4 +67,10 @@ class Logger:
             if self.path:
                 self._write("debug", msg)
             else:
-                sys.stderr.write(self._line("debug", msg) + "\n")
+                _to_stderr(self._line("debug", msg))
+
+
+def _to_stderr(line: str) -> None:
+    """A line on stderr, if the process has one: started with fd 2 closed, CPython sets sys.stderr to None."""
+    if sys.stderr is not None:
+        sys.stderr.write(line + "\n")

@@ -159,8 +159,9 @@ def launch() -> None:
         code = main()
     finally:
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:  # started with the fd closed, CPython makes the stream None
+                    stream.flush()
         except BrokenPipeError:  # `pyoci list | head -1`
             code = code or 1
     posix._exit(code)

@@ -150,6 +150,18 @@ def test_a_closed_stdout_is_an_error_not_a_signal(pyoci, bundle):
     assert "Traceback" not in proc.stderr, proc.stderr
 
 
+def test_a_closed_standard_stream_is_no_traceback(pyoci):
+    """Started with stdout or stderr closed (as a careless caller may), the streams are None, as CPython makes
+    them: output to a closed stream is dropped, the exit status stays the command's, no traceback."""
+    base = [PYOCI, "--root", str(pyoci.root)]
+    version = subprocess.run(base + ["--version"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             timeout=60, preexec_fn=lambda: os.close(1))
+    assert (version.returncode, version.stderr) == (0, "")
+    missing = subprocess.run(base + ["state", "nosuch"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, timeout=60, preexec_fn=lambda: os.close(2))
+    assert (missing.returncode, missing.stdout) == (1, "")
+
+
 def test_what_the_core_phase_lacks_completes_the_start_up(pyoci, bundle):
     """A command that needs more than the core phase gives (`ps`'s table runs ps(1) through subprocess, a
     module on disk; `update -r -` reads stdin) completes CPython's start-up on the way and works."""
