@@ -3,16 +3,15 @@ few things of the main phase that the lifecycle commands use, and the main phase
 
 In the core phase built-in and frozen modules import; the main phase's work (the path-based importers,
 `encodings`, the standard streams, sys.argv, builtins.open) is not done, and it is ~5 M of the ~18 M
-instructions a short call took. `state`, `start`, `kill`, `delete`, `create`, `run` and `exec` use four
-things of it, given here: sys.argv, writing to stdout and stderr, a binary `open`, and loading extension
-modules (_json, _cffi_backend, pyoci._shim) from where the path finder would find them. Anything else (an
-import of a module on disk that is not an extension module, any other use of a standard stream) completes
-the initialisation first and goes on as in a fully initialised interpreter. A text-mode `open` works too:
-its codec lookup imports the frozen `encodings` (pyoci's lifecycle paths read text through
-pyoci.linux.files.read_text, which needs no codec).
+instructions a short call took. `state`, `start`, `kill`, `delete`, `create`, `run` and `exec` use three
+things of it, given here: sys.argv, writing to stdout and stderr, and loading extension modules (_json,
+_cffi_backend, pyoci._shim) from where the path finder would find them; they read and write files through
+posix (pyoci.linux.files). Anything else (an import of a module on disk that is not an extension module, any
+other use of a standard stream) completes the initialisation first and goes on as in a fully initialised
+interpreter. `open` works too: it loads _io on its first call, and in text mode its codec lookup imports the
+frozen `encodings`.
 """
 import _imp
-import _io
 import builtins
 import posix
 import sys
@@ -31,6 +30,15 @@ def complete() -> None:
     if not _complete:
         _complete = True
         finish()
+
+
+def _open(*args: object, **kwargs: object) -> object:
+    """builtins.open, which loads _io on its first call: the lifecycle commands read and write through
+    posix (pyoci.linux.files) and never load it (~0.4 M instructions)."""
+    import _io
+
+    builtins.open = _io.open
+    return _io.open(*args, **kwargs)
 
 
 class _Output:
@@ -110,4 +118,4 @@ sys.stdout = _Output("stdout", 1, "surrogateescape") if _open_fd(1) else None
 sys.stderr = _Output("stderr", 2, "backslashreplace") if _open_fd(2) else None
 sys.stdin = _Input() if _open_fd(0) else None
 sys.meta_path.append(ExtensionFinder)
-builtins.open = _io.open
+builtins.open = _open

@@ -7,6 +7,7 @@ import posix
 from . import jsonio
 from .create import Undo, connect_socket, image_home, open_namespaces, send_pidfd, write_pid_file
 from .errors import ConfigError, PyociError
+from .linux.files import read_bytes
 from .record import Record, field
 from .spec import Namespace, Process, User, merge_env
 from .state import reap
@@ -57,8 +58,7 @@ def _from_file(path: str, base: Process | None) -> Process:
 
     what = f"--process {path}"
     try:
-        with open(path, "rb") as f:
-            raw = jsonio.load(f, parse_float=jsonio.Real)
+        raw = jsonio.loads(read_bytes(path), parse_float=jsonio.Real)
     except OSError as exc:
         raise PyociError(what, exc.errno) from None
     except ValueError as exc:

@@ -14,6 +14,7 @@ from . import jsonio
 from .errors import ConfigError
 from .linux.caps import CAPABILITIES
 from .linux import cpulist, sched
+from .linux.files import read_bytes
 from .linux.fs import join, normpath
 from .linux.rlimits import RLIMITS
 from .record import Record, field
@@ -219,9 +220,8 @@ def validate_schema(raw: Any) -> None:
 def load(bundle: str) -> Config:
     path = join(bundle, "config.json")
     try:
-        with open(path, "rb") as f:
-            # No config field is a real number: a Real fails every integer check, as 1.0 does in runc.
-            raw = jsonio.load(f, parse_float=jsonio.Real)
+        # No config field is a real number: a Real fails every integer check, as 1.0 does in runc.
+        raw = jsonio.loads(read_bytes(path), parse_float=jsonio.Real)
     except FileNotFoundError:
         raise ConfigError(f"not found in bundle {bundle}") from None
     except (OSError, ValueError) as exc:

@@ -15,7 +15,7 @@ import time
 
 from . import OCI_VERSION, jsonio
 from .errors import NotFoundError, PyociError
-from .linux.files import read_text, write
+from .linux.files import read_bytes, read_text, write
 from .linux.fs import abspath, exists, getenv, isdir, makedirs
 
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
@@ -193,8 +193,7 @@ def remove_dir(path: str) -> None:
 def proc_start_time(pid: int) -> int | None:
     """Start time of pid, or None if it is gone or a zombie (a zombie container has stopped)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = read_bytes(f"/proc/{pid}/stat")
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = data[data.rindex(b")") + 2:].split()

@@ -1,6 +1,7 @@
 """The mounts of this process's mount namespace, from /proc/self/mountinfo: the one parser of it."""
 from __future__ import annotations
 
+from .files import read_bytes
 from .fs import realpath
 
 
@@ -13,20 +14,18 @@ def decode_path(field: bytes) -> str:
 def entries() -> list[tuple[str, str, str, str]]:
     """(root within its filesystem, mount point, filesystem type, super options) per mount, in mount order."""
     found = []
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            left, _, right = line.partition(b" - ")
-            fields = left.split(b" ")
-            fstype, _, rest = right.partition(b" ")
-            superopts = rest.split(b" ", 1)[-1].strip()
-            found.append((decode_path(fields[3]), decode_path(fields[4]), fstype.decode(), superopts.decode()))
+    for line in read_bytes("/proc/self/mountinfo").splitlines():
+        left, _, right = line.partition(b" - ")
+        fields = left.split(b" ")
+        fstype, _, rest = right.partition(b" ")
+        superopts = rest.split(b" ", 1)[-1].strip()
+        found.append((decode_path(fields[3]), decode_path(fields[4]), fstype.decode(), superopts.decode()))
     return found
 
 
 def mount_points() -> list[str]:
     """Every mount point, in mount order."""
-    with open("/proc/self/mountinfo", "rb") as f:
-        return [decode_path(line.split(b" ")[4]) for line in f]
+    return [decode_path(line.split(b" ")[4]) for line in read_bytes("/proc/self/mountinfo").splitlines()]
 
 
 def mountpoint_of(path: str) -> str:
