@@ -104,7 +104,6 @@ class ExtensionFinder:
         _imp.exec_dynamic(module)
 
 
-sys.argv = argv
 def _open_fd(fd: int) -> bool:
     """Whether fd is open: where it is not, CPython's main phase makes the stream None, and so does this."""
     try:
@@ -114,6 +113,7 @@ def _open_fd(fd: int) -> bool:
     return True
 
 
+sys.argv = argv
 sys.stdout = _Output("stdout", 1, "surrogateescape") if _open_fd(1) else None
 sys.stderr = _Output("stderr", 2, "backslashreplace") if _open_fd(2) else None
 sys.stdin = _Input() if _open_fd(0) else None

@@ -15,17 +15,22 @@ def write(path: str, data: str | bytes, flags: int = 0, mode: int = 0o644) -> No
         posix.close(fd)
 
 
+def read_to_end(fd: int) -> bytes:
+    """What is left to read from fd, up to its end."""
+    data = b""
+    while chunk := posix.read(fd, 65536):
+        data += chunk
+    return data
+
+
 def read_bytes(path: str) -> bytes:
     """A file read whole through posix: `open` would load _io (~0.4 M instructions), which the pyoci
     command's core phase does without (pyoci/corephase.py)."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:
-        data = b""
-        while chunk := posix.read(fd, 65536):
-            data += chunk
+        return read_to_end(fd)
     finally:
         posix.close(fd)
-    return data
 
 
 def read_text(path: str) -> str:

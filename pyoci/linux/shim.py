@@ -12,6 +12,7 @@ from .._protocol import MSG_KINDS
 from .._shim import ffi, lib
 from ..errors import KernelError, PyociError
 from ..record import field_names
+from .files import read_regular, read_to_end
 from .fs import fsencode
 from .. import steps as st
 
@@ -237,8 +238,6 @@ def socket_in_netns(netns_fd: int, family: int, kind: int, proto: int):
 def read_in_root(root: str, path: str, limit: int) -> bytes | None:
     """path as a container rooted at root sees it (nothing followed out of root, no magic link), if it is a
     regular file of at most limit bytes; else None (missing, a FIFO, a device, a directory, too large)."""
-    from .files import read_regular
-
     fd = lib.pyoci_open_in_root(fsencode(root), fsencode(path))
     return None if fd < 0 else read_regular(fd, limit)
 
@@ -305,9 +304,6 @@ def compile_seccomp(default: int, arches: list[str], rules: list[tuple[str, int,
             path = where[failed[0]] if failed[0] >= 0 else "linux.seccomp.architectures"
             raise ConfigError(f"libseccomp refused it: {posix.strerror(-err)}", path=path)
         posix.lseek(fd, 0, 0)  # SEEK_SET
-        data = b""
-        while chunk := posix.read(fd, 65536):
-            data += chunk
+        return read_to_end(fd)
     finally:
         posix.close(fd)
-    return data
