@@ -176,10 +176,13 @@ def compiled(name: str, source: Path, filename: str) -> tuple[bytes, str, int]:
 def marshalled(units: list[tuple[bytes, str, int]]) -> list[bytes]:
     """Each (source, file name, flags) compiled and marshalled by this Python under -X no_debug_ranges: code
     without column positions (a traceback keeps its line numbers and loses its ^^^ marks), some 10% less for
-    every call to unmarshal and keep in memory."""
+    every call to unmarshal and keep in memory. And with docstrings left out (optimize=2, as `python -OO`):
+    another 9%. They are for readers of the source and of the library, which imports the .py files; the
+    command reads none (pyoci has no assert either, which optimize=2 would drop too)."""
     program = ("import marshal, sys\n"
                "units = marshal.load(sys.stdin.buffer)\n"
-               "marshal.dump([marshal.dumps(compile(text, filename, 'exec', flags=flags, dont_inherit=True))\n"
+               "marshal.dump([marshal.dumps(compile(text, filename, 'exec', flags=flags, dont_inherit=True,\n"
+               "                                    optimize=2))\n"
                "              for text, filename, flags in units], sys.stdout.buffer)\n")
     return marshal.loads(subprocess.run([sys.executable, "-X", "no_debug_ranges", "-c", program],
                                         input=marshal.dumps(units), capture_output=True, check=True).stdout)
@@ -226,7 +229,8 @@ def libpython_link_args() -> list[str]:
     var = sysconfig.get_config_var
     static = Path(var("LIBPL")) / var("LIBRARY")
     if static.exists():
-        args = ["-DPYOCI_CORE_PHASE", "-no-pie", str(static), *shlex.split(var("MODLIBS") or "")]
+        args = ["-DPYOCI_CORE_PHASE", "-no-pie", "-Wl,--wrap=_Py_Deepfreeze_Init", str(static),
+                *shlex.split(var("MODLIBS") or "")]
     else:
         args = [f"-L{var('LIBDIR')}", f"-Wl,-rpath,{var('LIBDIR')}", f"-lpython{var('LDVERSION')}"]
     return args + [arg for name in ("LIBS", "SYSLIBS", "LINKFORSHARED") for arg in shlex.split(var(name) or "")]

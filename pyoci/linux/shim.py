@@ -77,6 +77,8 @@ class _Encoder:
             buf = ffi.new(ctype, init)
             self.keep.append(buf)
             return buf
+        if self.used + size > len(self.block):  # the sizing pass and this one disagree: a bug, caught before a write
+            raise RuntimeError(f"plan block overflow: {self.used} + {size} > {len(self.block)} bytes")
         buf = ffi.cast(ctype.replace("[]", "*"), self.block + self.used)
         if isinstance(init, bytes):
             ffi.memmove(buf, init, len(init))
@@ -165,7 +167,6 @@ def encode(steps: list[st.Step]) -> _Encoder:
             enc.encode(arr[i], step, i * STEP)
         except OverflowError:
             raise PyociError(f"{step.what}: a number is out of range") from None
-    assert enc.used <= len(enc.block), (enc.used, len(enc.block))
     return enc
 
 
