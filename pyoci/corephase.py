@@ -17,7 +17,7 @@ import posix
 import sys
 
 import _frozen_importlib
-from _pyoci_launcher import argv, extension_dirs, finish, release_frozen
+from _pyoci_launcher import argv, extension_dirs, finish
 
 from .linux.fs import exists
 
@@ -93,9 +93,6 @@ class ExtensionFinder:
 
     @staticmethod
     def create_module(spec: object) -> object:
-        # Loading an extension module is the call's next big step up in memory (_cffi_backend, pyoci._shim
-        # and libseccomp: 0.5 MiB): the frozen modules' code read so far is let go first.
-        release_frozen()
         return _imp.create_dynamic(spec)
 
     @staticmethod
