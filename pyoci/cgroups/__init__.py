@@ -143,34 +143,53 @@ class Cgroup:
                 break
             self.signal_all(_signal.SIGKILL)
             time.sleep(0.01 * (attempt + 1))
-        own = set(self.paths.values())
+        own = {d: name == "" or "rdma" in name.split(",") for name, d in self.paths.items()}
         for d in reversed(self.made):
             if d in own:
-                for sub in reversed(fs.subdirs(d)):
-                    release_rdma_pools(sub)
-                    if sub != d:
-                        _rmdir(sub, wait=True)
-            _rmdir(d, wait=d in own)
+                _remove_tree(d, rdma=own[d])
+            else:
+                _rmdir(d, wait=False)
 
 
-def release_rdma_pools(d: str) -> None:
+def _remove_tree(d: str, rdma: bool) -> None:
+    """The container's cgroup d with the sub-cgroups below it (exec --cgroup's, or ones the container made),
+    deepest first. Nearly always there are none, so rmdir is tried first, and the walk (a directory listing
+    per cgroup) is left for when the kernel says d is busy. rdma is whether the hierarchy can have the rdma
+    controller (v1's rdma, or v2): its pools go back first, if d has them."""
+    if rdma and release_rdma_pools(d):
+        for sub in fs.subdirs(d)[1:]:
+            release_rdma_pools(sub)
+    try:
+        posix.rmdir(d)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            return  # gone already, or not ours to remove: as _rmdir
+    for sub in reversed(fs.subdirs(d)):
+        if sub != d:
+            _rmdir(sub, wait=True)
+    _rmdir(d, wait=True)
+
+
+def release_rdma_pools(d: str) -> bool:
     """Puts the rdma limits of a cgroup about to be removed back to max, which frees the kernel's pool for
     that device in it (nothing is charged once the container is gone). Removing the cgroup does not free it
     (Linux 6.1's rdmacg_css_offline only marks it max): the pool outlives the cgroup, and when the device is
     removed later the kernel trips over it (list_del corruption) with the rdma cgroup lock held, so every
     cgroup removal on the host hangs from then on. Seen in the tests' guest: `rdma link delete` after a
-    container with rdma limits."""
+    container with rdma limits. Returns whether d has rdma limits to look at (then its sub-cgroups may too)."""
     path = f"{d}/rdma.max"
     try:
         lines = read_text(path).splitlines()
     except OSError:
-        return
+        return False
     for fields in map(str.split, lines):  # device name, then name=value per resource
         if any(not kv.endswith("=max") for kv in fields[1:]):
             try:
                 write(path, " ".join(fields[:1] + [f"{kv.partition('=')[0]}=max" for kv in fields[1:]]))
             except OSError:
                 pass
+    return True
 
 
 def _rmdir(d: str, wait: bool) -> None:
