@@ -240,7 +240,7 @@ def libpython_link_args(cc: list[str]) -> list[str]:
     """How to link CPython into a program: its static library where the installation has one (no
     position-independent code in Debian's, hence -no-pie), else the shared one. With the static library the
     launcher starts in CPython's core phase (PYOCI_CORE_PHASE: csrc/launcher.c), which calls an internal
-    function of CPython's that only the static library gives, and wraps four of its steps (--wrap: launcher.c
+    function of CPython's that only the static library gives, and wraps three of its steps (--wrap: launcher.c
     says why)."""
     var = sysconfig.get_config_var
     static = Path(var("LIBPL")) / var("LIBRARY")
