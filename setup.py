@@ -191,7 +191,7 @@ def marshalled(units: list[tuple[bytes, str, int]]) -> list[bytes]:
 
 def frozen_table(modules: list[tuple[str, bool]], code: list[bytes]) -> str:
     """The frozen modules' marshalled code as one C array, frozen_data (one range of the binary, which
-    launcher.c releases page by page as modules import), and the PyImport_FrozenModules entries into it."""
+    launcher.c lets go of as modules import), and the PyImport_FrozenModules entries into it."""
     data, entries = b"".join(code), []
     for (name, is_package), offset, size in zip(modules, accumulate([0, *map(len, code)]), map(len, code)):
         entries.append(f"    {{{c_string(name)}, frozen_data + {offset}, {size}, {int(is_package)}, NULL}},\n")

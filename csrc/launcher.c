@@ -84,11 +84,11 @@ extern int _PySignal_Init(int install_signal_handlers);
 
 /* CPython's deep-frozen standard library (importlib's bootstrap, os, io, site and a dozen more, as code
    objects in this binary's data): its start-up interns every string of every one of their 774 code
-   objects, 1.2 M instructions and ~200 copy-on-write faults of the binary's pages, a tenth of a `state`.
+   objects, 1.2 M instructions and ~200 copy-on-write faults of the binary's pages, 8% of a `state`.
    The core phase runs the bootstrap's code alone. The build wraps that step (-Wl,--wrap, setup.py): here
    it interns the bootstrap's strings, and finish() the rest before the main phase imports those modules.
-   One imported in between runs with its strings as they are, which is correct: interning makes lookups
-   faster, not right. */
+   One imported in between (`stat`, by the lifecycle commands) runs with its strings as they are, which is
+   correct: interning makes lookups faster, not right. */
 extern int _PyStaticCode_InternStrings(PyCodeObject *code);
 extern PyObject *_Py_get_importlib__bootstrap_toplevel(void);
 extern int __real__Py_Deepfreeze_Init(void);
@@ -109,8 +109,8 @@ int __wrap__Py_Deepfreeze_Init(void) {
 }
 
 /* No cyclic garbage collection from the start (see main): CPython's own start-up allocates enough to set off
-   two collections, ~0.5 M instructions, a twentieth of a `state`. The build wraps the set-up of the
-   collector (-Wl,--wrap, setup.py), which comes before the first allocation it counts. */
+   two collections, ~0.5 M instructions, 4% of a `state`. The build wraps the set-up of the collector
+   (-Wl,--wrap, setup.py), which comes before the first allocation it counts. */
 extern PyStatus __real__PyGC_Init(PyInterpreterState *interp);
 
 PyStatus __wrap__PyGC_Init(PyInterpreterState *interp) {
@@ -139,10 +139,10 @@ static PyObject *finish(PyObject *self, PyObject *unused) {
    read-only) can go back to the page cache once the code is unmarshalled. The build wraps the unmarshalling
    (-Wl,--wrap, setup.py), and after every 64 KiB of frozen code read, all of frozen_data is let go: the
    kernel maps a file's pages 64 KiB around each one read (fault-around), so the modules' own pages are not
-   all there is to let go. A create (~450 KiB of frozen code) then ends with a few pages of it resident where
-   it had ~130. After each module instead, the madvise calls (and their TLB flushes) cost a create 0.4 ms
-   more CPU and lowered its peak RSS by less than the run-to-run noise (~0.1 MiB). A later import faults
-   its pages in again, from the page cache. */
+   all there is to let go. A create then ends with 17 of its pages resident, where letting go before each
+   extension module loads (as this did before) left 33. After each module instead, it would be 6, but the
+   madvise calls (and their TLB flushes) cost a create 0.4 ms more CPU for less than the run-to-run noise of
+   peak RSS (~0.1 MiB). A later import faults its pages in again, from the page cache. */
 extern PyObject *__real_PyMarshal_ReadObjectFromString(const char *data, Py_ssize_t size);
 
 #define RELEASE_EVERY 65536
