@@ -240,14 +240,15 @@ def libpython_link_args(cc: list[str]) -> list[str]:
     """How to link CPython into a program: its static library where the installation has one (no
     position-independent code in Debian's, hence -no-pie), else the shared one. With the static library the
     launcher starts in CPython's core phase (PYOCI_CORE_PHASE: csrc/launcher.c), which calls an internal
-    function of CPython's that only the static library gives, and wraps three of its steps (--wrap: launcher.c
+    function of CPython's that only the static library gives, and wraps four of its steps (--wrap: launcher.c
     says why). Those are CPython 3.11's internals (Debian 12's python3), which 3.12 changes (its deep-frozen
     code needs more than interning): any other version links the shared library and starts up in full."""
     var = sysconfig.get_config_var
     static = Path(var("LIBPL")) / var("LIBRARY")
     if static.exists() and sys.version_info[:2] == (3, 11):
         args = ["-DPYOCI_CORE_PHASE", "-no-pie", "-Wl,--wrap=_Py_Deepfreeze_Init",
-                "-Wl,--wrap=PyMarshal_ReadObjectFromString", "-Wl,--wrap=_PyGC_Init", str(static),
+                "-Wl,--wrap=PyMarshal_ReadObjectFromString", "-Wl,--wrap=_PyGC_Init",
+                "-Wl,--wrap=_PyObject_LookupAttr", str(static),
                 *static_archives(shlex.split(var("MODLIBS") or ""), cc)]
     else:
         args = [f"-L{var('LIBDIR')}", f"-Wl,-rpath,{var('LIBDIR')}", f"-lpython{var('LDVERSION')}"]
