@@ -10,7 +10,6 @@ wildcard exception is refused: v1 silently ignores it, which would leave the dev
 """
 from __future__ import annotations
 
-import struct
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 
 from ..defaults import DEFAULT_DEVICES
@@ -88,8 +87,11 @@ def _number_or_any(n: int | None) -> int:
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    """One struct bpf_insn (x86-64 and every little-endian host)."""
-    return struct.pack("<BBhI", code, src << 4 | dst, off, imm & 0xFFFFFFFF)
+    """One struct bpf_insn (x86-64 and every little-endian host). struct is imported here, where cgroup v2
+    needs it: v1's device lines (all a create on a v1 or hybrid host needs of this module) do without."""
+    from struct import pack
+
+    return pack("<BBhI", code, src << 4 | dst, off, imm & 0xFFFFFFFF)
 
 
 LDX_W, AND32_K, RSH32_K, MOV32_K, MOV32_X = 0x61, 0x54, 0x74, 0xB4, 0xBC

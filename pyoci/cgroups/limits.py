@@ -8,7 +8,7 @@ TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strin
 from ..errors import PyociError
 from ..linux import fs
 from ..linux.files import write
-from .stats import read_value
+from . import read_value
 
 if TYPE_CHECKING:
     from typing import Any, Callable

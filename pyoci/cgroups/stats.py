@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import posix
 
-from ..linux.files import read_text
 from ..linux.fs import isdir
+from . import read_value
 
 TICK_NS = 1_000_000_000 // posix.sysconf("SC_CLK_TCK")
-
-
-def read_value(base: str | None, name: str) -> str:
-    """A cgroup file's stripped text; "" when the controller or the file is not there (stats and checks
-    are best effort)."""
-    if base is None:
-        return ""
-    try:
-        return read_text(f"{base}/{name}").strip()
-    except OSError:
-        return ""
 
 
 def _int(text: str) -> int:
