@@ -16,7 +16,8 @@ from .fs import exists, isdir
 
 def apparmor_enabled() -> bool:
     try:
-        return isdir("/sys/kernel/security/apparmor") and read_text("/sys/module/apparmor/parameters/enabled")[:1] == "Y"
+        return (isdir("/sys/kernel/security/apparmor")
+                and read_text("/sys/module/apparmor/parameters/enabled")[:1] == "Y")
     except OSError:
         return False
 
