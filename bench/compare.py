@@ -562,7 +562,7 @@ class Bench:
                 leftovers.append(f"{rt.name}: `list -q` still not empty after delete --force")
             if not res.ok:
                 leftovers.append(f"{rt.name}: {res.describe()}")
-        # cgroups named after our ids (pyoci: /pyoci/<id>; runc: /<id> or <own cgroup>/<id>)
+        # cgroups named after our ids (pyoci: /pyoci-<id>; runc: /<id> or <own cgroup>/<id>)
         for dirpath, dirnames, _ in os.walk(CGROUP_ROOT):
             depth = dirpath[len(CGROUP_ROOT):].count("/")
             for d in list(dirnames):

@@ -162,11 +162,11 @@ def bundle(request, tmp_path, rootfs, template) -> Callable[..., Path]:
 
 
 def cgroup_dirs(name: str) -> list[str]:
-    """Every cgroup directory on the host whose name is name (to prove delete removed it)."""
+    """Every cgroup directory on the host named name, or pyoci-name (where a config without cgroupsPath puts
+    container name's): to prove delete removed it."""
     found = []
     for top, dirs, _ in os.walk("/sys/fs/cgroup"):
-        if name in dirs:
-            found.append(os.path.join(top, name))
+        found.extend(os.path.join(top, d) for d in (name, f"pyoci-{name}") if d in dirs)
     return found
 
 

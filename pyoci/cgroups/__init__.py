@@ -50,13 +50,11 @@ class Cgroup:
     @classmethod
     def default(cls, container_id: str) -> "Cgroup":
         """The cgroups a config without cgroupsPath gets, as far as they exist: what `delete --force` can still
-        find when a create was killed before it recorded them. pyoci's shared parent is listed as create lists
-        it, so that it goes too once this was its last container."""
+        find when a create was killed before it recorded them."""
         from .make import hierarchies, resolve
 
         paths = {h.name: resolve("", container_id, h) for h in hierarchies()}
-        made = [d for p in paths.values() if fs.isdir(p) for d in (fs.dirname(p), p)]
-        return cls(paths, made)
+        return cls(paths, [p for p in paths.values() if fs.isdir(p)])
 
     def path(self, controller: str) -> str | None:
         for name, p in self.paths.items():

@@ -61,8 +61,8 @@ def resolve(cgroups_path: str, container_id: str, h: Hierarchy) -> str:
         slice_, prefix, name = path.split(":")
         unit = f"{prefix}-{name}.scope" if prefix else name
         path = "/" + (slice_ or "system.slice") + "/" + unit
-    if not path:
-        path = "/pyoci/" + container_id
+    if not path:  # one level, as runc's /<id>, named so that it cannot be the host's own (system.slice)
+        path = "/pyoci-" + container_id
     if not path.startswith("/"):
         path = fs.join(h.own, path)
     rel = fs.normpath("/" + path).lstrip("/")
@@ -72,7 +72,7 @@ def resolve(cgroups_path: str, container_id: str, h: Hierarchy) -> str:
 def _mkdirs(path: str, mountpoint: str, made: list[str]) -> list[str]:
     """mkdir -p that records what it made; returns the new directories, parents first.
 
-    A parent may vanish under us (another container's delete removing the shared default parent): retry."""
+    A parent may vanish under us (the delete of another container whose create made it): retry."""
     for _ in range(10):
         new = []
         cur = mountpoint
@@ -161,11 +161,7 @@ def _create(cgroups_path: str, container_id: str, resources: dict[str, object], 
     try:
         for h in hierarchies():
             path = resolve(cgroups_path, container_id, h)
-            first = len(cg.made)
             new = _mkdirs(path, h.mountpoint, cg.made)
-            if not cgroups_path and fs.dirname(path) not in new:
-                # pyoci's own parent of default cgroups: delete tries to remove it once it is empty.
-                cg.made.insert(first, fs.dirname(path))
             cg.paths[h.name] = path
             if h.v2 and new:
                 _enable_v2_controllers(h, path)

@@ -35,7 +35,7 @@ def test_memory_extras_land_in_their_files(pyoci, bundle):
     b = bundle(["sleep", "1000"], lambda c: c["linux"].update(resources={"memory": mem}))
     cid = pyoci.new_id()
     pyoci("create", "--bundle", str(b), cid)
-    cg = f"pyoci/{cid}"
+    cg = f"pyoci-{cid}"
     assert read("memory", cg, "memory.kmem.tcp.limit_in_bytes") == str(16 << 20)
     assert read("memory", cg, "memory.swappiness") == "10" and read("memory", cg, "memory.use_hierarchy") == "1"
     assert "oom_kill_disable 1" in read("memory", cg, "memory.oom_control")
@@ -50,7 +50,7 @@ def test_kernel_memory_is_written_and_a_kernel_that_discards_it_is_named(pyoci, 
     cid = pyoci.new_id()
     proc = pyoci("create", "--bundle", str(bundle(["sleep", "1000"], lambda c: c["linux"].update(
         resources={"memory": {"limit": 64 << 20, "kernel": 32 << 20}}))), cid)
-    kept = read("memory", f"pyoci/{cid}", "memory.kmem.limit_in_bytes")
+    kept = read("memory", f"pyoci-{cid}", "memory.kmem.limit_in_bytes")
     if kept == str(32 << 20):
         assert "warning" not in proc.stderr
     else:
@@ -69,7 +69,7 @@ def test_check_before_update_refuses_a_limit_at_or_below_the_usage(pyoci, bundle
                  input=b'{"memory": {"limit": 4096, "checkBeforeUpdate": true}}')
     assert proc.returncode == 1 and "linux.resources.memory.limit: 4096 is not above the current usage" in \
         proc.stderr and "(checkBeforeUpdate)" in proc.stderr, proc.stderr
-    assert read("memory", f"pyoci/{cid}", "memory.limit_in_bytes") == str(64 << 20)
+    assert read("memory", f"pyoci-{cid}", "memory.limit_in_bytes") == str(64 << 20)
 
 
 def test_cpu_burst_realtime_idle_and_cpuset_land_in_their_files(pyoci, bundle):
@@ -98,7 +98,7 @@ def test_update_writes_in_the_order_the_kernel_needs(pyoci, bundle):
     cid = pyoci.new_id()
     pyoci("run", "-d", "--bundle", str(b), cid)
     pyoci("update", "--cpu-burst", "40000", "--cpu-quota", "50000", "--cpu-idle", "1", cid)
-    cg = f"pyoci/{cid}"
+    cg = f"pyoci-{cid}"
     assert (read("cpu", cg, "cpu.cfs_quota_us"), read("cpu", cg, "cpu.cfs_burst_us")) == ("50000", "40000")
     assert read("cpu", cg, "cpu.idle") == "1"
     proc = pyoci("update", "--cpu-burst", "90000", cid, check=False)  # nothing to write after it: refused
@@ -142,7 +142,7 @@ def test_unified_keys_go_to_the_v2_hierarchy_of_a_hybrid_host(pyoci, bundle):
     cid = pyoci.new_id()
     pyoci("create", "--bundle", str(bundle(["sleep", "1000"], lambda c: c["linux"].update(
         resources={"unified": {"cgroup.max.descendants": "5"}}))), cid)
-    assert read("unified", f"pyoci/{cid}", "cgroup.max.descendants") == "5"
+    assert read("unified", f"pyoci-{cid}", "cgroup.max.descendants") == "5"
 
 
 def test_blockio_throttles_land_in_their_files(pyoci, bundle):
@@ -160,7 +160,7 @@ def test_blockio_throttles_land_in_their_files(pyoci, bundle):
     pyoci("create", "--bundle", str(bundle(["sleep", "1000"], lambda c: c["linux"].update(
         resources={"blockIO": blkio}))), cid)
     for file, rate in keys.values():
-        assert read("blkio", f"pyoci/{cid}", f"blkio.throttle.{file}") == f"{dev} {rate}"
+        assert read("blkio", f"pyoci-{cid}", f"blkio.throttle.{file}") == f"{dev} {rate}"
 
 
 def test_blockio_weights(pyoci, bundle):
@@ -174,7 +174,7 @@ def test_blockio_weights(pyoci, bundle):
         assert "linux.resources.blockIO.weight: this kernel has neither blkio.weight nor blkio.bfq.weight" in \
             proc.stderr and not cgroup_dirs(cid), proc.stderr
         return
-    cg = f"pyoci/{cid}"
+    cg = f"pyoci-{cid}"
     cfq = os.path.exists(f"{V1}/blkio/{cg}/blkio.weight")
     assert read("blkio", cg, "blkio.weight" if cfq else "blkio.bfq.weight") == "500"
     pyoci("delete", "--force", cid)
@@ -218,8 +218,8 @@ def test_blockio_weight_device_on_a_bfq_device(pyoci, bundle, bfq_device):
     cid = pyoci.new_id()
     pyoci("create", "--bundle", str(b), cid)
     try:
-        cfq = os.path.exists(f"{V1}/blkio/pyoci/{cid}/blkio.weight_device")
-        assert f"{bfq_device} 200" in read("blkio", f"pyoci/{cid}", "blkio.weight_device" if cfq else
+        cfq = os.path.exists(f"{V1}/blkio/pyoci-{cid}/blkio.weight_device")
+        assert f"{bfq_device} 200" in read("blkio", f"pyoci-{cid}", "blkio.weight_device" if cfq else
                                            "blkio.bfq.weight_device")
     finally:
         pyoci("delete", "--force", cid)

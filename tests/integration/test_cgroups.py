@@ -46,6 +46,21 @@ def test_cgroups_path_absolute_and_relative_and_cleanup(pyoci, bundle):
     assert not cgroup_dirs(name)
 
 
+def test_without_cgroups_path_one_level_named_after_the_container(pyoci, bundle):
+    """As runc's /<id>, one directory per hierarchy and nothing shared between containers to make and remove
+    (that cost a run ~0.9 ms here), prefixed so that an id cannot name the host's own cgroup."""
+    b = bundle(["sleep", "1000"])
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(b), cid)
+    with open(f"/proc/{pyoci.state(cid)['pid']}/cgroup") as f:
+        paths = {line.split(":", 2)[2].strip() for line in f}
+    assert paths == {f"/pyoci-{cid}"}
+    dirs = cgroup_dirs(cid)
+    assert dirs and all(d == f"{os.path.dirname(d)}/pyoci-{cid}" for d in dirs)
+    pyoci("delete", "--force", cid)
+    assert not cgroup_dirs(cid)
+
+
 def test_delete_keeps_a_parent_it_did_not_make(pyoci, bundle):
     parent = f"/sys/fs/cgroup/pids/pyoci-pre-{uuid.uuid4().hex[:8]}" if V1 else \
         f"/sys/fs/cgroup/pyoci-pre-{uuid.uuid4().hex[:8]}"

@@ -59,6 +59,6 @@ def test_mutated_configs_create_or_fail_in_one_line_leaving_nothing(pyoci, open_
         assert len(lines) == 1 and lines[0].startswith(f"pyoci: create {cid}: "), out.stderr
         assert "internal error" not in out.stderr, out.stderr
     assert not (pyoci.root / cid).exists()
-    assert not glob.glob(f"/sys/fs/cgroup/*/pyoci/{cid}")  # where a config without cgroupsPath puts it
+    assert not glob.glob(f"/sys/fs/cgroup/*/pyoci-{cid}")  # where a config without cgroupsPath puts it
     with open("/proc/self/mountinfo") as f:
         assert open_rootfs not in f.read()

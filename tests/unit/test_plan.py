@@ -14,7 +14,7 @@ from pyoci.defaults import default_config
 from pyoci.linux.seccomp import FLAG_NEW_LISTENER
 
 CLONE_NEWUSER = plan.CLONE_FLAGS["user"]
-CGROUP = Cgroup({"memory": "/sys/fs/cgroup/memory/pyoci/c1", "": "/sys/fs/cgroup/unified/pyoci/c1"})
+CGROUP = Cgroup({"memory": "/sys/fs/cgroup/memory/pyoci-c1", "": "/sys/fs/cgroup/unified/pyoci-c1"})
 PROGRAM = ([0x7FFF000000000006], 0)  # a filter is only data here: one "return ALLOW" instruction
 NOTIFY = ([0x7FFF000000000006], FLAG_NEW_LISTENER)
 
