@@ -116,7 +116,7 @@ def lean_validator(code: str) -> str:
 
 def protocol_module() -> str:
     """The executor's message kinds and struct pyoci_msg's layout, read from csrc/shim.h by cffi's parser at
-    build time: the runtime's side of the protocol (pyoci/sync.py) decodes messages with them, so that
+    build time: the runtime's side of the protocol (pyoci/messages.py) decodes messages with them, so that
     `start`, which only reads messages, loads neither the compiled extension nor _cffi_backend."""
     from cffi import FFI
 

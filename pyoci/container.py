@@ -193,32 +193,35 @@ class Container:
     def start(self) -> None:
         """Runs the process of a created container; returns once it runs (its execve), after the poststart
         hooks. A failing startContainer or poststart hook fails start and stops the container."""
-        from . import sync
         from .linux import unixsock
+        from .messages import until_exec
 
         lock, _ = self._lock("start")
         st = self._st
+        fd = -1
         try:
-            if not st.has_process:
-                raise ConfigError("required to start the container", path="process")
-            path = f"{self.runtime.store.dir(self.id)}/{START_SOCKET}"
             try:
-                sock = unixsock.connect(path, unixsock.SOCK_SEQPACKET)
-                sock.send(b"\0")
-            except OSError as exc:
-                raise PyociError("container init is not waiting", exc.errno) from None
-            posix.unlink(path)  # the status is "running" from here on
-            self.runtime.log.debug(f"init {st.pid} told to start")
+                if not st.has_process:
+                    raise ConfigError("required to start the container", path="process")
+                path = f"{self.runtime.store.dir(self.id)}/{START_SOCKET}"
+                try:
+                    fd = unixsock.connect_fd(path, unixsock.SOCK_SEQPACKET)
+                    posix.write(fd, b"\0")
+                except OSError as exc:
+                    raise PyociError("container init is not waiting", exc.errno) from None
+                posix.unlink(path)  # the status is "running" from here on
+                self.runtime.log.debug(f"init {st.pid} told to start")
+            finally:
+                lock.release()
+            try:
+                until_exec(fd, self.runtime.log)
+                _run_hooks(st, "poststart", RUNNING)
+            except PyociError:
+                _stop(st)
+                raise
         finally:
-            lock.release()
-        try:
-            sync.until_exec(sock, self.runtime.log)
-            _run_hooks(st, "poststart", RUNNING)
-        except PyociError:
-            _stop(st)
-            raise
-        finally:
-            sock.close()
+            if fd >= 0:
+                posix.close(fd)
 
     def kill(self, signal: int = _signal.SIGTERM, all: bool = False) -> None:
         """Signals the init, or with all every process in the container's cgroup (sub-cgroups too). all also

@@ -131,6 +131,7 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
     from .cgroups import Cgroup, parse_sub_paths
     from .linux import unixsock
     from .linux.idmap import setgroups_allowed
+    from .messages import until_exec
 
     undo = Undo(state_dir=None)
     ours = None
@@ -184,7 +185,7 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
         finally:
             lock.release()
         try:
-            sync.until_exec(sock, runtime.log)
+            until_exec(sock.fileno(), runtime.log)
         finally:
             sock.close()
         if opts.pid_file:

@@ -1,15 +1,13 @@
-"""The runtime's side of the executor's sync protocol (csrc/shim.h draws it): spawn a plan, answer the
-executor's messages until it is READY, and read on until its execve.
+"""The runtime's side of the executor's sync protocol (csrc/shim.h draws it): spawn a plan and answer the
+executor's messages until it is READY; pyoci.messages reads on until its execve.
 """
 from __future__ import annotations
 
 import posix
-import sys
 
-from ._protocol import MSG_FIELDS, MSG_HEADER, MSG_KINDS, INT
-from .errors import KernelError, PyociError
+from .errors import PyociError
 from .linux import unixsock
-from .record import Record
+from .messages import Message, decode, raise_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,26 +17,6 @@ if TYPE_CHECKING:
     from .create import Undo
     from .log import Logger
     from .plan import Plan
-
-
-MSG_NAME = {value: name for name, value in MSG_KINDS.items()}
-
-
-class Message(Record):
-    kind: str      # PID, READY, ERROR, ... (enum pyoci_msg_type without PYOCI_MSG_)
-    step: int      # index of the plan step that sent it
-    err: int
-    pid: int
-    detail: str
-
-
-def decode(data: bytes) -> Message:
-    """One executor message: struct pyoci_msg (laid out as pyoci._protocol says) and its detail text."""
-    if len(data) < MSG_HEADER:
-        raise PyociError(f"the executor sent a short message ({len(data)} bytes)")
-    m = {name: int.from_bytes(data[at:at + INT], sys.byteorder, signed=True) for name, at in MSG_FIELDS.items()}
-    detail = data[MSG_HEADER:MSG_HEADER + m["len"]].decode(errors="replace")
-    return Message(MSG_NAME.get(m["type"], str(m["type"])), m["step"], m["err"], m["pid"], detail)
 
 
 def receive(sock) -> tuple[Message | None, list[int]]:
@@ -59,23 +37,9 @@ class Handlers:
         self.userns, self.mounted, self.seccomp = userns, mounted, seccomp
 
 
-def raise_error(msg, cgroup: Cgroup | None = None) -> None:
-    """An ERROR message, or the executor's death without one (EOF: msg is None), as the user's error."""
-    if msg is not None:
-        raise (KernelError if msg.err else PyociError)(msg.detail, msg.err)
-    if cgroup is not None:
-        from .cgroups import is_v2_host
-        from .cgroups.stats import oom_kills
-
-        if oom_kills(cgroup, is_v2_host()):
-            raise PyociError("the OOM killer took the container process before it was ready: "
-                             "linux.resources.memory.limit is too small")
-    raise PyociError("the container process exited before it was ready")
-
-
 def until_ready(plan: Plan, cgroup: Cgroup, handlers: Handlers, log: Logger, undo: Undo) -> tuple[int, object]:
     """Spawns the plan and drives it to READY: (the pid that will execve, the runtime's end of the sync
-    socket, for `until_exec`). undo learns every process to kill should this fail; the fds it holds are the
+    socket, for `messages.until_exec`). undo learns every process to kill should this fail; the fds it holds are the
     executor's from the spawn on."""
     from .linux import shim
 
@@ -145,18 +109,3 @@ def drive(sock, first: int, cgroup: Cgroup, handlers: Handlers, log: Logger, pid
         if notify_fd >= 0:
             posix.close(notify_fd)
     return pid
-
-
-def until_exec(sock, log: Logger) -> None:
-    """Reads the executor until its execve closes the socket (success) or it reports an ERROR."""
-    while True:
-        msg, fds = receive(sock)
-        for fd in fds:
-            posix.close(fd)
-        if msg is None:
-            log.debug("executor: execve done (sync socket closed)")
-            return
-        if msg.kind == "ERROR":
-            raise_error(msg)
-        if msg.kind == "WARNING":
-            log.warning(str(PyociError(msg.detail, msg.err)))

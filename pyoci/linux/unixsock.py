@@ -1,22 +1,31 @@
 """Unix sockets on `_socket`, socket.py's C core: socket.py imports enum and selectors (several ms per call
 here) for nothing pyoci uses. The socket objects are _socket.socket (close, fileno, detach, send, recv,
-sendmsg, recvmsg, setblocking; close-on-exec as socket.py makes them), without the `with` support."""
+sendmsg, recvmsg, setblocking; close-on-exec as socket.py makes them), without the `with` support.
+`_socket` itself is imported where a socket object is made: `start` connects without one (connect_fd)."""
 from __future__ import annotations
 
-import _socket
 import posix
 import sys
 
 from .fs import dirname, fsencode
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, TypeVar
+
+    import _socket
+
+    T = TypeVar("T")
+
 INT = 4  # SCM_RIGHTS carries fds as C ints (socket.py packs them with array, which imports collections.abc)
 
-SOCK_STREAM = _socket.SOCK_STREAM
-SOCK_SEQPACKET = _socket.SOCK_SEQPACKET
-MSG_PEEK, MSG_TRUNC = _socket.MSG_PEEK, _socket.MSG_TRUNC
+SOCK_STREAM, SOCK_SEQPACKET = 1, 5  # Linux's numbers, as _socket has them
+MSG_PEEK, MSG_TRUNC = 0x2, 0x20
 
 
 def socketpair(kind: int) -> tuple[_socket.socket, _socket.socket]:
+    import _socket
+
     return _socket.socketpair(_socket.AF_UNIX, kind)
 
 
@@ -24,10 +33,8 @@ def socketpair(kind: int) -> tuple[_socket.socket, _socket.socket]:
 SUN_PATH_MAX = 107
 
 
-def _at(path: str, kind: int, use) -> _socket.socket:
-    """use(sock, address) on a new unix socket, the address shortened through /proc/self/fd when the path is
-    too long for sun_path."""
-    sock = _socket.socket(_socket.AF_UNIX, kind)
+def _at(path: str, use: Callable[[str], T]) -> T:
+    """use(address): path's address, shortened through /proc/self/fd when it is too long for sun_path."""
     parent = -1
     try:
         address = path
@@ -36,24 +43,45 @@ def _at(path: str, kind: int, use) -> _socket.socket:
             address = f"/proc/self/fd/{parent}/{path.rpartition('/')[2]}"
             if len(fsencode(address)) > SUN_PATH_MAX:
                 raise OSError(36, "the socket's name is too long", path)  # ENAMETOOLONG
-        use(sock, address)
-    except BaseException:
-        sock.close()
-        raise
+        return use(address)
     finally:
         if parent >= 0:
             posix.close(parent)
+
+
+def _socket_at(path: str, kind: int, use: Callable[[_socket.socket, str], None]) -> _socket.socket:
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, kind)
+    try:
+        _at(path, lambda address: use(sock, address))
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
 def adopt(fd: int, kind: int = SOCK_STREAM) -> _socket.socket:
     """The socket object of a unix socket fd (closing it closes the fd)."""
+    import _socket
+
     return _socket.socket(_socket.AF_UNIX, kind, 0, fd)
 
 
 def connect(path: str, kind: int = SOCK_STREAM) -> _socket.socket:
     """A connection to the unix socket at path (OSError if it cannot be made)."""
-    return _at(path, kind, lambda sock, address: sock.connect(address))
+    return _socket_at(path, kind, lambda sock, address: sock.connect(address))
+
+
+def connect_fd(path: str, kind: int) -> int:
+    """connect's socket as a bare fd (close-on-exec), for a caller that needs only posix's read and write on
+    it. The pyoci command connects it itself, so that `start` never sets up `_socket`; the library, in any
+    Python, goes through `_socket`."""
+    try:
+        from _pyoci_launcher import connect as connect_unix
+    except ImportError:
+        return connect(path, kind).detach()
+    return _at(path, lambda address: connect_unix(fsencode(address), kind))
 
 
 def listen(path: str, kind: int) -> _socket.socket:
@@ -63,17 +91,21 @@ def listen(path: str, kind: int) -> _socket.socket:
         sock.bind(address)
         sock.listen(1)
 
-    return _at(path, kind, bind)
+    return _socket_at(path, kind, bind)
 
 
 def send_fds(sock: _socket.socket, buffers: list[bytes], fds: list[int]) -> int:
     """socket.send_fds: the buffers in one message with the fds as SCM_RIGHTS."""
+    import _socket
+
     rights = b"".join(fd.to_bytes(INT, sys.byteorder, signed=True) for fd in fds)
     return sock.sendmsg(buffers, [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
 
 
 def recv_fds(sock: _socket.socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int]]:
     """socket.recv_fds's data and fds (its msg_flags and address are of no use here)."""
+    import _socket
+
     fds = []
     data, ancdata, _, _ = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * INT))
     for level, kind, payload in ancdata:

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from pyoci import sync
+from pyoci import messages, sync
 from pyoci._shim import ffi, lib
 from pyoci.errors import PyociError
 from pyoci.log import Logger
@@ -21,7 +21,7 @@ def message(kind: str, pid: int = 0, err: int = 0, detail: str = "") -> bytes:
 
 
 def test_the_generated_protocol_numbers_are_the_compiled_headers():
-    """pyoci._protocol (setup.py writes it from shim.h for sync.py, which reads messages without cffi) holds
+    """pyoci._protocol (setup.py writes it from shim.h for pyoci.messages, which reads messages without cffi) holds
     what the compiled extension has."""
     from pyoci import _protocol
 
@@ -130,3 +130,35 @@ def test_eof_without_ready_is_the_executor_dying(script):
     s.executor.close()
     with pytest.raises(PyociError, match="the container process exited before it was ready"):
         s.drive()
+
+
+def test_until_exec_ends_at_the_execve_and_logs_warnings(script, capsys):
+    s = script(message("WARNING", err=1, detail="oom_score_adj: kept"))
+    s.executor.close()
+    messages.until_exec(s.runtime.fileno(), Logger())
+    assert capsys.readouterr().err == "pyoci: warning: oom_score_adj: kept: Operation not permitted\n"
+
+
+def test_until_exec_raises_an_error_and_drops_any_fds_sent_with_a_message(script):
+    s = script()
+    r, w = os.pipe()
+    socket.send_fds(s.executor, [message("WARNING", detail="x")], [r])
+    os.close(r)
+    s.executor.send(message("ERROR", err=2, detail="process.args: exec: /nope"))
+    before = sorted(os.listdir("/proc/self/fd"))
+    try:
+        with pytest.raises(PyociError, match="^process.args: exec: /nope: No such file or directory$"):
+            messages.until_exec(s.runtime.fileno(), Logger())
+        assert sorted(os.listdir("/proc/self/fd")) == before
+        with pytest.raises(BrokenPipeError):  # the kernel closed the read end the message carried
+            os.write(w, b"x")
+    finally:
+        os.close(w)
+
+
+def test_until_exec_reads_a_long_error_whole_up_to_its_bound(script):
+    detail = "y" * messages.LONGEST_DETAIL
+    s = script(message("ERROR", detail=detail + "cut"))
+    with pytest.raises(PyociError) as caught:
+        messages.until_exec(s.runtime.fileno(), Logger())
+    assert str(caught.value) == detail

@@ -53,3 +53,29 @@ def test_connect_refused_is_an_oserror(tmp_path):
         assert isinstance(exc, FileNotFoundError)
     else:
         raise AssertionError("connected to nothing")
+
+
+def test_the_numbers_it_keeps_are_socket_modules():
+    """unixsock names these itself, so that importing it does not set up _socket."""
+    assert (unixsock.SOCK_STREAM, unixsock.SOCK_SEQPACKET) == (socket.SOCK_STREAM, socket.SOCK_SEQPACKET)
+    assert (unixsock.MSG_PEEK, unixsock.MSG_TRUNC) == (socket.MSG_PEEK, socket.MSG_TRUNC)
+
+
+def test_connect_fd_is_a_close_on_exec_connection_even_through_a_long_path(tmp_path, monkeypatch):
+    """The library's connect_fd (the pyoci command's own connect is driven by every `pyoci start`)."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    monkeypatch.chdir(deep)  # bound by its short name
+    server.bind("s")
+    server.listen(1)
+    fd = unixsock.connect_fd(str(deep / "s"), unixsock.SOCK_SEQPACKET)
+    try:
+        assert len(os.fsencode(str(deep / "s"))) > unixsock.SUN_PATH_MAX and not os.get_inheritable(fd)
+        peer, _ = server.accept()
+        os.write(fd, b"go")
+        assert peer.recv(10) == b"go"
+        peer.close()
+    finally:
+        os.close(fd)
+        server.close()
