@@ -93,7 +93,7 @@ def do_list(a: SimpleNamespace, rt: Runtime) -> int:
     states = []
     for c in rt.list():
         try:
-            states.append(c.state())
+            states.append({**c.state(), "owner": c.owner})
         except NotFoundError:
             continue  # deleted while we looked
         except PyociError as exc:  # damaged while we looked: the others are still listed, as runc lists them

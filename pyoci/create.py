@@ -176,15 +176,6 @@ def listen_fds() -> int:
         return 0
 
 
-def _owner() -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(posix.geteuid()).pw_name
-    except KeyError:
-        return str(posix.geteuid())
-
-
 def send_pidfd(path: str, pid: int, name: str) -> None:
     """runc's --pidfd-socket: a pidfd of the container's process (our child, so its pid cannot be reused
     before we reap it), with runc's name for the kind of process ("standard" the init, "setns" an exec)."""
@@ -285,7 +276,7 @@ def create(store: Store, container_id: str, cfg: Config, opts: CreateOptions, lo
     log.debug(f"bundle {bundle}: config.json read, rootfs {rootfs}")
     unprivileged = posix.geteuid() != 0
     me = posix.getpid()
-    st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(), owner=_owner(),
+    st = State(id=container_id, bundle=bundle, rootfs=rootfs, created=state.now_rfc3339(),
                creator=me, creator_start=state.proc_start_time(me) or 0, annotations=cfg.annotations,
                has_process=cfg.process is not None, net_devices=cfg.net_devices,
                hooks={k: hooks.to_json(cfg.hooks.get(k, [])) for k in ("poststart", "poststop")})

@@ -50,7 +50,7 @@ class State:
         "creator": 0, "creator_start": 0,  # the create that is making it (alive: "creating")
         "ready": False,  # create saw the init ready: from here on the init's life says the status
         "pid": 0, "start_time": 0,  # /proc/<pid>/stat field 22: tells our init from a recycled pid
-        "created": "", "owner": "", "annotations": {},
+        "created": "", "annotations": {},
         "cgroup": {},
         "hooks": {},  # poststart/poststop, run by later calls
         "namespaces": {},  # type → path of the namespace to join
@@ -62,6 +62,7 @@ class State:
     }
 
     def __init__(self, **values: object) -> None:
+        values.pop("owner", None)  # in state files of pyoci before `list` looked the owner up (Container.owner)
         for name, default in self.FIELDS.items():
             value = values.pop(name, default if not isinstance(default, dict) else {})
             if type(value) is not type(default):  # a damaged state.json must not reach kill() as a str pid
@@ -252,7 +253,8 @@ def status(store: Store, st: State) -> str:
 
 
 def oci_state(st: State, current: str) -> dict[str, object]:
-    """The runtime-spec State (with current, the status derived now), plus runc's created/owner."""
+    """The runtime-spec State (with current, the status derived now), plus runc's created and owner, which
+    runc's `state` leaves empty (its `list` fills it in: Container.owner)."""
     return {
         "ociVersion": OCI_VERSION,
         "id": st.id,
@@ -261,7 +263,7 @@ def oci_state(st: State, current: str) -> dict[str, object]:
         "bundle": st.bundle,
         "rootfs": st.rootfs,
         "created": st.created,
-        "owner": st.owner,
+        "owner": "",
         "annotations": st.annotations,
     }
 

@@ -37,7 +37,9 @@ def test_lifecycle_statuses_and_state_json(pyoci, bundle, tmp_path, template):
     st = pyoci.state(cid)
     assert st["status"] == "created"
     assert st["id"] == cid and st["bundle"] == str(b) and st["annotations"] == {"a": "b"}
-    assert st["ociVersion"] == "1.3.0" and st["owner"] == "root" and st["created"]
+    assert st["ociVersion"] == "1.3.0" and st["owner"] == "" and st["created"]  # owner: runc's state leaves it
+    listed = [c for c in json.loads(pyoci("list", "--format", "json").stdout) if c["id"] == cid]
+    assert listed == [{**st, "owner": "root"}]  # as runc's list: who made it
     assert int(pid_file.read_text()) == st["pid"] > 0
     # The init is parked: its command has not run yet.
     with open(f"/proc/{st['pid']}/cmdline", "rb") as f:
@@ -245,3 +247,12 @@ def test_pause_resume_and_ps(pyoci, bundle, template):
     pyoci("pause", cid)
     pyoci("delete", "--force", cid)  # a paused container is thawed to be killed
     assert not (pyoci.root / cid).exists()
+
+
+def test_list_names_an_owner_without_a_user_name_by_uid(pyoci, bundle):
+    cid = pyoci.new_id()
+    pyoci("create", "--bundle", str(bundle(["sleep", "1000"])), cid)
+    os.chown(pyoci.root / cid, 54329, -1)  # a uid /etc/passwd does not name
+    assert [c["owner"] for c in json.loads(pyoci("list", "--format", "json").stdout)] == ["#54329"]
+    assert " #54329\n" in pyoci("list").stdout
+    pyoci("delete", "--force", cid)

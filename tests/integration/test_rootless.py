@@ -126,7 +126,7 @@ def test_lifecycle_as_an_unprivileged_user(rl, user, home, public_rootfs):
     cid = rl.new_id("rl")
     rl("create", "--bundle", str(b), cid, stdin=subprocess.DEVNULL)
     st = rl.state(cid)
-    assert st["status"] == "created" and st["owner"] == user.name
+    assert st["status"] == "created" and json.loads(rl("list", "--format", "json").stdout)[0]["owner"] == user.name
     with open(f"/proc/{st['pid']}/status") as f:
         assert f"Uid:\t{user.uid}\t" in f.read()  # on the host the init is the user, not root
     rl("start", cid)
