@@ -216,9 +216,9 @@ def do_events(a: SimpleNamespace, rt: Runtime) -> int:
         print(jsonio.dumps({"type": "stats", "id": c.id, "data": c.stats()}), flush=True)
         return 0
     interval = parse_duration(a.interval)
-    import gc
+    from .foreground import collect_from_here
 
-    gc.enable()  # the pyoci command starts without it (csrc/launcher.c); this loop lasts as long as the container
+    collect_from_here()  # this loop lasts as long as the container
     for event in c.events(interval):
         print(jsonio.dumps(event), flush=True)
     return 0
