@@ -194,7 +194,7 @@ PyObject *__wrap_PyMarshal_ReadObjectFromString(const char *data, Py_ssize_t siz
 
 /* connect(address, type): a close-on-exec unix socket of that type connected to address (bytes), as a bare
    fd. `start` needs nothing more of its socket than posix's read and write; `_socket`'s module set-up
-   (~0.5 M instructions) would be a third of what start does above the floor. */
+   (~0.5 M instructions) would be a fifth of what start does above the floor. */
 static PyObject *connect_unix(PyObject *self, PyObject *args) {
     const char *address;
     int type, fd, r;

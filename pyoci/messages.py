@@ -1,7 +1,7 @@
 """The executor's messages (csrc/shim.h's struct pyoci_msg, laid out as pyoci._protocol says): one decoded,
 an ERROR made the user's error, and the reading on from READY until the execve, which is all `start` needs
 of the protocol. Apart from pyoci.sync (which spawns the plan and answers the executor until READY), so that
-start imports neither it nor pyoci.record nor `_socket`: ~1.7 M instructions, more than start's own work."""
+start imports neither it nor pyoci.record nor `_socket` (a start: 14.2 → 13.0 M instructions)."""
 from __future__ import annotations
 
 import posix
