@@ -340,35 +340,51 @@ class Bench:
         self.add("run.cpu", rt, res.cpu)
         self.add("rss.run", rt, res.maxrss)
 
+    def create_true(self, rt: Runtime, cid: str) -> tuple[Result, int]:
+        """create of the /bin/true bundle: the call, and the pid of the container's init (0 if it failed)."""
+        pid_file = os.path.join(self.tmp, f"{cid}.pid")
+        res = self.call(rt, "create", "--bundle", self.bundles["true"], "--pid-file", pid_file, cid)
+        if not res.ok:
+            self.problem(rt, "create", res)
+            return res, 0
+        with open(pid_file) as f:
+            return res, int(f.read())
+
+    def reap(self, rt: Runtime, init: int) -> os.struct_rusage | None:
+        """Waits (within the timeout) for a started container's init to end and reaps it (it is our child: the
+        bench is its subreaper): its rusage, or None once the problem is told. Until reaped, its pid is not
+        reused, so a pidfd of it taken now is of the container's init even if it has ended."""
+        pidfd = os.pidfd_open(init)
+        try:
+            if not select.select([pidfd], [], [], self.args.timeout)[0]:
+                self.problem(rt, "wait", text=f"the container still runs after {self.args.timeout}s")
+                return None
+        finally:
+            os.close(pidfd)
+        try:
+            return os.wait4(init, 0)[2]
+        except ChildProcessError:
+            self.problem(rt, "the container's init was not reparented to the bench (subreaper)")
+            return None
+
     def m_lifecycle(self, rt: Runtime) -> None:
         """create, start, wait, delete, as engines drive a runtime: conmon and containerd's shim are the
         container init's subreaper and wait for it (this process is, too), not polling `state` (measured on
         its own below). CPU: the calls' own, and the init's until it is reaped: runc's init is `runc init`,
         a second Go start-up that create's rusage does not include; pyoci's is the C executor."""
         cid = self.new_id(rt, "life")
-        pid_file = os.path.join(self.tmp, f"{cid}.pid")
-        calls: list[Result] = []
         t0 = time.perf_counter()
-        res = self.call(rt, "create", "--bundle", self.bundles["true"], "--pid-file", pid_file, cid)
+        res, init = self.create_true(rt, cid)
+        calls: list[Result] = [res]
+        if not init:
+            return
+        res = self.call(rt, "start", cid)
         calls.append(res)
         if not res.ok:
-            return self.problem(rt, "create", res)
-        with open(pid_file) as f:
-            init = int(f.read())
-        pidfd = os.pidfd_open(init)
-        try:
-            res = self.call(rt, "start", cid)
-            calls.append(res)
-            if not res.ok:
-                return self.problem(rt, "start", res)
-            if not select.select([pidfd], [], [], self.args.timeout)[0]:
-                return self.problem(rt, "wait", text=f"the container still runs after {self.args.timeout}s")
-        finally:
-            os.close(pidfd)
-        try:
-            _, _, ru = os.wait4(init, 0)
-        except ChildProcessError:
-            return self.problem(rt, "the container's init was not reparented to the bench (subreaper)")
+            return self.problem(rt, "start", res)
+        ru = self.reap(rt, init)
+        if ru is None:
+            return
         res = self.call(rt, "delete", cid)
         calls.append(res)
         if not res.ok:
@@ -494,12 +510,9 @@ class Bench:
         A floor measured apart from them is not the same call: `--version` costs a quarter more CPU after
         another runtime's run than after a call of its own runtime, because of what is still in the caches."""
         cid = self.new_id(rt, "pair")
-        pid_file = os.path.join(self.tmp, f"{cid}.pid")
-        res = self.call(rt, "create", "--bundle", self.bundles["true"], "--pid-file", pid_file, cid)
-        if not res.ok:
-            return self.problem(rt, "create", res)
-        with open(pid_file) as f:
-            init = int(f.read())
+        _, init = self.create_true(rt, cid)
+        if not init:
+            return
         for step in ("start", "delete"):
             floor = self.sp.call([rt.binary, "--version"], self.args.timeout)
             if not floor.ok:
@@ -508,11 +521,8 @@ class Bench:
             if not res.ok:
                 return self.problem(rt, f"{step} (after --version)", res)
             self.add(f"above.{step}", rt, res.cpu - floor.cpu)
-            if step == "start":
-                try:
-                    os.wait4(init, 0)
-                except ChildProcessError:
-                    return self.problem(rt, "the container's init was not reparented to the bench (subreaper)")
+            if step == "start" and self.reap(rt, init) is None:
+                return
         rt.live.discard(cid)
 
     def m_memlimit(self, rt: Runtime, limit: int) -> None:
