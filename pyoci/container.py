@@ -162,18 +162,8 @@ class Container:
 
     @property
     def owner(self) -> str:
-        """Who made the container (the owner of its state directory), by name, as runc's `list` shows it
-        ("#UID" for a uid without one)."""
-        import pwd
-
-        try:
-            uid = posix.stat(self.runtime.store.dir(self.id)).st_uid
-        except FileNotFoundError:
-            raise NotFoundError(f"container {jsonio.dumps(self.id)} does not exist") from None
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            return f"#{uid}"
+        """Who made the container, by name, as runc's `list` shows it."""
+        return self.runtime.store.owner(self.id)
 
     def _load(self) -> State:
         self._st = self.runtime.store.load(self.id)

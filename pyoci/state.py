@@ -136,7 +136,7 @@ class Store:
             raw = jsonio.loads(read_text(f"{self.dir(container_id)}/{STATE_FILE}"))
             st = State(**raw)
         except FileNotFoundError:
-            raise NotFoundError(f"container {name} does not exist") from None
+            raise not_found(container_id) from None
         except OSError as exc:
             raise PyociError(f"container {name}: cannot read its state", exc.errno) from None
         except (ValueError, TypeError) as exc:
@@ -162,7 +162,7 @@ class Store:
         try:
             fd = posix.open(self.dir(container_id), posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
-            raise NotFoundError(f"container {jsonio.dumps(container_id)} does not exist") from None
+            raise not_found(container_id) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -170,8 +170,26 @@ class Store:
             return None
         if posix.fstat(fd).st_nlink == 0:
             posix.close(fd)
-            raise NotFoundError(f"container {jsonio.dumps(container_id)} does not exist")
+            raise not_found(container_id)
         return Lock(fd)
+
+    def owner(self, container_id: str) -> str:
+        """Who made the container (the owner of its directory), by name, as runc's `list` shows it ("#UID"
+        for a uid without one)."""
+        import pwd
+
+        try:
+            uid = posix.stat(self.dir(container_id)).st_uid
+        except FileNotFoundError:
+            raise not_found(container_id) from None
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return f"#{uid}"
+
+
+def not_found(container_id: str) -> NotFoundError:
+    return NotFoundError(f"container {jsonio.dumps(container_id)} does not exist")
 
 
 def _write_state(directory: str, st: State) -> None:
