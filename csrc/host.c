@@ -11,6 +11,7 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sched.h>
+#include <stdio.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,11 @@
 int pyoci_umount_lazy(const char *target)
 {
     return umount2(target, MNT_DETACH) < 0 ? -errno : 0;
+}
+
+int pyoci_exchange(const char *a, const char *b)
+{
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) < 0 ? -errno : 0;
 }
 
 int pyoci_mount_from(int dir_fd, const char *source, const char *target, const char *fstype,

@@ -252,6 +252,8 @@ int pyoci_spawn(const char *plan, long long plan_size, int nsteps, const unsigne
 
 /* host.c. Each returns 0 (or a value) on success, -errno on failure. */
 int pyoci_umount_lazy(const char *target);
+/* Swaps the two names, atomically (renameat2 RENAME_EXCHANGE): see replace() in pyoci/linux/shim.py. */
+int pyoci_exchange(const char *a, const char *b);
 /* A mount made from the directory dir_fd (relative paths in data resolve there: an overlay's lowerdir names
  * short links, so 128 layers fit one page of mount data), without changing the caller's cwd. */
 int pyoci_mount_from(int dir_fd, const char *source, const char *target, const char *fstype,

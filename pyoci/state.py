@@ -18,6 +18,10 @@ from .errors import NotFoundError, PyociError
 from .linux.files import read_bytes, read_text, write
 from .linux.fs import abspath, exists, getenv, isdir, makedirs
 
+TYPE_CHECKING = False  # the short commands read this module: no typing import for an annotation
+if TYPE_CHECKING:
+    from typing import Callable
+
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"  # create's init listens here until `start` connects
@@ -146,7 +150,10 @@ class Store:
         return st
 
     def save(self, st: State) -> None:
-        _write_state(self.dir(st.id), st)
+        """The container's next state, which create writes as it goes (it has loaded the shim already)."""
+        from .linux.shim import replace
+
+        _write_state(self.dir(st.id), st, replace)
 
     def ids(self) -> list[str]:
         try:
@@ -192,11 +199,11 @@ def not_found(container_id: str) -> NotFoundError:
     return NotFoundError(f"container {jsonio.dumps(container_id)} does not exist")
 
 
-def _write_state(directory: str, st: State) -> None:
+def _write_state(directory: str, st: State, rename: Callable[[str, str], None] = posix.rename) -> None:
     path = f"{directory}/{STATE_FILE}"
     tmp = path + ".tmp"
     write(tmp, jsonio.dumps(st.to_json()), posix.O_CREAT | posix.O_TRUNC)
-    posix.rename(tmp, path)
+    rename(tmp, path)
 
 
 def remove_dir(path: str) -> None:

@@ -191,6 +191,19 @@ def umount_lazy(path: str) -> None:
         raise KernelError(f"unmount {path}", -err)
 
 
+def replace(tmp: str, path: str) -> None:
+    """rename(tmp, path), for a file rewritten while it lives (a container's state): the same atomic swap
+    for a reader, without the writes a rename over a file costs on ext4. There (auto_da_alloc) such a
+    rename allocates the new file's blocks at once and frees the replaced one's, a discard where the
+    filesystem is mounted with it: ~0.1 ms of CPU a save, and again when the file is unlinked. Exchanging
+    the names and unlinking the old file leaves the data in the page cache, which is all a state file needs.
+    Without a file at path, or on a filesystem without RENAME_EXCHANGE, a plain rename."""
+    if lib.pyoci_exchange(fsencode(tmp), fsencode(path)) == 0:
+        posix.unlink(tmp)
+    else:
+        posix.rename(tmp, path)
+
+
 def mount_from(directory: str, source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
     """A mount whose relative paths (an overlay's lowerdir) resolve in directory; our cwd stays."""
     fd = posix.open(directory, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
