@@ -259,7 +259,6 @@ class Container:
         """Removes a stopped container (force: any, killing it first): its cgroup, host mounts and state,
         then its poststop hooks (a failing one is a warning; the others still run)."""
         from .cgroups import Cgroup
-        from .linux.mountinfo import unmount_above
 
         store = self.runtime.store
         lock, current = self._lock("delete --force" if force else "delete")
@@ -267,9 +266,13 @@ class Container:
             st = self._st
             self.runtime.log.debug(f"deleting the {current} container: its init {st.pid}, cgroup, host mounts, "
                                    f"state and {len(st.hooks.get('poststop', []))} poststop hook(s)")
-            _kill_and_wait(st)  # a stopped container's init may live on, parked by a create that died
+            if current != STOPPED or not st.ready:  # stopped before it was ready: a create that died may
+                _kill_and_wait(st)  # have left its init parked (a ready one is stopped when its init is gone)
             (Cgroup.from_json(st.cgroup) if st.cgroup else Cgroup.default(self.id)).destroy()
-            unmount_above(st.host_mounts)
+            if st.host_mounts:
+                from .linux.mountinfo import unmount_above
+
+                unmount_above(st.host_mounts)
             if st.resctrl:
                 from .linux.resctrl import Group, remove
 

@@ -146,38 +146,51 @@ class Cgroup:
         that existed, even "/") is not emptied: its other processes are not the container's."""
         if not set(self.made) & set(self.paths.values()):
             return
+        own = {d: name == "" or "rdma" in name.split(",") for name, d in self.paths.items()}
+        if self._remove(own, walk=False):
+            return  # nearly always: the container's processes are gone and it made no sub-cgroups
         for attempt in range(50):
             left = self.pids()
             if not left:
                 break
             self.signal_all(_signal.SIGKILL)
             time.sleep(0.01 * (attempt + 1))
-        own = {d: name == "" or "rdma" in name.split(",") for name, d in self.paths.items()}
+        self._remove(own, walk=True)
+
+    def _remove(self, own: dict[str, bool], walk: bool) -> bool:
+        """The directories create made, deepest first (own: the container's own ones, each with whether its
+        hierarchy can have rdma). Without walk, stops at the first own one that is busy and says so (False):
+        it still has processes or sub-cgroups."""
         for d in reversed(self.made):
-            if d in own:
-                _remove_tree(d, rdma=own[d])
-            else:
+            if d not in own:
                 _rmdir(d, wait=False)
+            elif not _remove_tree(d, own[d], walk):
+                return False
+        return True
 
 
-def _remove_tree(d: str, rdma: bool) -> None:
+def _remove_tree(d: str, rdma: bool, walk: bool) -> bool:
     """The container's cgroup d with the sub-cgroups below it (exec --cgroup's, or ones the container made),
     deepest first. Nearly always there are none, so rmdir is tried first, and the walk (a directory listing
-    per cgroup) is left for when the kernel says d is busy. rdma is whether the hierarchy can have the rdma
-    controller (v1's rdma, or v2): its pools go back first, if d has them."""
+    per cgroup) is left for when the kernel says d is busy; without walk, that is where it stops (False).
+    rdma is whether the hierarchy can have the rdma controller (v1's rdma, or v2): its pools go back first,
+    if d has them."""
     if rdma and release_rdma_pools(d):
         for sub in fs.subdirs(d)[1:]:
             release_rdma_pools(sub)
     try:
         posix.rmdir(d)
-        return
+        return True
     except OSError as exc:
         if exc.errno != EBUSY:
-            return  # gone already, or not ours to remove: as _rmdir
+            return True  # gone already, or not ours to remove: as _rmdir
+    if not walk:
+        return False
     for sub in reversed(fs.subdirs(d)):
         if sub != d:
             _rmdir(sub, wait=True)
     _rmdir(d, wait=True)
+    return True
 
 
 def release_rdma_pools(d: str) -> bool:

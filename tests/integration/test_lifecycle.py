@@ -128,6 +128,22 @@ def test_kill_of_a_stopped_container_as_runc(pyoci, bundle):
     pyoci("delete", cid)
 
 
+def test_delete_of_a_stopped_container_kills_what_its_init_left(pyoci, bundle):
+    """The init (without a pid namespace of its own) has exited, a child of it lives on in the cgroup:
+    delete, as runc's, kills it rather than leave it, and removes the cgroup it kept busy."""
+    def no_pidns(c):
+        c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "pid"]
+
+    cid = pyoci.new_id()
+    pyoci("run", "--keep", "--bundle", str(bundle(["sh", "-c", "sleep 1000 >/dev/null 2>&1 &"], no_pidns)), cid)
+    left = json.loads(pyoci("ps", "--format", "json", cid).stdout)
+    assert len(left) == 1 and pyoci.state(cid)["status"] == "stopped"
+    pyoci("delete", cid)
+    wait_for(lambda: exited(left[0]), "delete to kill the init's child")
+    assert not (pyoci.root / cid).exists()
+    assert not cgroup_dirs(cid)
+
+
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_delete_force_removes_a_running_container(pyoci, bundle, template):
     b = bundle(["sleep", "1000"])
