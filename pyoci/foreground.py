@@ -11,7 +11,6 @@ import gc
 import posix
 import select
 
-from .container import SIGNALS
 from .errors import PyociError
 from .linux import unixsock
 from .state import exit_status, reap
@@ -23,7 +22,8 @@ if TYPE_CHECKING:
     from .container import Runtime
 
 # every signal with a name (as signal.Signals has them) but the three that cannot or must not go on
-FORWARDED = sorted(set(SIGNALS.values()) - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD})
+FORWARDED = sorted({getattr(_signal, name) for name in dir(_signal) if name.startswith("SIG") and not
+                    name.startswith("SIG_")} - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD})
 
 
 def _forward_signals(pid: int) -> Callable[[], None]:

@@ -91,3 +91,18 @@ def test_bad_update_sizes(text, units):
 
     with pytest.raises(PyociError, match="not a"):
         parse_size("memory", text, units)
+
+
+def test_kill_takes_every_signal_name_and_number_as_runc_does():
+    import signal
+
+    from pyoci.container import parse_signal
+
+    for sig in signal.Signals:
+        short = sig.name[3:]
+        assert {parse_signal(sig.name), parse_signal(short), parse_signal(short.lower()),
+                parse_signal(str(sig.value))} == {sig.value}
+    assert parse_signal("0") == 0
+    for bad in ("NOPE", "SIG_DFL", "DFL", "SIG_IGN", "SIG", "", "65", "-9", "9x", "SIGNSIG"):
+        with pytest.raises(PyociError, match="invalid signal"):
+            parse_signal(bad)
