@@ -128,7 +128,7 @@ def _with_defaults(process: Process, base: Process | None) -> Process:
 def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> ExecProcess:
     """Starts the process (the container's lock held until it is ready) and returns once it has execve'd."""
     from . import plan, spec, sync
-    from .cgroups import Cgroup, parse_sub_paths
+    from .cgroups import Cgroup
     from .linux import unixsock
     from .linux.idmap import setgroups_allowed
     from .messages import until_exec
@@ -139,7 +139,9 @@ def exec_process(runtime: Runtime, st: State, opts: ExecOptions, lock: Lock) -> 
         try:
             cgroup = Cgroup.from_json(st.cgroup)
             if opts.cgroup:
-                cgroup = cgroup.within(parse_sub_paths(opts.cgroup))
+                from .cgroups.sub import parse_sub_paths, within
+
+                cgroup = within(cgroup, parse_sub_paths(opts.cgroup))
             cfg = spec.load(st.bundle)
             if opts.process_file:
                 process = _from_file(opts.process_file, cfg.process)

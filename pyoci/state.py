@@ -27,6 +27,8 @@ STATE_FILE = "state.json"
 START_SOCKET = "start.sock"  # create's init listens here until `start` connects
 CLAIMING = "@claim-"  # a container directory being made (no id has an "@")
 
+EEXIST, ENOTEMPTY = 17, 39  # Linux's: the short commands do not import errno for two numbers
+
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
@@ -125,7 +127,7 @@ class Store:
                 posix.rename(tmp, self.dir(st.id))
             except OSError as exc:
                 posix.close(fd)
-                if exc.errno in (17, 39):  # EEXIST, ENOTEMPTY: the id is taken
+                if exc.errno in (EEXIST, ENOTEMPTY):  # the id is taken
                     raise PyociError(f"container {jsonio.dumps(st.id)} already exists") from None
                 raise
         except BaseException:
@@ -207,11 +209,23 @@ def _write_state(directory: str, st: State, rename: Callable[[str, str], None] =
 
 
 def remove_dir(path: str) -> None:
-    """A container's state directory holds only files pyoci made (state, start socket)."""
+    """A container's state directory holds only files pyoci made: its state and, until start, the start
+    socket; they go by name, and the directory is listed only if more is left (a save that a killed create
+    did not finish), which a listing first would cost every delete."""
     try:
-        for name in posix.listdir(path):
-            posix.unlink(f"{path}/{name}")
-        posix.rmdir(path)
+        for name in (STATE_FILE, START_SOCKET):
+            try:
+                posix.unlink(f"{path}/{name}")
+            except FileNotFoundError:
+                pass
+        try:
+            posix.rmdir(path)
+        except OSError as exc:
+            if exc.errno not in (EEXIST, ENOTEMPTY):  # POSIX allows either for a directory not empty
+                raise
+            for name in posix.listdir(path):
+                posix.unlink(f"{path}/{name}")
+            posix.rmdir(path)
     except FileNotFoundError:
         pass
 

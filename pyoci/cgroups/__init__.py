@@ -3,7 +3,8 @@
 `make.make_cgroups` makes the container's directories (remembering which ones it made, so `delete` removes
 those and nothing else) and applies `linux.resources`; the executor joins them itself (born in the v2 one,
 the plan's first steps for the rest) before it makes its cgroup namespace. What the short commands (kill,
-delete, ps, pause) do with them is here, on `posix` alone (see linux/fs.py)."""
+delete, ps, pause) do with them is here, on `posix` alone (see linux/fs.py); `sub` resolves the sub-cgroups
+that `exec --cgroup` names."""
 from __future__ import annotations
 
 import _signal  # signal.py's C core, int constants: signal.py itself imports enum
@@ -65,34 +66,6 @@ class Cgroup:
     @property
     def v2_path(self) -> str | None:
         return self.paths.get("")
-
-    def within(self, subs: dict[str, str]) -> "Cgroup":
-        """The sub-cgroups `exec --cgroup` names (see parse_sub_paths); they must exist already. Hierarchies
-        whose controllers are not named stay at the container's cgroup."""
-        targets: dict[str, tuple[str, str]] = {}  # hierarchy → (sub path, the argument that named it)
-        if "" in subs:
-            targets = {name: (subs[""], subs[""]) for name in self.paths}
-        for ctrl, sub in subs.items():
-            if not ctrl:
-                continue
-            name = next((n for n in self.paths if n and ctrl in n.split(",")), None)
-            if name is None and set(self.paths) == {""}:
-                raise PyociError(f"--cgroup {ctrl}:{sub}: cgroup v2 has one hierarchy: give the path alone")
-            if name is None:
-                raise PyociError(f"--cgroup {ctrl}:{sub}: the container has no {ctrl} cgroup")
-            if targets.setdefault(name, (sub, f"{ctrl}:{sub}"))[0] != sub:
-                raise PyociError(f"--cgroup {ctrl}:{sub}: {ctrl} shares a hierarchy ({name}) with a controller "
-                                 f"given {targets[name][0]}")
-        paths = dict(self.paths)
-        for name, (sub, arg) in targets.items():
-            base = self.paths[name]
-            path = fs.normpath(f"{base}/{sub.lstrip('/')}")
-            if path != base and not path.startswith(base + "/"):
-                raise PyociError(f"--cgroup {arg}: not a sub-cgroup of the container's cgroup")
-            if not fs.isdir(path):
-                raise PyociError(f"--cgroup {arg}: no sub-cgroup {path}", ENOENT)
-            paths[name] = path
-        return Cgroup(paths)
 
     def pids(self) -> list[int]:
         """Every process of the container: in its cgroup and in sub-cgroups below it (exec --cgroup, or
@@ -227,26 +200,3 @@ def _rmdir(d: str, wait: bool) -> None:
             if not (wait and exc.errno == EBUSY):
                 return
             time.sleep(0.01)
-
-
-def parse_sub_paths(args: list[str]) -> dict[str, str]:
-    """`exec --cgroup` as runc reads it: one PATH alone, for every hierarchy (the only form cgroup v2 has),
-    or CONTROLLER[,CONTROLLER...]:PATH, repeatable, for v1 controllers. Returns controller → path, with
-    "" for every hierarchy."""
-    subs: dict[str, str] = {}
-    for arg in args:
-        ctrls, sep, path = arg.partition(":")
-        if not sep:
-            if len(args) != 1:
-                raise PyociError(f"--cgroup {arg}: a path without CONTROLLER: must be the only --cgroup")
-            subs[""] = arg
-            continue
-        for ctrl in ctrls.split(","):
-            if not ctrl:
-                raise PyociError(f"--cgroup {arg}: empty controller name")
-            if ctrl in subs:
-                raise PyociError(f"--cgroup {arg}: controller {ctrl} given twice")
-            subs[ctrl] = path
-    return subs
-
-

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pyoci.errors import PyociError
 from pyoci.linux import shim
-from pyoci.state import STATE_FILE, State, Store, validate_id
+from pyoci.state import START_SOCKET, STATE_FILE, State, Store, remove_dir, validate_id
 
 
 def valid(cid: str) -> bool:
@@ -73,3 +73,14 @@ def test_each_save_is_whole_to_a_reader_and_leaves_one_file(tmp_path):
         assert os.listdir(store.dir("c1")) == [STATE_FILE]
     finally:
         lock.release()
+
+
+@pytest.mark.parametrize("left", [[], [START_SOCKET], [START_SOCKET, STATE_FILE + ".tmp", "other"]])
+def test_remove_dir_takes_what_a_container_directory_may_hold(tmp_path, left):
+    d = tmp_path / "c1"
+    d.mkdir()
+    for name in [STATE_FILE, *left]:
+        (d / name).write_text("x")
+    remove_dir(str(d))
+    assert not d.exists()
+    remove_dir(str(d))  # gone already: nothing to do

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyoci.cgroups import Cgroup, parse_sub_paths
+from pyoci.cgroups import Cgroup
+from pyoci.cgroups.sub import parse_sub_paths, within
 from pyoci.errors import PyociError
 
 
@@ -42,14 +43,14 @@ def cg(tmp_path) -> Cgroup:
 
 
 def test_one_path_moves_every_hierarchy(cg):
-    got = cg.within({"": "/sub"})  # a leading slash is still below the container's cgroup, as in runc
+    got = within(cg, {"": "/sub"})  # a leading slash is still below the container's cgroup, as in runc
     assert got.paths == {k: v + "/sub" for k, v in cg.paths.items()}
     assert got.made == []  # exec made nothing: nothing for anyone to remove
-    assert cg.within({"": "."}).paths == cg.paths
+    assert within(cg, {"": "."}).paths == cg.paths
 
 
 def test_per_controller_paths_leave_the_others(cg):
-    got = cg.within({"cpuacct": "sub", "cpu": "sub"})
+    got = within(cg, {"cpuacct": "sub", "cpu": "sub"})
     assert got.paths == {**cg.paths, "cpu,cpuacct": cg.paths["cpu,cpuacct"] + "/sub"}
 
 
@@ -62,20 +63,20 @@ def test_per_controller_paths_leave_the_others(cg):
 ])
 def test_within_refuses(cg, subs, says):
     with pytest.raises(PyociError) as e:
-        cg.within(subs)
+        within(cg, subs)
     assert str(e.value) == says
 
 
 def test_within_needs_the_sub_cgroup_to_exist(cg):
     with pytest.raises(PyociError) as e:
-        cg.within({"pids": "missing"})
+        within(cg, {"pids": "missing"})
     assert str(e.value) == f"--cgroup pids:missing: no sub-cgroup {cg.paths['pids']}/missing: No such file or directory"
 
 
 def test_v2_takes_the_path_alone(tmp_path):
     (tmp_path / "c" / "sub").mkdir(parents=True)
     cg = Cgroup({"": str(tmp_path / "c")})
-    assert cg.within({"": "sub"}).paths == {"": str(tmp_path / "c" / "sub")}
+    assert within(cg, {"": "sub"}).paths == {"": str(tmp_path / "c" / "sub")}
     with pytest.raises(PyociError) as e:
-        cg.within({"memory": "sub"})
+        within(cg, {"memory": "sub"})
     assert str(e.value) == "--cgroup memory:sub: cgroup v2 has one hierarchy: give the path alone"
