@@ -5,7 +5,8 @@ never trusted from a file.
 A container's directory appears whole: create makes it under a temporary name, locks it, writes the first
 state and renames it into place, so every other command sees either no container or one it can lock. The
 lock (flock on the directory) is held by create until the container is ready, and by every command that
-changes a container.
+changes a container. create's later saves swap a new file in by name (linux/shim.py's replace), so a reader
+gets one whole state or the next; once the container is ready its state file does not change.
 """
 from __future__ import annotations
 
