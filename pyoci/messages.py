@@ -54,6 +54,11 @@ def raise_error(msg: Message | None, cgroup: Cgroup | None = None) -> None:
     raise PyociError("the container process exited before it was ready")
 
 
+def warn(msg: Message, log: Logger) -> None:
+    """A WARNING message, logged as the line an error with its text and errno prints."""
+    log.warning(str(PyociError(msg.detail, msg.err)))
+
+
 def until_exec(fd: int, log: Logger) -> None:
     """Reads the executor's socket fd until its execve closes it (success) or it reports an ERROR. A plain
     read takes one message; fds sent with one (none are, after READY) the kernel closes."""
@@ -66,4 +71,4 @@ def until_exec(fd: int, log: Logger) -> None:
         if msg.kind == "ERROR":
             raise_error(msg)
         if msg.kind == "WARNING":
-            log.warning(str(PyociError(msg.detail, msg.err)))
+            warn(msg, log)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import posix
 
-from .errors import PyociError
 from .linux import unixsock
-from .messages import Message, decode, raise_error
+from .messages import Message, decode, raise_error, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,8 +38,8 @@ class Handlers:
 
 def until_ready(plan: Plan, cgroup: Cgroup, handlers: Handlers, log: Logger, undo: Undo) -> tuple[int, object]:
     """Spawns the plan and drives it to READY: (the pid that will execve, the runtime's end of the sync
-    socket, for `messages.until_exec`). undo learns every process to kill should this fail; the fds it holds are the
-    executor's from the spawn on."""
+    socket, for `messages.until_exec`). undo learns every process to kill should this fail; the fds it holds
+    are the executor's from the spawn on."""
     from .linux import shim
 
     for warning in plan.warnings:
@@ -79,7 +78,7 @@ def drive(sock, first: int, cgroup: Cgroup, handlers: Handlers, log: Logger, pid
                 raise_error(msg, cgroup)
             log.debug(f"executor: {msg.kind} from plan[{msg.step}]{f' (pid {msg.pid})' if msg.kind == 'PID' else ''}")
             if msg.kind == "WARNING":
-                log.warning(str(PyociError(msg.detail, msg.err)))
+                warn(msg, log)
             elif msg.kind == "USERNS":
                 handlers.userns(first)
                 sock.send(b"\0")
