@@ -30,12 +30,18 @@ static int nseen;
 static int held[MAX_HELD];
 static int nheld;
 
-static void report(char kind, const char *link, int fd, const char *target)
+/* The target printed is the opened fd's own link: a readlink of the /proc path before the open could name
+   another file (or none) when the process opened or closed one in between. */
+static void report(char kind, const char *link, int fd)
 {
     struct stat st;
     struct statfs fs;
+    char path[64], target[512];
     if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0)
         return;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    target[n < 0 ? 0 : n] = '\0';
     if (kind == 'W' || kind == 'L') {
         int seals = fcntl(fd, F_GET_SEALS);
         if (seals >= 0 && (seals & F_SEAL_WRITE))
@@ -72,17 +78,14 @@ static void keep(int fd)
 
 static void try_link(const char *path, const char *link)
 {
-    char target[512];
-    ssize_t n = readlink(path, target, sizeof target - 1);
-    target[n < 0 ? 0 : n] = '\0';
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd >= 0) {
-        report('R', link, fd, target);
+        report('R', link, fd);
         keep(fd);
     }
     fd = open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd >= 0) {
-        report('W', link, fd, target);
+        report('W', link, fd);
         close(fd);
     }
 }
@@ -145,10 +148,7 @@ int main(int argc, char **argv)
             snprintf(path, sizeof path, "/proc/self/fd/%d", held[i]);
             int fd = open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
             if (fd >= 0) {
-                char target[512];
-                ssize_t n = readlink(path, target, sizeof target - 1);
-                target[n < 0 ? 0 : n] = '\0';
-                report('L', "held", fd, target);
+                report('L', "held", fd);
                 close(fd);
             }
         }
