@@ -114,10 +114,48 @@ def lean_validator(code: str) -> str:
     return without_definitions(precompiled_patterns(code))
 
 
+def _step_layouts(ffi) -> tuple[int, int, dict[str, tuple[int, str, tuple[tuple[str, str, int], ...]]]]:
+    """struct pyoci_step's size, the offset of its `what`, and per op (its union member's name): the op's
+    number, a struct-module format that lays out a whole step of it (op, what, then the member's fields, with
+    the padding between), and each field's name, kind and offset in the step. Kinds: n a number (int or long
+    long), s a string (const char *), v a vector of strings (char **), u a struct pyoci_u64s (its pointer
+    and count; the offset is the pointer's)."""
+    step = dict(ffi.typeof("struct pyoci_step").fields)
+    if step["op"].type.cname != "int" or step["what"].type.cname != "char *":
+        raise RuntimeError("struct pyoci_step: protocol_module expects an int op and a char *what")
+    union = step["u"]
+    members = dict(union.type.fields)
+    u64s = dict(ffi.typeof("struct pyoci_u64s").fields)
+    codes = {"int": "i", "long long": "q", "char *": "q", "char * *": "q"}
+    layouts = {}
+    for cname, number in ffi.typeof("enum pyoci_op").relements.items():
+        name = cname[len("PYOCI_OP_"):].lower()
+        slots = [(0, "i"), (step["what"].offset, "q")]  # (offset, code), in order
+        fields = []
+        for field, f in members[name].type.fields if name in members else ():
+            at = union.offset + f.offset
+            if f.type.cname == "struct pyoci_u64s":
+                slots += [(at + u64s["v"].offset, "q"), (at + u64s["n"].offset, "i")]
+                fields.append((field, "u", at + u64s["v"].offset))
+                continue
+            if f.type.cname not in codes:
+                raise RuntimeError(f"struct pyoci_{name}.{field}: protocol_module cannot lay out {f.type.cname}")
+            slots.append((at, codes[f.type.cname]))
+            fields.append((field, {"char *": "s", "char * *": "v"}.get(f.type.cname, "n"), at))
+        fmt, end = "=", 0
+        for at, code in slots:
+            fmt += (f"{at - end}x" if at > end else "") + code
+            end = at + ffi.sizeof({"i": "int", "q": "long long"}[code])
+        layouts[name] = (number, fmt, tuple(fields))
+    return ffi.sizeof("struct pyoci_step"), step["what"].offset, layouts
+
+
 def protocol_module() -> str:
-    """The executor's message kinds and struct pyoci_msg's layout, read from csrc/shim.h by cffi's parser at
-    build time: the runtime's side of the protocol (pyoci/messages.py) decodes messages with them, so that
-    `start`, which only reads messages, loads neither the compiled extension nor _cffi_backend."""
+    """The executor's message kinds, struct pyoci_msg's layout and the plan's step layouts, read from
+    csrc/shim.h by cffi's parser at build time: the runtime's side of the protocol (pyoci/messages.py)
+    decodes messages with them, so that `start`, which only reads messages, loads neither the compiled
+    extension nor _cffi_backend; and pyoci/linux/shim.py lays a plan out with them, without cffi's structs
+    (made at the first use of each, ~0.2 ms a create, and then filled field by field through cffi)."""
     from cffi import FFI
 
     ffi = FFI()
@@ -128,11 +166,16 @@ def protocol_module() -> str:
     if any(field.type.cname != "int" for _, field in msg.fields):
         raise RuntimeError("struct pyoci_msg: protocol_module reads C ints only")
     fields = {name: field.offset for name, field in msg.fields}
+    step, what, layouts = _step_layouts(ffi)
     return ("# Generated from csrc/shim.h at build time (setup.py, protocol_module); do not edit.\n"
             f"MSG_KINDS = {kinds!r}\n"
             f"MSG_FIELDS = {fields!r}  # struct pyoci_msg: field -> offset of its C int\n"
             f"MSG_HEADER = {ffi.sizeof('struct pyoci_msg')}\n"
-            f"INT = {ffi.sizeof('int')}\n")
+            f"INT = {ffi.sizeof('int')}\n"
+            f"STEP = {step}  # sizeof(struct pyoci_step)\n"
+            f"WHAT = {what}  # offsetof(struct pyoci_step, what)\n"
+            "# op (union member) -> (number, struct format of a whole step, ((field, kind, offset in the step), ...))\n"
+            f"STEPS = {layouts!r}\n")
 
 
 class BuildWithValidator(build_py):

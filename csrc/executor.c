@@ -1089,9 +1089,9 @@ static const struct pyoci_step *load_plan(int plan_fd, int *nsteps)
     close(plan_fd);
     for (unsigned long long i = 0; i < h.nrelocs; i++) {
         unsigned long long *slot = (unsigned long long *)(plan + relocs[i]);
-        if (relocs[i] + sizeof *slot > h.size || *slot < h.base || *slot >= h.base + h.size)
+        if (relocs[i] + sizeof *slot > h.size || *slot >= h.size)
             fail(EINVAL, "read the plan: a pointer out of it");
-        *slot = *slot - h.base + (unsigned long long)(uintptr_t)plan;
+        *slot += (unsigned long long)(uintptr_t)plan;
     }
     free(relocs);
     *nsteps = (int)h.nsteps;

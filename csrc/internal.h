@@ -12,13 +12,12 @@ int hook_run(const char *path, char **argv, char **envp, int stdin_fd, long long
 #define EXECUTOR_REFUSAL "the runtime's executor, which runs no program of its own (CVE-2019-5736)"
 
 /* How spawn.c hands a plan to the executor program: a memfd holding this header, nrelocs offsets and then
- * the plan's size bytes (shim.py's layout: the step array, then everything the steps point to). base is the
- * address the plan had in the runtime; each offset names a pointer in the plan, which the executor moves by
- * where the plan landed in its own memory. */
+ * the plan's size bytes (shim.py's layout: the step array, then everything the steps point to). Each offset
+ * names a pointer in the plan, which holds the offset in the plan of what it points to; the executor adds
+ * the address where the plan landed in its own memory. */
 #define PYOCI_PLAN_MAGIC 0x6e616c7069636f79ULL /* "yocipln" */
 struct pyoci_plan_header {
     unsigned long long magic;
-    unsigned long long base;
     unsigned long long size;
     unsigned long long nsteps;
     unsigned long long nrelocs;

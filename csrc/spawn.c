@@ -63,8 +63,8 @@ static int plan_memfd(const char *plan, long long size, int nsteps, const unsign
     int fd = memfd_create("pyoci-plan", MFD_CLOEXEC);
     if (fd < 0)
         return -1;
-    struct pyoci_plan_header h = { .magic = PYOCI_PLAN_MAGIC, .base = (unsigned long long)(uintptr_t)plan,
-                                   .size = (unsigned long long)size, .nsteps = (unsigned long long)nsteps,
+    struct pyoci_plan_header h = { .magic = PYOCI_PLAN_MAGIC, .size = (unsigned long long)size,
+                                   .nsteps = (unsigned long long)nsteps,
                                    .nrelocs = (unsigned long long)nrelocs };
     if (write_all(fd, &h, sizeof h) < 0 || write_all(fd, relocs, (size_t)nrelocs * sizeof *relocs) < 0 ||
         write_all(fd, plan, (size_t)size) < 0) {

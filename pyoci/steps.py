@@ -6,11 +6,11 @@ Plain Python: the planner and its tests use these without the compiled extension
 """
 from __future__ import annotations
 
+from ._protocol import MSG_KINDS
 from .record import Record, field
 
-# enum pyoci_msg_type, by name: the numbers stay in the header (shim.py maps them)
-MessageKind = str
-USERNS, MOUNTED, READY = "USERNS", "MOUNTED", "READY"
+# enum pyoci_msg_type: the header's numbers (pyoci._protocol has them, read from it at build time)
+USERNS, MOUNTED, READY = MSG_KINDS["USERNS"], MSG_KINDS["MOUNTED"], MSG_KINDS["READY"]
 # enum pyoci_where
 IN_ROOT, IN_ROOT_EXACT, HOST_PATH = 0, 1, 2
 # enum pyoci_pivot
@@ -25,7 +25,7 @@ class Step(Record):
 
 class Sync(Step):
     """Tell the runtime `message`; with wait, go on only when it answers."""
-    message: MessageKind
+    message: int
     wait: bool = False
 
 
@@ -255,7 +255,7 @@ def birth_cgroup(steps: list[Step]) -> str | None:
     return None
 
 
-def op_name(step: Step) -> str:
+def op_name(cls: type[Step]) -> str:
     """The op's name in csrc/shim.h (enum pyoci_op without PYOCI_OP_, lowercase: its union member)."""
-    name = type(step).__name__
+    name = cls.__name__
     return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))

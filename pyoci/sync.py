@@ -48,7 +48,7 @@ def until_ready(plan: Plan, cgroup: Cgroup, handlers: Handlers, log: Logger, und
         from .steps import op_name
 
         for i, step in enumerate(plan.steps):
-            log.debug(f"plan[{i}]: {op_name(step)}: {step.what}")
+            log.debug(f"plan[{i}]: {op_name(type(step))}: {step.what}")
     sock, child = unixsock.socketpair(unixsock.SOCK_SEQPACKET)
     try:
         try:

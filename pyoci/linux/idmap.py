@@ -97,7 +97,7 @@ def userns_fd(uid_maps: list[IDMapping], gid_maps: list[IDMapping], rootless: bo
         child.close()
     try:
         msg, _ = receive(parent)
-        if msg is None or msg.kind != st.USERNS:
+        if msg is None or msg.kind != "USERNS":
             raise PyociError(f"{where}: user namespace for the idmapped mount",
                              msg.err if msg is not None else 0)
         write_maps(pid, uid_maps, gid_maps, rootless, where)

@@ -5,180 +5,90 @@ nothing is re-typed here.
 """
 from __future__ import annotations
 
+import _struct
 import errno
 import posix
 
-from .._protocol import MSG_KINDS
+from .._protocol import STEP, STEPS, WHAT
 from .._shim import ffi, lib
 from ..errors import KernelError, PyociError
-from ..record import field_names
 from .files import read_regular, read_to_end
 from .fs import fsencode
 from .. import steps as st
 
 
-def _i64(n: int) -> int:
-    """A uint64 from the config (RLIM_INFINITY, say) travels in a C long long as its two's complement."""
-    return n - (1 << 64) if n >= 1 << 63 else n
+_layouts: dict[type, tuple[int, object, tuple[tuple[str, str, int], ...]]] = {}
 
 
-def _aligned(n: int) -> int:
-    return (n + 7) & ~7
+def _layout(cls: type) -> tuple[int, object, tuple[tuple[str, str, int], ...]]:
+    """A step class's op number, the Struct that lays a whole step of it out, and its fields (name, kind,
+    offset in the step): pyoci._protocol's STEPS, read from the header at build time."""
+    found = _layouts.get(cls)
+    if found is None:
+        number, fmt, fields = STEPS[st.op_name(cls)]
+        found = _layouts[cls] = (number, _struct.Struct(fmt), fields)
+    return found
 
 
-# Sizes and offsets of the plan's layout (the step array is the block's first bytes).
-STEP = ffi.sizeof("struct pyoci_step")
-POINTER = ffi.sizeof("char *")
-WHAT = ffi.offsetof("struct pyoci_step", "what")
-U64S_V = ffi.offsetof("struct pyoci_u64s", "v")
-STR_KINDS = ("str", "str | None")
-POINTER_KINDS = (*STR_KINDS, "list[str]")
+def encode(steps: list[st.Step]) -> tuple[bytes, list[int]]:
+    """The plan as one block for the executor: the C step array first, then everything the steps point to, each
+    at an 8-byte boundary; and where its pointers are (offsets in the block). A pointer holds the offset of what
+    it points to: the executor adds the address where the block lands in its memory.
 
+    Laid out with the struct module from the header's layouts (pyoci._protocol): filling cffi's structs field
+    by field cost a create ~1 ms. Strings were checked for NUL bytes and lone surrogates when the config was
+    validated; a number that fits no field is an error naming the step's config item."""
+    block = bytearray(STEP * len(steps))
+    relocs: list[int] = []
 
-class _Encoder:
-    """Fills struct pyoci_step's from records, field by field by the field's declared type.
-
-    With a layout (encode's), everything lands in one block of memory: the step array first, then each
-    string, vector and number array the steps point to, and every pointer's offset in the block is noted,
-    so that the executor, a program of its own, can move the block into its memory. Without one (a hook the
-    runtime runs itself), each buffer is a cffi allocation of its own, kept alive in `keep`."""
-
-    def __init__(self, size: int = 0) -> None:
-        self.keep: list[object] = []  # the buffers the C side points into
-        self._fields: dict[type, list[tuple[str, str]]] = {}
-        self._layouts: dict[type, tuple[int, str, list[tuple[str, str, int]]]] = {}
-        self.block = ffi.new("char[]", size) if size else None
-        self.used = 0
-        self.relocs: list[int] = []  # the block's pointers, as offsets in it
-
-    def fields(self, cls: type) -> list[tuple[str, str]]:
-        if cls not in self._fields:
-            annotations: dict[str, str] = {}
-            for klass in reversed(cls.__mro__):
-                annotations.update(klass.__dict__.get("__annotations__", {}))
-            self._fields[cls] = [(name, annotations[name]) for name in field_names(cls)
-                                 if name != "what"]
-        return self._fields[cls]
-
-    def layout(self, step: st.Step) -> tuple[int, str, list[tuple[str, str, int]]]:
-        """The op's number, its union member, and each field with its kind and its offset in struct
-        pyoci_step (where the field is a pointer, the block's relocation is that plus the step's own)."""
-        cls = type(step)
-        if cls not in self._layouts:
-            name = st.op_name(step)
-            self._layouts[cls] = (getattr(lib, f"PYOCI_OP_{name.upper()}"), name,
-                                  [(field, kind, ffi.offsetof("struct pyoci_step", "u", name, field))
-                                   for field, kind in self.fields(cls)])
-        return self._layouts[cls]
-
-    def alloc(self, ctype: str, init: object, size: int):
-        """A new ctype array (init: its items, or bytes), in the block where there is one."""
-        if self.block is None:
-            buf = ffi.new(ctype, init)
-            self.keep.append(buf)
-            return buf
-        if self.used + size > len(self.block):  # the sizing pass and this one disagree: a bug, caught before a write
-            raise RuntimeError(f"plan block overflow: {self.used} + {size} > {len(self.block)} bytes")
-        buf = ffi.cast(ctype.replace("[]", "*"), self.block + self.used)
-        if isinstance(init, bytes):
-            ffi.memmove(buf, init, len(init))
-        else:
-            for i, item in enumerate(init):
-                buf[i] = item
-        self.used += _aligned(size)
-        return buf
-
-    def cstr(self, s: str | None):
-        if s is None:
-            return ffi.NULL
-        data = fsencode(s)
-        return self.alloc("char[]", data + b"\0", len(data) + 1)
-
-    def vector(self, items: list[str]):
-        strings = [self.cstr(x) for x in items]
-        at = self.used
-        vec = self.alloc("char *[]", strings + [ffi.NULL], POINTER * (len(items) + 1))
-        if self.block is not None:
-            self.relocs += range(at, at + POINTER * len(items), POINTER)
-        return vec
-
-    def value(self, kind: str, v: object):
-        if kind in STR_KINDS:
-            return self.cstr(v)
-        if kind == "list[str]":
-            return self.vector(v)
-        if kind == "bool":
-            return int(v)
-        if kind == "MessageKind":
-            return MSG_KINDS[v]
-        return _i64(v)
-
-    def encode(self, c, step: st.Step, at: int) -> None:
-        """Fills c, the step array's item at offset `at` of the block, from step."""
-        op, name, fields = self.layout(step)
-        c.op = op
-        c.what = self.cstr(step.what)
-        self.relocs.append(at + WHAT)
-        args = getattr(c.u, name) if fields else None
-        for field, kind, offset in fields:
-            v = getattr(step, field)
-            if kind == "list[int]":
-                slot = getattr(args, field)
-                slot.v = self.alloc("unsigned long long[]", v, 8 * len(v)) if v else ffi.NULL
-                slot.n = len(v)
-                if v:
-                    self.relocs.append(at + offset + U64S_V)
-            else:
-                setattr(args, field, self.value(kind, v))
-                if kind in POINTER_KINDS and v is not None:
-                    self.relocs.append(at + offset)
-
-
-def _block_size(steps: list[st.Step], enc: _Encoder) -> int:
-    """At least the bytes encode's block needs: the step array and everything the steps point to (a string
-    counted at 4 bytes a character, UTF-8's most, rather than encoded twice)."""
     def text(s: str) -> int:
-        return _aligned(4 * len(s) + 1)
+        at = len(block)
+        data = fsencode(s)
+        block.extend(data)
+        block.extend(bytes(8 - len(data) % 8))  # its NUL, and up to the next boundary
+        return at
 
-    size = _aligned(STEP * len(steps))
-    for step in steps:
-        size += text(step.what)
-        for field, kind in enc.fields(type(step)):
-            v = getattr(step, field)
-            if kind in STR_KINDS and v is not None:
-                size += text(v)
-            elif kind == "list[str]":
-                size += _aligned(POINTER * (len(v) + 1)) + sum(text(x) for x in v)
-            elif kind == "list[int]":
-                size += _aligned(8 * len(v))
-    return size
+    def vector(items: list[str]) -> int:
+        pointers = [text(x) for x in items]
+        at = len(block)
+        block.extend(_struct.pack(f"={len(items) + 1}q", *pointers, 0))
+        relocs.extend(range(at, at + 8 * len(items), 8))
+        return at
 
-
-def encode(steps: list[st.Step]) -> _Encoder:
-    """The plan as one block for the executor: the C step array first, then what it points to, with the
-    offsets of its pointers (encoder.relocs).
-
-    Strings were checked for NUL bytes and lone surrogates when the config was validated; a number that
-    fits no 64-bit field is an error naming the step's config item."""
-    enc = _Encoder(_block_size(steps, _Encoder()))
-    arr = enc.alloc("struct pyoci_step[]", [], STEP * len(steps))
     for i, step in enumerate(steps):
+        number, layout, fields = _layout(type(step))
+        at = i * STEP
+        values = [number, text(step.what)]
+        relocs.append(at + WHAT)
         try:
-            enc.encode(arr[i], step, i * STEP)
-        except OverflowError:
+            for name, kind, offset in fields:
+                v = getattr(step, name)
+                if kind == "n":  # a uint64 of the config (RLIM_INFINITY) travels as its two's complement
+                    values.append(v - (1 << 64) if v >= 1 << 63 else v)
+                elif kind == "u":
+                    values += (len(block), len(v)) if v else (0, 0)
+                    if v:
+                        block.extend(_struct.pack(f"={len(v)}Q", *v))
+                        relocs.append(at + offset)
+                elif v is None:
+                    values.append(0)
+                else:
+                    values.append(text(v) if kind == "s" else vector(v))
+                    relocs.append(at + offset)
+            layout.pack_into(block, at, *values)  # type: ignore[attr-defined]
+        except _struct.error:
             raise PyociError(f"{step.what}: a number is out of range") from None
-    return enc
+    return bytes(block), relocs
 
 
 def spawn(steps: list[st.Step], sync_fd: int) -> int:
     """Starts a child that runs the steps in order and never returns to Python; it is born in the plan's v2
     cgroup where the kernel allows (see the join_cgroup step)."""
-    enc = encode(steps)
+    block, relocs = encode(steps)
     v2 = st.birth_cgroup(steps)
     inherit = sorted(st.fds_used(steps).union(*(s.keep for s in steps if isinstance(s, st.CloseFds))))
-    relocs = ffi.new("unsigned long long[]", enc.relocs)
-    fds = ffi.new("int[]", inherit)
-    pid = lib.pyoci_spawn(enc.block, enc.used, len(steps), relocs, len(enc.relocs), fds, len(inherit), sync_fd,
+    pid = lib.pyoci_spawn(block, len(block), len(steps), ffi.new("unsigned long long[]", relocs), len(relocs),
+                          ffi.new("int[]", inherit), len(inherit), sync_fd,
                           ffi.NULL if v2 is None else fsencode(v2))
     if pid < 0:
         raise KernelError("start the executor", -pid)
@@ -268,10 +178,11 @@ def attach_device_filter(program: bytes, cgroup_dir: str) -> None:
 def run_hook(hook: st.Hook, stdin_fd: int, cwd: str) -> None:
     """Runs a hook on the host, in cwd, with the executor's own runner, so failures read the same on both
     sides."""
-    enc = _Encoder()
+    strings = [ffi.new("char[]", fsencode(x)) for x in hook.argv + hook.envp]  # what the vectors point to
+    argv = ffi.new("char *[]", [*strings[:len(hook.argv)], ffi.NULL])
+    envp = ffi.new("char *[]", [*strings[len(hook.argv):], ffi.NULL])
     detail = ffi.new("char[]", 256)
-    r = lib.pyoci_run_hook(fsencode(hook.path), enc.value("list[str]", hook.argv),
-                           enc.value("list[str]", hook.envp), stdin_fd, hook.timeout, fsencode(cwd), detail,
+    r = lib.pyoci_run_hook(fsencode(hook.path), argv, envp, stdin_fd, hook.timeout, fsencode(cwd), detail,
                            len(detail))
     if r < 0:
         raise KernelError(hook.what, -r)
