@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import posix
 
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 
@@ -47,6 +48,26 @@ class Writer:
             write(path, str(value))
         except OSError as exc:
             raise PyociError(f"linux.resources.{where}: write {value} to {path}", exc.errno) from None
+
+    def lines(self, controller: str, lines: list[tuple[str, str, str]]) -> None:
+        """Writes each (file, value, where) in order, a write(2) each, as v1's devices files take one rule per
+        write; a run of them to one file through one open of it (the kernel's open of a cgroup file costs
+        ~30 us, and a create writes a dozen device rules)."""
+        fd, opened = -1, ""
+        try:
+            for name, value, where in lines:
+                path = f"{self.base(controller, where)}/{name}"
+                if name != opened:
+                    if fd >= 0:
+                        posix.close(fd)
+                        fd = -1
+                    fd, opened = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC), name
+                posix.write(fd, value.encode())
+        except OSError as exc:
+            raise PyociError(f"linux.resources.{where}: write {value} to {path}", exc.errno) from None
+        finally:
+            if fd >= 0:
+                posix.close(fd)
 
 
 def write_in_order(w: Writer, first: list[tuple[Any, ...]], last: tuple[Any, ...] | None) -> None:
@@ -171,11 +192,10 @@ def _v1(res: dict[str, Any], w: Writer, cg: "Cgroup", devices: bool) -> None:
     if devices and cg.path("devices") is not None:
         from .devices import DEFAULT_RULES, v1_line
 
-        w("devices", "devices.deny", "a", "devices")
-        for i, rule in enumerate(res.get("devices", [])):
-            w("devices", "devices.allow" if rule.get("allow") else "devices.deny", v1_line(rule), f"devices[{i}]")
-        for rule in DEFAULT_RULES:
-            w("devices", "devices.allow", v1_line(rule), "devices")
+        w.lines("devices", [("devices.deny", "a", "devices"),
+                            *((f"devices.{'allow' if rule.get('allow') else 'deny'}", v1_line(rule), f"devices[{i}]")
+                              for i, rule in enumerate(res.get("devices", []))),
+                            *(("devices.allow", v1_line(rule), "devices") for rule in DEFAULT_RULES)])
 
 
 def _hugetlb(res: dict[str, Any], w: Writer, cg: "Cgroup") -> None:
