@@ -8,7 +8,6 @@ TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strin
 
 from ..errors import PyociError
 from ..linux import fs
-from ..linux.files import write
 from . import read_value
 
 if TYPE_CHECKING:
@@ -23,7 +22,7 @@ def shares_to_weight(shares: int) -> int:
 
 
 class Writer:
-    """Writes one value into a cgroup file, turning a failure into an error naming the resource."""
+    """Writes values into cgroup files, turning a failure into an error naming the resource."""
 
     def __init__(self, cg: "Cgroup", warn: Callable[[str], None] | None = None) -> None:
         self.cg = cg
@@ -43,16 +42,12 @@ class Writer:
         return read_value(self.cg.path(controller), name)
 
     def __call__(self, controller: str, name: str, value: Any, where: str) -> None:
-        path = f"{self.base(controller, where)}/{name}"
-        try:
-            write(path, str(value))
-        except OSError as exc:
-            raise PyociError(f"linux.resources.{where}: write {value} to {path}", exc.errno) from None
+        self.lines(controller, [(name, str(value), where)])
 
     def lines(self, controller: str, lines: list[tuple[str, str, str]]) -> None:
         """Writes each (file, value, where) in order, a write(2) each, as v1's devices files take one rule per
         write; a run of them to one file through one open of it (the kernel's open of a cgroup file costs
-        ~30 us, and a create writes a dozen device rules)."""
+        ~30 us, and a create writes a dozen device rules). A failure names the resource."""
         fd, opened = -1, ""
         try:
             for name, value, where in lines:
