@@ -13,6 +13,7 @@ import json
 import marshal
 import os
 import shlex
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -114,19 +115,29 @@ def lean_validator(code: str) -> str:
     return without_definitions(precompiled_patterns(code))
 
 
+# A plan field's C type -> its struct-module code and its kind for pyoci/linux/shim.py (n a number, s a string, v
+# a vector of strings). Pointers travel as 8-byte offsets into the plan.
+STEP_FIELDS = {"int": ("i", "n"), "long long": ("q", "n"), "char *": ("q", "s"), "char * *": ("q", "v")}
+
+
+def _step_field(cname: str, where: str) -> tuple[str, str]:
+    if cname not in STEP_FIELDS:
+        raise RuntimeError(f"{where}: protocol_module cannot lay out {cname}")
+    return STEP_FIELDS[cname]
+
+
 def _step_layouts(ffi) -> tuple[int, int, dict[str, tuple[int, str, tuple[tuple[str, str, int], ...]]]]:
     """struct pyoci_step's size, the offset of its `what`, and per op (its union member's name): the op's
     number, a struct-module format that lays out a whole step of it (op, what, then the member's fields, with
-    the padding between), and each field's name, kind and offset in the step. Kinds: n a number (int or long
-    long), s a string (const char *), v a vector of strings (char **), u a struct pyoci_u64s (its pointer
-    and count; the offset is the pointer's)."""
+    the padding between), and each field's name, kind and offset in the step. Kinds: STEP_FIELDS's, and u for
+    a struct pyoci_u64s (its pointer and count; the offset is the pointer's)."""
     step = dict(ffi.typeof("struct pyoci_step").fields)
     if step["op"].type.cname != "int" or step["what"].type.cname != "char *":
         raise RuntimeError("struct pyoci_step: protocol_module expects an int op and a char *what")
     union = step["u"]
     members = dict(union.type.fields)
     u64s = dict(ffi.typeof("struct pyoci_u64s").fields)
-    codes = {"int": "i", "long long": "q", "char *": "q", "char * *": "q"}
+    u64s_n, _ = _step_field(u64s["n"].type.cname, "struct pyoci_u64s.n")
     layouts = {}
     for cname, number in ffi.typeof("enum pyoci_op").relements.items():
         name = cname[len("PYOCI_OP_"):].lower()
@@ -135,17 +146,16 @@ def _step_layouts(ffi) -> tuple[int, int, dict[str, tuple[int, str, tuple[tuple[
         for field, f in members[name].type.fields if name in members else ():
             at = union.offset + f.offset
             if f.type.cname == "struct pyoci_u64s":
-                slots += [(at + u64s["v"].offset, "q"), (at + u64s["n"].offset, "i")]
+                slots += [(at + u64s["v"].offset, "q"), (at + u64s["n"].offset, u64s_n)]
                 fields.append((field, "u", at + u64s["v"].offset))
-                continue
-            if f.type.cname not in codes:
-                raise RuntimeError(f"struct pyoci_{name}.{field}: protocol_module cannot lay out {f.type.cname}")
-            slots.append((at, codes[f.type.cname]))
-            fields.append((field, {"char *": "s", "char * *": "v"}.get(f.type.cname, "n"), at))
+            else:
+                code, kind = _step_field(f.type.cname, f"struct pyoci_{name}.{field}")
+                slots.append((at, code))
+                fields.append((field, kind, at))
         fmt, end = "=", 0
         for at, code in slots:
             fmt += (f"{at - end}x" if at > end else "") + code
-            end = at + ffi.sizeof({"i": "int", "q": "long long"}[code])
+            end = at + struct.calcsize("=" + code)
         layouts[name] = (number, fmt, tuple(fields))
     return ffi.sizeof("struct pyoci_step"), step["what"].offset, layouts
 
