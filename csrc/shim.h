@@ -245,8 +245,9 @@ struct pyoci_step {
 
 /* spawn.c: starts a child that runs the executor on a plan and never returns; its pid, or -errno. The plan is
  * plan_size bytes at plan: nsteps struct pyoci_step first, then what they point to. Its pointers hold offsets
- * into it, and relocs lists where they are (pyoci/linux/shim.py lays it out, by STEPS of pyoci._protocol). The fds in inherit (those the steps use) stay open for the
- * executor. cgroup_v2: the v2 cgroup the child is born in (clone3 CLONE_INTO_CGROUP), or NULL. */
+ * into it, and relocs lists where they are (pyoci/linux/shim.py lays it out, by STEPS of pyoci._protocol).
+ * The fds in inherit (those the steps use) stay open for the executor. cgroup_v2: the v2 cgroup the child is
+ * born in (clone3 CLONE_INTO_CGROUP), or NULL. */
 int pyoci_spawn(const char *plan, long long plan_size, int nsteps, const unsigned long long *relocs, int nrelocs,
                 const int *inherit, int ninherit, int sync_fd, const char *cgroup_v2);
 

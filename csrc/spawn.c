@@ -5,9 +5,9 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -172,8 +172,8 @@ static int exec_executor(void *arg)
     child_failed(c->sync_fd, "start the executor: execveat", errno);
 }
 
-/* The child, born in the v2 cgroup when the kernel can (5.7+); any refusal falls back to a plain clone and the
- * plan's join step, whose error then names the cgroup. Not a fork: a copy of the runtime's page tables, and
+/* The child, born in the v2 cgroup when the kernel can (5.7+); any refusal falls back to glibc's clone, outside
+ * it, and the plan's join step, whose error then names the cgroup. Not a fork: a copy of the runtime's page tables, and
  * then a copy-on-write fault for each page the runtime writes after it, cost a create ~2 ms of CPU. Every
  * signal stays blocked until the executor resets them: a handler of the runtime's run in the child would
  * write the runtime's memory. */
