@@ -13,6 +13,7 @@ directory this command is installed in).
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <marshal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,219 @@ static void own_paths(char *exe, char *site, size_t size) {
     const char *slash = strrchr(exe, '/');
     if ((size_t)snprintf(site, size, "%.*s/%s", (int)(slash - exe), exe, PYOCI_SITE_FROM_BIN) >= size)
         fail("install path too long");
+}
+
+/* pyoci's own modules, imported without importlib's bootstrap. CPython imports a module it does not have yet
+   through importlib's Python code (module locks, a spec from each finder on sys.meta_path, the module's
+   attributes one by one), 60-70 k instructions more per module of this binary's table than making it here:
+   0.8 M of a `--version` (eleven modules), 2.5 M of a create (some forty). So builtins.__import__ is this
+   function: a module of the table, its parent packages and the submodules a `from PACKAGE import NAME` names
+   are made here as FrozenImporter makes them (spec, loader, package, __path__ for a package; in sys.modules
+   while it runs and out of it if it fails; an attribute of its parent once done). Everything else goes to
+   CPython's own __import__, and so does everything while a second thread runs (importlib's module locks
+   keep one thread from seeing a module that another is still making), and under -X importtime
+   (PYOCI_IMPORTTIME), whose report is CPython's import's. */
+static PyObject *builtin_import; /* CPython's __import__ */
+static PyObject *module_spec, *frozen_loader; /* _frozen_importlib.ModuleSpec and FrozenImporter */
+
+static const struct _frozen *frozen_entry(PyObject *name) {
+    const char *text = PyUnicode_AsUTF8(name);
+    if (!text)
+        return NULL;
+    for (const struct _frozen *entry = frozen_modules; entry->name; entry++)
+        if (strcmp(entry->name, text) == 0)
+            return entry;
+    return NULL;
+}
+
+static int one_thread(void) {
+    PyThreadState *first = PyInterpreterState_ThreadHead(PyInterpreterState_Get());
+    return first && !PyThreadState_Next(first);
+}
+
+/* The module name names, new reference: from sys.modules, else made from the table. NULL with an exception
+   set when making it failed, without one when it is not in the table (CPython's import then). */
+static PyObject *load(PyObject *name) {
+    PyObject *modules = PyImport_GetModuleDict();
+    PyObject *module = PyDict_GetItemWithError(modules, name);
+    if (module || PyErr_Occurred()) {
+        Py_XINCREF(module);
+        return module;
+    }
+    const struct _frozen *entry = frozen_entry(name);
+    if (!entry)
+        return NULL;
+    Py_ssize_t dot = PyUnicode_FindChar(name, '.', 0, PyUnicode_GET_LENGTH(name), -1);
+    PyObject *parent = NULL, *parent_name = NULL, *child = NULL, *spec = NULL, *code = NULL, *done = NULL;
+    if (dot == -2)
+        return NULL;
+    if (dot >= 0) {
+        if (!(parent_name = PyUnicode_Substring(name, 0, dot)) ||
+            !(child = PyUnicode_Substring(name, dot + 1, PyUnicode_GET_LENGTH(name))) || !(parent = load(parent_name)))
+            goto out;
+        module = PyDict_GetItemWithError(modules, name); /* the parent's own imports may have made it */
+        if (module || PyErr_Occurred()) {
+            Py_XINCREF(module);
+            goto out;
+        }
+    }
+    PyObject *spec_args = PyTuple_Pack(2, name, frozen_loader);
+    PyObject *spec_kwargs = Py_BuildValue("{s:s,s:O}", "origin", "frozen", "is_package",
+                                          entry->is_package ? Py_True : Py_False);
+    if (spec_args && spec_kwargs)
+        spec = PyObject_Call(module_spec, spec_args, spec_kwargs);
+    Py_XDECREF(spec_args);
+    Py_XDECREF(spec_kwargs);
+    if (!spec || !(module = PyModule_NewObject(name)))
+        goto out;
+    PyObject *dict = PyModule_GetDict(module);
+    PyObject *search = entry->is_package ? PyObject_GetAttrString(spec, "submodule_search_locations") : NULL;
+    if (PyDict_SetItemString(dict, "__spec__", spec) < 0 || PyDict_SetItemString(dict, "__loader__", frozen_loader) < 0 ||
+        PyDict_SetItemString(dict, "__package__", entry->is_package ? name : parent_name ? parent_name : Py_None) < 0 ||
+        PyDict_SetItemString(dict, "__builtins__", PyEval_GetBuiltins()) < 0 ||
+        (entry->is_package && (!search || PyDict_SetItemString(dict, "__path__", search) < 0)) ||
+        PyDict_SetItem(modules, name, module) < 0) {
+        Py_XDECREF(search);
+        Py_CLEAR(module);
+        goto out;
+    }
+    Py_XDECREF(search);
+    code = PyMarshal_ReadObjectFromString((const char *)entry->code, entry->size);
+    PyObject *ran = code ? PyEval_EvalCode(code, dict, dict) : NULL;
+    Py_CLEAR(module);
+    if (!ran) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (PyDict_DelItem(modules, name) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+        goto out;
+    }
+    Py_DECREF(ran);
+    done = PyDict_GetItemWithError(modules, name); /* a module may have put another in its place */
+    if (!done) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ImportError, "module %R not in sys.modules after its import", name);
+        goto out;
+    }
+    module = Py_NewRef(done);
+    if (parent && PyObject_SetAttr(parent, child, module) < 0)
+        PyErr_Clear(); /* importlib only warns when a parent refuses the attribute */
+out:
+    Py_XDECREF(parent);
+    Py_XDECREF(parent_name);
+    Py_XDECREF(child);
+    Py_XDECREF(spec);
+    Py_XDECREF(code);
+    return module;
+}
+
+/* The submodules fromlist names that package does not have as attributes yet: 1 when all are there, 0 when
+   one is not in the table (CPython's import then: it may be an attribute a module-level __getattr__ gives),
+   -1 on an error. */
+static int load_fromlist(PyObject *package, PyObject *name, PyObject *fromlist) {
+    if (!PyModule_Check(package))
+        return 0;
+    PyObject *dict = PyModule_GetDict(package);
+    if (!PyDict_GetItemString(dict, "__path__"))
+        return 1; /* not a package: the names are its attributes or nothing */
+    PyObject *items = PySequence_Fast(fromlist, "fromlist must be a sequence");
+    if (!items)
+        return -1;
+    int rc = 1;
+    for (Py_ssize_t i = 0; rc == 1 && i < PySequence_Fast_GET_SIZE(items); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
+        if (!PyUnicode_Check(item) || PyUnicode_CompareWithASCIIString(item, "*") == 0) {
+            rc = 0;
+            break;
+        }
+        int there = PyDict_Contains(dict, item);
+        if (there) {
+            rc = there < 0 ? -1 : 1;
+            continue;
+        }
+        PyObject *full = PyUnicode_FromFormat("%U.%U", name, item);
+        PyObject *module = full ? load(full) : NULL;
+        rc = module ? 1 : PyErr_Occurred() ? -1 : 0;
+        Py_XDECREF(module);
+        Py_XDECREF(full);
+    }
+    Py_DECREF(items);
+    return rc;
+}
+
+/* What __import__(name, globals, None, fromlist, level) returns, where this can: NULL without an exception
+   where CPython's import is to answer. */
+static PyObject *fast_import(PyObject *name, PyObject *globals, PyObject *fromlist, int level) {
+    int from = fromlist && fromlist != Py_None ? PyObject_IsTrue(fromlist) : 0;
+    if (from < 0 || level < 0 || (level > 0 && !from) || !one_thread())
+        return NULL;
+    PyObject *full;
+    if (level > 0) {
+        PyObject *package = globals && PyDict_Check(globals) ? PyDict_GetItemString(globals, "__package__") : NULL;
+        if (!package || !PyUnicode_Check(package))
+            return NULL;
+        Py_ssize_t end = PyUnicode_GET_LENGTH(package);
+        for (int i = 1; i < level && end > 0; i++)
+            end = PyUnicode_FindChar(package, '.', 0, end, -1);
+        if (end <= 0)
+            return NULL; /* beyond the top-level package (CPython says so), or an error to let it raise */
+        PyObject *base = PyUnicode_Substring(package, 0, end);
+        full = base && PyUnicode_GET_LENGTH(name) ? PyUnicode_FromFormat("%U.%U", base, name) : Py_XNewRef(base);
+        Py_XDECREF(base);
+        if (!full)
+            return NULL;
+    } else {
+        if (PyUnicode_GET_LENGTH(name) == 0)
+            return NULL;
+        full = Py_NewRef(name);
+    }
+    PyObject *module = load(full);
+    if (module && from) {
+        int rc = load_fromlist(module, full, fromlist);
+        if (rc <= 0)
+            Py_CLEAR(module);
+    } else if (module) {
+        Py_ssize_t dot = PyUnicode_FindChar(full, '.', 0, PyUnicode_GET_LENGTH(full), 1);
+        if (dot > 0) { /* `import a.b.c` binds a */
+            PyObject *top = PyUnicode_Substring(full, 0, dot);
+            Py_SETREF(module, top ? load(top) : NULL);
+            Py_XDECREF(top);
+        }
+    }
+    Py_DECREF(full);
+    return module;
+}
+
+static PyObject *import_hook(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"name", "globals", "locals", "fromlist", "level", NULL};
+    PyObject *name, *globals = NULL, *locals = NULL, *fromlist = NULL;
+    int level = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOi:__import__", keywords, &name, &globals, &locals,
+                                     &fromlist, &level))
+        return NULL;
+    PyObject *module = fast_import(name, globals, fromlist, level);
+    return module || PyErr_Occurred() ? module : PyObject_Call(builtin_import, args, kwargs);
+}
+
+static PyMethodDef import_hook_def = {"__import__", (PyCFunction)(void (*)(void))import_hook,
+                                      METH_VARARGS | METH_KEYWORDS, "pyoci's modules from this binary; the rest "
+                                      "through CPython's import."};
+
+static int install_import_hook(void) {
+    PyObject *builtins = PyEval_GetBuiltins();
+    PyObject *bootstrap = PyImport_ImportModule("_frozen_importlib");
+    PyObject *hook = PyCFunction_New(&import_hook_def, NULL);
+    int rc = -1;
+    if (builtins && bootstrap && hook && (builtin_import = PyDict_GetItemString(builtins, "__import__")) &&
+        (module_spec = PyObject_GetAttrString(bootstrap, "ModuleSpec")) &&
+        (frozen_loader = PyObject_GetAttrString(bootstrap, "FrozenImporter"))) {
+        Py_INCREF(builtin_import);
+        rc = PyDict_SetItemString(builtins, "__import__", hook);
+    }
+    Py_XDECREF(bootstrap);
+    Py_XDECREF(hook);
+    return rc;
 }
 
 /* A frozen package has no directory, but some of its modules stay on disk: pyoci._shim, an extension module,
@@ -289,7 +503,7 @@ int main(int argc, char **argv) {
     PyConfig_InitIsolatedConfig(&config);
     config.site_import = 0;
     config.install_signal_handlers = 1; /* SIGPIPE and SIGXFSZ ignored, SIGINT a KeyboardInterrupt */
-    config.import_time = getenv("PYOCI_IMPORTTIME") != NULL; /* python -X importtime, for the tests */
+    int import_time = config.import_time = getenv("PYOCI_IMPORTTIME") != NULL; /* -X importtime, for the tests */
     /* Given, so that nothing is searched for: the executable on PATH, the prefix by landmark files. */
     check(PyConfig_SetBytesString(&config, &config.executable, exe));
     check(PyConfig_SetBytesString(&config, &config.home, PYOCI_HOME));
@@ -310,6 +524,8 @@ int main(int argc, char **argv) {
        collections its imports would set off cost `run` some 2 ms of CPU. The commands that settle into
        waiting on a container (foreground.supervise, events) turn it back on. */
     PyGC_Disable();
+    if (!import_time && install_import_hook() < 0)
+        fail("cannot set up the import of pyoci's modules");
 
     char pyoci_dir[PATH_MAX];
     snprintf(pyoci_dir, sizeof pyoci_dir, "%s/pyoci", site);
