@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import _signal
 import posix
-import stat
+from _stat import S_ISSOCK  # stat.py's C core (see plan.py)
 
 from . import hooks, layer, state
 from .errors import ConfigError, PyociError
@@ -120,7 +120,7 @@ def connect_socket(path: str, flag: str = "--console-socket") -> int:
     what = f"{flag} {path}"
     target = fs.abspath(path)
     try:
-        if not stat.S_ISSOCK(posix.stat(target).st_mode):
+        if not S_ISSOCK(posix.stat(target).st_mode):
             raise PyociError(f"{what}: not a unix socket")
         return unixsock.connect(target).detach()
     except OSError as exc:
