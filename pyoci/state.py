@@ -15,7 +15,7 @@ import posix
 import time
 
 from . import OCI_VERSION, jsonio
-from .errors import NotFoundError, PyociError
+from .errors import EEXIST, ENOTEMPTY, NotFoundError, PyociError
 from .linux.files import read_bytes, read_text, write
 from .linux.fs import abspath, exists, getenv, isdir, makedirs
 
@@ -27,8 +27,6 @@ ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"  # create's init listens here until `start` connects
 CLAIMING = "@claim-"  # a container directory being made (no id has an "@")
-
-EEXIST, ENOTEMPTY = 17, 39  # Linux's: the short commands do not import errno for two numbers
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 

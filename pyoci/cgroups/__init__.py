@@ -11,12 +11,11 @@ import _signal  # signal.py's C core, int constants: signal.py itself imports en
 import posix
 import time
 
-from ..errors import PyociError
+from ..errors import EBUSY, PyociError
 from ..linux import fs
 from ..linux.files import read_text, write
 
 ROOT = "/sys/fs/cgroup"
-ENOENT, EBUSY = 2, 16  # Linux's: the short commands do not import errno for two numbers (~0.13 M instructions)
 
 
 def is_v2_host() -> bool:

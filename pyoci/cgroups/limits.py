@@ -1,12 +1,11 @@
 """linux.resources → cgroup files, for v1 and v2 (with runc's v1→v2 conversions)."""
 from __future__ import annotations
 
-import errno
 import posix
 
 TYPE_CHECKING = False  # typing costs every call a few ms; annotations are strings anyway
 
-from ..errors import PyociError
+from ..errors import EBUSY, EINVAL, PyociError
 from ..linux import fs
 from . import read_value
 
@@ -74,7 +73,7 @@ def write_in_order(w: Writer, first: list[tuple[Any, ...]], last: tuple[Any, ...
         try:
             w(*args)
         except PyociError as exc:
-            if exc.errno != errno.EINVAL or last is None:
+            if exc.errno != EINVAL or last is None:
                 raise
             again.append(args)
     if last is not None:
@@ -99,11 +98,11 @@ def _v1_memory_limit(w: Writer, value: Any) -> None:
     try:
         w("memory", "memory.limit_in_bytes", value, "memory.limit")
     except PyociError as exc:
-        if exc.errno != errno.EBUSY:
+        if exc.errno != EBUSY:
             raise
         usage, peak = (w.read("memory", f"memory.{p}usage_in_bytes") for p in ("", "max_"))
         raise PyociError(f"linux.resources.memory.limit: {value} is below the current usage {usage} "
-                         f"(peak {peak})", errno.EBUSY) from None
+                         f"(peak {peak})", EBUSY) from None
 
 
 def _v1_memory(mem: dict[str, Any], w: Writer) -> None:

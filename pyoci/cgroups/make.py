@@ -3,10 +3,9 @@ directories themselves (recording which ones create made), controllers enabled o
 filled, the limits, the v2 device filter. Only create needs this, and `os` with it."""
 from __future__ import annotations
 
-import errno
 import posix
 
-from ..errors import PyociError
+from ..errors import EACCES, EPERM, EROFS, PyociError
 from ..linux import fs
 from ..linux.files import read_text, write
 from . import Cgroup, is_v2_host
@@ -134,7 +133,7 @@ def _attach_device_filter(path: str, rules: list[dict[str, object]]) -> None:
 
 
 # Errors that mean "this user may not make cgroups here", not "something is broken".
-DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+DENIED = (EACCES, EPERM, EROFS)
 
 
 def make_cgroups(cgroups_path: str, container_id: str, resources: dict[str, object], rootless: bool = False,

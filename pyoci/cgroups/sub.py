@@ -2,9 +2,9 @@
 flag names them. Only exec uses this; the short commands that import pyoci.cgroups do not load it."""
 from __future__ import annotations
 
-from ..errors import PyociError
+from ..errors import ENOENT, PyociError
 from ..linux import fs
-from . import ENOENT, Cgroup
+from . import Cgroup
 
 
 def parse_sub_paths(args: list[str]) -> dict[str, str]:

@@ -6,12 +6,11 @@ nothing is re-typed here.
 from __future__ import annotations
 
 import _struct
-import errno
 import posix
 
 from .._protocol import STEP, STEPS, WHAT
 from .._shim import ffi, lib
-from ..errors import KernelError, PyociError
+from ..errors import EINVAL, KernelError, PyociError
 from .files import read_regular, read_to_end
 from .fs import fsencode
 from .. import steps as st
@@ -143,7 +142,7 @@ def mount_tree(src: str, tree_rec: bool, what: str, userns_fd: int = -1, idmap_r
         return fd
     if userns_fd < 0:
         raise KernelError(f"{what}: bind of {src}: open_tree", -fd)
-    if stage[0] == 1 and -fd == errno.EINVAL:
+    if stage[0] == 1 and -fd == EINVAL:
         raise KernelError(f"{what}: idmapped mount of {src}: its filesystem does not support idmapped mounts "
                           "(mount_setattr)", -fd)
     raise KernelError(f"{what}: idmapped mount of {src}: {('open_tree', 'mount_setattr')[stage[0]]}", -fd)

@@ -28,9 +28,10 @@ def imported(report: str) -> set[str]:
 
 # What the lifecycle commands do without, on top: `os` (with _collections_abc and posixpath: ~5 M
 # instructions, a quarter of a short call; pyoci.linux.fs and posix serve), `stat` (0.2 M of a create: _stat,
-# its C core, serves), and for the short ones (state, start, kill, delete, ps, pause, resume, list) the
-# compiled extension (start reads the executor's messages through pyoci._protocol).
-NO_OS = HEAVY | {"os", "posixpath", "_collections_abc", "stat"}
+# its C core, serves), `errno` (0.2 M: pyoci.errors has the numbers pyoci names), and for the short ones
+# (state, start, kill, delete, ps, pause, resume, list) the compiled extension (start reads the executor's
+# messages through pyoci._protocol).
+NO_OS = HEAVY | {"os", "posixpath", "_collections_abc", "stat", "errno"}
 SHORT_HEAVY = NO_OS | {"_cffi_backend", "pyoci._shim"}
 
 
