@@ -120,7 +120,8 @@ static PyObject *load(PyObject *name) {
         goto out;
     PyObject *dict = PyModule_GetDict(module);
     PyObject *search = entry->is_package ? PyObject_GetAttrString(spec, "submodule_search_locations") : NULL;
-    if (PyDict_SetItemString(dict, "__spec__", spec) < 0 || PyDict_SetItemString(dict, "__loader__", frozen_loader) < 0 ||
+    if (PyDict_SetItemString(dict, "__spec__", spec) < 0 ||
+        PyDict_SetItemString(dict, "__loader__", frozen_loader) < 0 ||
         PyDict_SetItemString(dict, "__package__", entry->is_package ? name : parent_name ? parent_name : Py_None) < 0 ||
         PyDict_SetItemString(dict, "__builtins__", PyEval_GetBuiltins()) < 0 ||
         (entry->is_package && (!search || PyDict_SetItemString(dict, "__path__", search) < 0)) ||
