@@ -66,6 +66,7 @@ static void own_paths(char *exe, char *site, size_t size) {
    keep one thread from seeing a module that another is still making), and under -X importtime
    (PYOCI_IMPORTTIME), whose report is CPython's import's. */
 static PyObject *builtin_import; /* CPython's __import__ */
+static PyObject *empty; /* "", a top-level module's __package__ */
 static PyObject *module_spec, *frozen_loader; /* _frozen_importlib.ModuleSpec and FrozenImporter */
 
 static const struct _frozen *frozen_entry(PyObject *name) {
@@ -88,6 +89,8 @@ static int one_thread(void) {
 static PyObject *load(PyObject *name) {
     PyObject *modules = PyImport_GetModuleDict();
     PyObject *module = PyDict_GetItemWithError(modules, name);
+    if (module == Py_None)
+        return NULL; /* an import blocked by a None in sys.modules: CPython's to refuse */
     if (module || PyErr_Occurred()) {
         Py_XINCREF(module);
         return module;
@@ -105,7 +108,7 @@ static PyObject *load(PyObject *name) {
             goto out;
         module = PyDict_GetItemWithError(modules, name); /* the parent's own imports may have made it */
         if (module || PyErr_Occurred()) {
-            Py_XINCREF(module);
+            module = module == Py_None ? NULL : Py_XNewRef(module);
             goto out;
         }
     }
@@ -122,7 +125,7 @@ static PyObject *load(PyObject *name) {
     PyObject *search = entry->is_package ? PyObject_GetAttrString(spec, "submodule_search_locations") : NULL;
     if (PyDict_SetItemString(dict, "__spec__", spec) < 0 ||
         PyDict_SetItemString(dict, "__loader__", frozen_loader) < 0 ||
-        PyDict_SetItemString(dict, "__package__", entry->is_package ? name : parent_name ? parent_name : Py_None) < 0 ||
+        PyDict_SetItemString(dict, "__package__", entry->is_package ? name : parent_name ? parent_name : empty) < 0 ||
         PyDict_SetItemString(dict, "__builtins__", PyEval_GetBuiltins()) < 0 ||
         (entry->is_package && (!search || PyDict_SetItemString(dict, "__path__", search) < 0)) ||
         PyDict_SetItem(modules, name, module) < 0) {
@@ -260,7 +263,8 @@ static int install_import_hook(void) {
     int rc = -1;
     if (builtins && bootstrap && hook && (builtin_import = PyDict_GetItemString(builtins, "__import__")) &&
         (module_spec = PyObject_GetAttrString(bootstrap, "ModuleSpec")) &&
-        (frozen_loader = PyObject_GetAttrString(bootstrap, "FrozenImporter"))) {
+        (frozen_loader = PyObject_GetAttrString(bootstrap, "FrozenImporter")) &&
+        (empty = PyUnicode_FromStringAndSize("", 0))) {
         Py_INCREF(builtin_import);
         rc = PyDict_SetItemString(builtins, "__import__", hook);
     }
