@@ -71,8 +71,10 @@ static PyObject *module_spec, *frozen_loader; /* _frozen_importlib.ModuleSpec an
 
 static const struct _frozen *frozen_entry(PyObject *name) {
     const char *text = PyUnicode_AsUTF8(name);
-    if (!text)
+    if (!text) {
+        PyErr_Clear(); /* a name no module of the table has (a lone surrogate): CPython's to answer */
         return NULL;
+    }
     for (const struct _frozen *entry = frozen_modules; entry->name; entry++)
         if (strcmp(entry->name, text) == 0)
             return entry;
