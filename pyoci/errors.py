@@ -9,7 +9,8 @@ import posix
 
 # Linux's numbers for the errnos pyoci's own code names: the errno module costs each call that imports it
 # 0.2 M instructions for a table of some 130.
-EPERM, ENOENT, EACCES, EBUSY, EEXIST, EINVAL, EROFS, ENOTEMPTY = 1, 2, 13, 16, 17, 22, 30, 39
+EPERM, ENOENT, EACCES, EBUSY, EEXIST, EINVAL, EROFS = 1, 2, 13, 16, 17, 22, 30
+ENAMETOOLONG, ENOSYS, ENOTEMPTY = 36, 38, 39
 
 
 def one_line(text: str) -> str:

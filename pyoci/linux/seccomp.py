@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import ConfigError
+from ..errors import ENOSYS, EPERM, ConfigError
 
 ACT_ERRNO, ACT_TRACE, ACT_LOG, ACT_ALLOW = 0x00050000, 0x7FF00000, 0x7FFC0000, 0x7FFF0000
 ACTIONS = {
@@ -16,7 +16,6 @@ OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "
 FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
          "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
 FLAG_NEW_LISTENER = 8  # seccomp(2) returns the notify fd; set by pyoci whenever a rule says SCMP_ACT_NOTIFY
-EPERM, ENOSYS = 1, 38
 # The ENOSYS stub's pieces: classic BPF opcodes (<linux/filter.h>), struct seccomp_data's offsets, the
 # AUDIT_ARCH_ values it treats apart (x32 calls are x86_64's with bit 30 set; s390 multiplexes the numbers it
 # does not know through setup(2), number 0).

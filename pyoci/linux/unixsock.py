@@ -7,6 +7,7 @@ from __future__ import annotations
 import posix
 import sys
 
+from ..errors import ENAMETOOLONG
 from .fs import dirname, fsencode
 
 TYPE_CHECKING = False
@@ -42,7 +43,7 @@ def _at(path: str, use: Callable[[str], T]) -> T:
             parent = posix.open(dirname(path) or ".", posix.O_PATH | posix.O_CLOEXEC)
             address = f"/proc/self/fd/{parent}/{path.rpartition('/')[2]}"
             if len(fsencode(address)) > SUN_PATH_MAX:
-                raise OSError(36, "the socket's name is too long", path)  # ENAMETOOLONG
+                raise OSError(ENAMETOOLONG, "the socket's name is too long", path)
         return use(address)
     finally:
         if parent >= 0:

@@ -84,3 +84,14 @@ def test_remove_dir_takes_what_a_container_directory_may_hold(tmp_path, left):
     remove_dir(str(d))
     assert not d.exists()
     remove_dir(str(d))  # gone already: nothing to do
+
+
+def test_errno_numbers_are_the_errno_modules():
+    """pyoci.errors holds the errnos pyoci names as literals (importing errno costs a call 0.2 M instructions):
+    each must be the number the errno module has."""
+    import errno
+
+    from pyoci import errors
+
+    names = [name for name in vars(errors) if name.startswith("E") and name.isupper()]
+    assert names and {name: getattr(errors, name) for name in names} == {name: getattr(errno, name) for name in names}
