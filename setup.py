@@ -7,12 +7,13 @@ made cheaper still to import (see lean_validator): its regex patterns come compi
 pyoci.jsonio gives, so it imports neither re nor decimal (several ms per call each), and its raises do not
 carry schema fragments that nothing reads.
 """
+from __future__ import annotations
+
 import __future__
 import importlib.util
 import json
 import marshal
 import os
-import shlex
 import struct
 import subprocess
 import sys
@@ -26,6 +27,17 @@ from setuptools.command.build_py import build_py
 from distutils.command.build_scripts import build_scripts  # setuptools' own distutils, once setuptools is in
 
 HERE = Path(__file__).resolve().parent
+
+
+def build_module(name: str) -> object:
+    """One of csrc/'s build-time Python modules (the source tree is not on sys.path under pip)."""
+    spec = importlib.util.spec_from_file_location(name, HERE / "csrc" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+deepfreeze, embedding = build_module("deepfreeze"), build_module("embedding")
 
 
 # The generated code imports its exception from fastjsonschema; a local one keeps it a build-only tool.
@@ -209,9 +221,8 @@ STDLIB_FROZEN = ("encodings", "encodings.aliases", "encodings.utf_8", "struct")
 
 
 def c_string(text: str) -> str:
-    """A C string literal of text's UTF-8 bytes (octal escapes: a hex escape would swallow a following digit)."""
-    return '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}"
-                         for b in text.encode()) + '"'
+    """A C string literal of text's UTF-8 bytes."""
+    return deepfreeze.c_literal(text.encode())
 
 
 FUTURE_ANNOTATIONS = b"from __future__ import annotations\n"
@@ -242,21 +253,29 @@ def marshalled(units: list[tuple[bytes, str, int]]) -> list[bytes]:
                                         input=marshal.dumps(units), capture_output=True, check=True).stdout)
 
 
-def frozen_table(modules: list[tuple[str, bool]], code: list[bytes]) -> str:
-    """The frozen modules' marshalled code as one C array, frozen_data (one range of the binary, which
-    launcher.c lets go of as modules import), and the PyImport_FrozenModules entries into it."""
-    data, entries = b"".join(code), []
-    for (name, is_package), offset, size in zip(modules, accumulate([0, *map(len, code)]), map(len, code)):
-        entries.append(f"    {{{c_string(name)}, frozen_data + {offset}, {size}, {int(is_package)}, NULL}},\n")
-    rows = ",\n".join(",".join(map(str, data[i:i + 32])) for i in range(0, len(data), 32))
-    return (f"static const unsigned char frozen_data[] = {{\n{rows}\n}};\n"
-            + "static const struct _frozen frozen_modules[] = {\n" + "".join(entries) + "    {0, 0, 0, 0, 0}\n};\n")
+def frozen_table(modules: list[tuple[str, bool]], code: list[bytes], deep: bool) -> str:
+    """The PyImport_FrozenModules entries. Deep (deep-frozen code, csrc/deepfreeze.py): each names its
+    module's pyoci_frozen_N (csrc/deepfrozen.c) as its get_code, and CPython, which looks for data before
+    it calls get_code, a byte that is never read. Else the modules' marshalled code, as one C array."""
+    entries = []
+    if deep:
+        declarations = "".join(f"PyObject *pyoci_frozen_{i}(void);\n" for i in range(len(modules)))
+        for i, (name, is_package) in enumerate(modules):
+            entries.append(f"    {{{c_string(name)}, deepfrozen_mark, 1, {int(is_package)}, pyoci_frozen_{i}}},\n")
+        head = declarations + "static const unsigned char deepfrozen_mark[] = {0xe3};\n"
+    else:
+        data = b"".join(code)
+        for (name, is_package), offset, size in zip(modules, accumulate([0, *map(len, code)]), map(len, code)):
+            entries.append(f"    {{{c_string(name)}, frozen_data + {offset}, {size}, {int(is_package)}, NULL}},\n")
+        rows = ",\n".join(",".join(map(str, data[i:i + 32])) for i in range(0, len(data), 32))
+        head = f"static const unsigned char frozen_data[] = {{\n{rows}\n}};\n"
+    return head + "static const struct _frozen frozen_modules[] = {\n" + "".join(entries) + "    {0, 0, 0, 0, 0}\n};\n"
 
 
-def launcher_data(package_root: Path) -> str:
+def launcher_data(package_root: Path, generated: Path, deep: bool) -> None:
     """launcher.c's generated header: where the linked interpreter's libraries are, where the package is
-    installed relative to the command, and every module to freeze. Code objects name the installed files,
-    so a --debug traceback shows their lines."""
+    installed relative to the command, and every module to freeze; deep, deepfrozen.c's too. Code objects
+    name the installed files, so a --debug traceback shows their lines."""
     paths = sysconfig.get_paths()
     modules = []
     for source in sorted(package_root.joinpath("pyoci").rglob("*.py")):
@@ -271,41 +290,17 @@ def launcher_data(package_root: Path) -> str:
     constants = {"PYOCI_HOME": sys.base_prefix, "PYOCI_STDLIB": paths["stdlib"],
                  "PYOCI_DYNLOAD": sysconfig.get_config_var("DESTSHARED"),
                  "PYOCI_SITE_FROM_BIN": os.path.relpath(paths["purelib"], paths["scripts"])}
-    return ("/* Generated by setup.py (launcher_data); do not edit. */\n"
-            + "".join(f"#define {key} {c_string(value)}\n" for key, value in constants.items())
-            + frozen_table([(name, is_package) for name, _, is_package, _ in modules], code))
+    if deep:
+        (generated / "deepfrozen_data.h").write_text(deepfreeze.generate([marshal.loads(c) for c in code]))
+    (generated / "launcher_data.h").write_text(
+        "/* Generated by setup.py (launcher_data); do not edit. */\n"
+        + "".join(f"#define {key} {c_string(value)}\n" for key, value in constants.items())
+        + frozen_table([(name, is_package) for name, _, is_package, _ in modules], code, deep))
 
 
-def static_archives(libs: list[str], cc: list[str]) -> list[str]:
-    """The -lNAME of CPython's built-in modules (zlib's libz, pyexpat's libexpat) as their static archives
-    where the compiler finds them: two fewer shared libraries for every call to map and relocate (~0.25 MiB
-    of peak RSS). libm stays shared: glibc's static libm needs its static libc's internals."""
-    args = []
-    for arg in dict.fromkeys(libs):
-        name = arg[2:] if arg.startswith("-l") and arg != "-lm" else None
-        found = name and subprocess.run([*cc, f"-print-file-name=lib{name}.a"], capture_output=True,
-                                        text=True).stdout.strip()
-        args.append(found if found and os.path.isabs(found) else arg)
-    return args
-
-
-def libpython_link_args(cc: list[str]) -> list[str]:
-    """How to link CPython into a program: its static library where the installation has one (no
-    position-independent code in Debian's, hence -no-pie), else the shared one. With the static library the
-    launcher starts in CPython's core phase (PYOCI_CORE_PHASE: csrc/launcher.c), which calls an internal
-    function of CPython's that only the static library gives, and wraps four of its steps (--wrap: launcher.c
-    says why). Those are CPython 3.11's internals (Debian 12's python3), which 3.12 changes (its deep-frozen
-    code needs more than interning): any other version links the shared library and starts up in full."""
-    var = sysconfig.get_config_var
-    static = Path(var("LIBPL")) / var("LIBRARY")
-    if static.exists() and sys.version_info[:2] == (3, 11):
-        args = ["-DPYOCI_CORE_PHASE", "-no-pie", "-Wl,--wrap=_Py_Deepfreeze_Init",
-                "-Wl,--wrap=PyMarshal_ReadObjectFromString", "-Wl,--wrap=_PyGC_Init",
-                "-Wl,--wrap=_PyObject_LookupAttr", str(static),
-                *static_archives(shlex.split(var("MODLIBS") or ""), cc)]
-    else:
-        args = [f"-L{var('LIBDIR')}", f"-Wl,-rpath,{var('LIBDIR')}", f"-lpython{var('LDVERSION')}"]
-    return args + [arg for name in ("LIBS", "SYSLIBS", "LINKFORSHARED") for arg in shlex.split(var(name) or "")]
+# What the launcher adds with the static library: the core phase, and the three steps of CPython's it wraps.
+CORE_PHASE_ARGS = ["-DPYOCI_CORE_PHASE", "-Wl,--wrap=_Py_Deepfreeze_Init", "-Wl,--wrap=_PyGC_Init",
+                   "-Wl,--wrap=_PyObject_LookupAttr"]
 
 
 class BuildLauncher(build_scripts):
@@ -316,12 +311,15 @@ class BuildLauncher(build_scripts):
         package_root = Path(self.get_finalized_command("build_py").build_lib)
         generated = Path(self.get_finalized_command("build").build_temp) / "launcher"
         generated.mkdir(parents=True, exist_ok=True)
-        (generated / "launcher_data.h").write_text(launcher_data(package_root))
+        static = embedding.static_libpython()
+        launcher_data(package_root, generated, deep=static is not None)
         target = Path(self.build_dir) / "pyoci"
         target.parent.mkdir(parents=True, exist_ok=True)
-        cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+        cc = embedding.compiler()
+        sources = [HERE / "csrc" / "launcher.c", *([HERE / "csrc" / "deepfrozen.c"] if static else [])]
         subprocess.run([*cc, "-O2", "-Wall", f"-I{sysconfig.get_paths()['include']}", f"-I{generated}",
-                        "-o", str(target), str(HERE / "csrc" / "launcher.c"), *libpython_link_args(cc)], check=True)
+                        "-o", str(target), *map(str, sources), *(CORE_PHASE_ARGS if static else []),
+                        *embedding.libpython_link_args(cc, static)], check=True)
 
 
 setup(

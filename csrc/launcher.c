@@ -20,7 +20,6 @@ directory this command is installed in).
 #include <stdint.h>
 #include <string.h>
 #include <errno.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -136,7 +135,8 @@ static PyObject *load(PyObject *name) {
         goto out;
     }
     Py_XDECREF(search);
-    code = PyMarshal_ReadObjectFromString((const char *)entry->code, entry->size);
+    code = entry->get_code ? entry->get_code() /* deep-frozen: csrc/deepfrozen.c */
+                           : PyMarshal_ReadObjectFromString((const char *)entry->code, entry->size);
     PyObject *ran = code ? PyEval_EvalCode(code, dict, dict) : NULL;
     Py_CLEAR(module);
     if (!ran) {
@@ -385,32 +385,6 @@ static PyObject *finish(PyObject *self, PyObject *unused) {
             return NULL;
     }
     Py_RETURN_NONE;
-}
-
-/* A frozen module's marshalled code is read once, by its import, and never again: its pages (this binary's,
-   read-only) can go back to the page cache once the code is unmarshalled. The build wraps the unmarshalling
-   (-Wl,--wrap, setup.py), and after every 64 KiB of frozen code read, all of frozen_data is let go: the
-   kernel maps a file's pages 64 KiB around each one read (fault-around), so the modules' own pages are not
-   all there is to let go. A create then ends with 17 of its pages resident, where letting go before each
-   extension module loads (as this did before) left 33. After each module instead, it would be 6, but the
-   madvise calls (and their TLB flushes) cost a create 0.4 ms more CPU for less than the run-to-run noise of
-   peak RSS (~0.1 MiB). A later import faults its pages in again, from the page cache. */
-extern PyObject *__real_PyMarshal_ReadObjectFromString(const char *data, Py_ssize_t size);
-
-#define RELEASE_EVERY 65536
-static size_t unreleased; /* bytes of frozen code unmarshalled since frozen_data was last let go */
-
-PyObject *__wrap_PyMarshal_ReadObjectFromString(const char *data, Py_ssize_t size) {
-    PyObject *code = __real_PyMarshal_ReadObjectFromString(data, size);
-    const unsigned char *at = (const unsigned char *)data;
-    if (at >= frozen_data && at < frozen_data + sizeof frozen_data && (unreleased += size) >= RELEASE_EVERY) {
-        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t low = ((uintptr_t)frozen_data + page - 1) & ~(page - 1);
-        uintptr_t high = ((uintptr_t)frozen_data + sizeof frozen_data) & ~(page - 1);
-        madvise((void *)low, high - low, MADV_DONTNEED);
-        unreleased = 0;
-    }
-    return code;
 }
 
 /* connect(address, type): a close-on-exec unix socket of that type connected to address (bytes), as a bare
