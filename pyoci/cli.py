@@ -58,26 +58,26 @@ def do_exec(a: SimpleNamespace, rt: Runtime) -> int:
                        caps=a.cap, no_new_privs=a.no_new_privs, cgroup=a.cgroup,
                        apparmor=a.apparmor or None, process_label=a.process_label or None,
                        pidfd_socket=a.pidfd_socket or None, ignore_paused=a.ignore_paused)
-    proc = rt.get(a.id).exec(opts)
+    proc = rt.container(a.id).exec(opts)
     if opts.detach:
         return 0
     return supervise(proc.pid, proc.console)
 
 
 def do_start(a: SimpleNamespace, rt: Runtime) -> int:
-    rt.get(a.id).start()
+    rt.container(a.id).start()
     return 0
 
 
 def do_state(a: SimpleNamespace, rt: Runtime) -> int:
-    print(jsonio.dumps(rt.get(a.id).state(), indent=2))
+    print(jsonio.dumps(rt.container(a.id).state(), indent=2))
     return 0
 
 
 def do_kill(a: SimpleNamespace, rt: Runtime) -> int:
     from .container import parse_signal
 
-    rt.get(a.id).kill(parse_signal(a.signal or "TERM"), a.all)
+    rt.container(a.id).kill(parse_signal(a.signal or "TERM"), a.all)
     return 0
 
 
@@ -109,7 +109,7 @@ def do_list(a: SimpleNamespace, rt: Runtime) -> int:
 
 
 def do_pause(a: SimpleNamespace, rt: Runtime) -> int:
-    c = rt.get(a.id)
+    c = rt.container(a.id)
     c.pause() if a.command == "pause" else c.resume()
     return 0
 
@@ -117,7 +117,7 @@ def do_pause(a: SimpleNamespace, rt: Runtime) -> int:
 def do_ps(a: SimpleNamespace, rt: Runtime) -> int:
     """runc's ps: the container's pids as JSON, or the host's `ps` rows of those pids."""
     check_format(a.format)
-    pids = rt.get(a.id).processes()
+    pids = rt.container(a.id).processes()
     if a.format == "json":
         print(jsonio.dumps(pids))
         return 0
@@ -192,7 +192,7 @@ def do_update(a: SimpleNamespace, rt: Runtime) -> int:
             res.setdefault(section, {})[key] = parse_size(flag, value, with_units)
     if a.mem_bw_schema and not a.mem_bw_schema.startswith("MB:"):
         raise PyociError(f"--mem-bw-schema {a.mem_bw_schema}: must start with MB:")
-    rt.get(a.id).update(res, [line for line in (a.l3_cache_schema, a.mem_bw_schema) if line])
+    rt.container(a.id).update(res, [line for line in (a.l3_cache_schema, a.mem_bw_schema) if line])
     return 0
 
 
@@ -211,7 +211,7 @@ def parse_duration(text: str) -> float:
 
 
 def do_events(a: SimpleNamespace, rt: Runtime) -> int:
-    c = rt.get(a.id)
+    c = rt.container(a.id)
     if a.stats:
         print(jsonio.dumps({"type": "stats", "id": c.id, "data": c.stats()}), flush=True)
         return 0

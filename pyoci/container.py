@@ -103,31 +103,16 @@ class Runtime:
     def get(self, container_id: str) -> Container:
         return Container(self, container_id, self.store.load(container_id))
 
+    def container(self, container_id: str) -> Container:
+        """A handle on the container whose state is not read yet: its first call reads it, and fails as get
+        would for an id with no container. Each operation reads the state again under the container's lock,
+        so a handle saves the short commands of the pyoci command a read of state.json (~0.1 M instructions)."""
+        return Container(self, container_id, None)
+
     def delete(self, container_id: str, force: bool = False) -> None:
-        """Container.delete, and with force also what a damaged state leaves (runc's delete --force of an
-        unknown id succeeds)."""
-        try:
-            container = self.get(container_id)
-        except NotFoundError:
-            if force:
-                return
-            raise
-        except PyociError:
-            if not force:
-                raise
-            self._remove_damaged(container_id)
-            return
-        container.delete(force)
-
-    def _remove_damaged(self, container_id: str) -> None:
-        from .cgroups import Cgroup
-
-        lock = self.store.lock(container_id)
-        try:
-            Cgroup.default(container_id).destroy()
-            state.remove_dir(self.store.dir(container_id))
-        finally:
-            lock.release()
+        """Container.delete (with force: also of an unknown id, which succeeds as runc's does, and of a
+        damaged state)."""
+        self.container(container_id).delete(force)
 
     def list(self) -> list[Container]:
         """Every container whose state is readable; the others are named in a warning."""
@@ -145,8 +130,8 @@ class Runtime:
 class Container:
     """One container; every call reads its state anew (another process may change it)."""
 
-    def __init__(self, runtime: Runtime, container_id: str, st: State) -> None:
-        self.runtime, self.id, self._st = runtime, container_id, st
+    def __init__(self, runtime: Runtime, container_id: str, st: State | None) -> None:
+        self.runtime, self.id, self._st = runtime, container_id, st  # None: not read yet (Runtime.container)
 
     def __repr__(self) -> str:
         return f"Container({self.id!r}, root={self.runtime.root!r})"
@@ -154,11 +139,11 @@ class Container:
     @property
     def pid(self) -> int:
         """The init's pid (0 before it exists)."""
-        return self._st.pid
+        return (self._st or self._load()).pid
 
     @property
     def bundle(self) -> str:
-        return self._st.bundle
+        return (self._st or self._load()).bundle
 
     @property
     def owner(self) -> str:
@@ -257,11 +242,25 @@ class Container:
 
     def delete(self, force: bool = False) -> None:
         """Removes a stopped container (force: any, killing it first): its cgroup, host mounts and state,
-        then its poststop hooks (a failing one is a warning; the others still run)."""
+        then its poststop hooks (a failing one is a warning; the others still run). With force, a container
+        that is gone already is no error (runc's delete --force), and one whose state cannot be read has what
+        it can have left removed: the cgroups a config without cgroupsPath gets, and its state directory."""
         from .cgroups import Cgroup
 
         store = self.runtime.store
-        lock, current = self._lock("delete --force" if force else "delete")
+        try:
+            lock, current = self._lock("delete --force" if force else "delete")
+        except NotFoundError:
+            if force:
+                return
+            raise
+        except WrongStateError:
+            raise
+        except PyociError:  # the state is damaged (or the id invalid, which _remove_damaged says again)
+            if not force:
+                raise
+            self._remove_damaged()
+            return
         try:
             st = self._st
             self.runtime.log.debug(f"deleting the {current} container: its init {st.pid}, cgroup, host mounts, "
@@ -282,6 +281,17 @@ class Container:
                     _run_hooks(st, "poststop", STOPPED, [h])
                 except PyociError as exc:
                     self.runtime.log.warning(str(exc).replace("poststop[0]", f"poststop[{i}]"))
+            state.remove_dir(store.dir(self.id))
+        finally:
+            lock.release()
+
+    def _remove_damaged(self) -> None:
+        from .cgroups import Cgroup
+
+        store = self.runtime.store
+        lock = store.lock(self.id)
+        try:
+            Cgroup.default(self.id).destroy()
             state.remove_dir(store.dir(self.id))
         finally:
             lock.release()

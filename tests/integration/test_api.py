@@ -66,6 +66,21 @@ def test_start_kill_wait(rt, bundle):
         rt.get("api-example")
 
 
+def test_a_handle_reads_the_state_on_its_first_call(rt, bundle):
+    """Runtime.container reads nothing: an unknown id fails at the handle's first call (get fails at once),
+    and its pid and bundle are read when first asked. delete with force of an unknown id succeeds, as runc's."""
+    handle = rt.container("api-handle")
+    with pytest.raises(pyoci.NotFoundError, match='container "api-handle" does not exist'):
+        handle.state()
+    b = bundle(["sleep", "100"])
+    rt.create("api-handle", str(b))
+    assert handle.pid == rt.get("api-handle").pid > 0 and handle.bundle == str(b)
+    assert rt.container("api-handle").status() == "created"
+    rt.container("api-nothing").delete(force=True)
+    with pytest.raises(pyoci.NotFoundError, match='container "api-nothing" does not exist'):
+        rt.container("api-nothing").delete()
+
+
 def test_errors_are_typed(rt, bundle):
     with pytest.raises(pyoci.ConfigError) as bad:
         rt.create("api-bad", str(bundle(["true"], lambda c: c["process"].update(cwd="relative"))))

@@ -120,21 +120,36 @@ def test_lifecycle_commands_import_nothing_heavy(lean, bundle):
     call(lean, "delete", "--force", cid)
 
 
+def _opened(pyoci, trace, *args: str) -> list[str]:
+    """The files one call of the command opened (strace's lines of them)."""
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    subprocess.run(["strace", "-qq", "-e", "trace=open,openat,openat2", "-o", str(trace), PYOCI,
+                    "--root", str(pyoci.root), *args], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60)
+    return trace.read_text().splitlines()
+
+
 def test_the_command_reads_no_python_module_from_disk(pyoci, bundle, tmp_path):
     """The command carries pyoci's modules and the standard library's start-up ones frozen in: a call opens
     no .py or .pyc file (each would be a path search, a stat and a read)."""
-    if not shutil.which("strace"):
-        pytest.skip("strace is not installed")
-    trace = tmp_path / "trace"
     cid = pyoci.new_id("frz")
     for args in (["run", "--bundle", str(bundle(["true"])), pyoci.new_id("frz")],
                  ["create", "--bundle", str(bundle(["true"])), cid], ["state", cid], ["start", cid],
                  ["delete", "--force", cid], ["--version"]):
-        subprocess.run(["strace", "-qq", "-e", "trace=open,openat,openat2", "-o", str(trace), PYOCI,
-                        "--root", str(pyoci.root), *args], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
-        opened = [line for line in trace.read_text().splitlines() if re.search(r'\.pyc?"', line)]
+        opened = [line for line in _opened(pyoci, tmp_path / "trace", *args) if re.search(r'\.pyc?"', line)]
         assert opened == [], f"pyoci {args[0]}"
+
+
+def test_a_short_command_reads_the_state_once(pyoci, bundle, tmp_path):
+    """state, start, ps, kill and delete read state.json once, under the container's lock where they take it
+    (Runtime.container: no read before it)."""
+    cid = pyoci.new_id("once")
+    pyoci("create", "--bundle", str(bundle(["sleep", "100"])), cid)
+    for args in (["state", cid], ["start", cid], ["ps", "--format", "json", cid], ["kill", cid, "KILL"],
+                 ["delete", "--force", cid]):
+        reads = [line for line in _opened(pyoci, tmp_path / "trace", *args) if f'/{cid}/state.json"' in line]
+        assert len(reads) == 1, (args, reads)
 
 
 def test_a_closed_stdout_is_an_error_not_a_signal(pyoci, bundle):
