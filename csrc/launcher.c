@@ -509,7 +509,8 @@ int main(int argc, char **argv) {
         fail("cannot set up the import of pyoci's modules");
 
     char pyoci_dir[PATH_MAX];
-    snprintf(pyoci_dir, sizeof pyoci_dir, "%s/pyoci", site);
+    if ((size_t)snprintf(pyoci_dir, sizeof pyoci_dir, "%s/pyoci", site) >= sizeof pyoci_dir)
+        fail("install path too long");
 #ifdef PYOCI_CORE_PHASE
     if (_PySignal_Init(1) < 0)
         fail("cannot set up signal handling");
