@@ -27,17 +27,10 @@ from setuptools.command.build_py import build_py
 from distutils.command.build_scripts import build_scripts  # setuptools' own distutils, once setuptools is in
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "csrc"))  # csrc/'s build-time modules (pip does not put the source tree on it)
 
-
-def build_module(name: str) -> object:
-    """One of csrc/'s build-time Python modules (the source tree is not on sys.path under pip)."""
-    spec = importlib.util.spec_from_file_location(name, HERE / "csrc" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-deepfreeze, embedding = build_module("deepfreeze"), build_module("embedding")
+import deepfreeze  # noqa: E402
+import embedding  # noqa: E402
 
 
 # The generated code imports its exception from fastjsonschema; a local one keeps it a build-only tool.

@@ -80,16 +80,19 @@ class Writer:
         self.made: dict[object, str] = {}  # of the module being written
         self.made_shared: dict[object, str] = {}
         self.codes: list[str] = []  # the code objects of the module being written
-        self.sets: dict[str, None] = {}  # slots of its tuples that hold a frozenset constant, as a tuple for now
-        self.slots: dict[str, list[str]] = {}  # a tuple → its frozenset slots, those of tuples in it too
+        self.sets: list[str] = []  # slots of its tuples that hold a frozenset constant, as a tuple for now
+
+    @staticmethod
+    def _items(obj: tuple | frozenset) -> tuple:
+        """A tuple's items, or a frozenset's in one order (repr's), which its key and its C tuple share."""
+        return tuple(sorted(obj, key=repr)) if isinstance(obj, frozenset) else obj
 
     @staticmethod
     def _key(obj: object) -> object:
         if isinstance(obj, types.CodeType):
             return ("code", id(obj))
         if isinstance(obj, (tuple, frozenset)):
-            items = sorted(obj, key=repr) if isinstance(obj, frozenset) else obj
-            return (type(obj).__name__, tuple(Writer._key(item) for item in items))
+            return (type(obj).__name__, tuple(Writer._key(item) for item in Writer._items(obj)))
         return (type(obj).__name__, repr(obj))  # repr tells -0.0 from 0.0
 
     def object(self, obj: object) -> str:
@@ -105,14 +108,13 @@ class Writer:
         expression = made[key]
         if isinstance(obj, types.CodeType):
             self.codes.append(f"(PyCodeObject *){expression}")
-        self.sets.update(dict.fromkeys(self.slots.get(expression, ())))  # a tuple met before is still this module's
         return expression
 
     def _define(self, obj: object) -> str:
         if isinstance(obj, types.CodeType):
             return self._code(obj)
         if isinstance(obj, (tuple, frozenset)):
-            return self._tuple(tuple(sorted(obj, key=repr)) if isinstance(obj, frozenset) else obj)
+            return self._tuple(self._items(obj))
         if isinstance(obj, str):
             return self._str(obj)
         if isinstance(obj, bytes):
@@ -182,10 +184,8 @@ class Writer:
         name = self._static(f"struct {{ PyGC_Head _gc_head; {layout} _object; }}",
                             f"{{._object = {{.ob_base = {_var_head('PyTuple_Type', len(items))}, "
                             f".ob_item = {{{', '.join(values)}}}}}}}")
-        expression = f"(PyObject *)&{name}._object"  # a tuple's PyGC_Head comes before it
-        self.slots[expression] = [f"&{name}._object.ob_item[{i}]" for i, item in enumerate(items)
-                                  if isinstance(item, frozenset)] + [s for v in values for s in self.slots.get(v, ())]
-        return expression
+        self.sets += [f"&{name}._object.ob_item[{i}]" for i, item in enumerate(items) if isinstance(item, frozenset)]
+        return f"(PyObject *)&{name}._object"  # a tuple's PyGC_Head comes before it
 
     def _code(self, code: types.CodeType) -> str:
         names, kinds = localsplus(code)
@@ -212,9 +212,9 @@ class Writer:
     def module(self, index: int, code: types.CodeType) -> None:
         """One module's objects, the list of its code objects and frozenset slots, and its get_code
         function (pyoci_frozen_INDEX, which the frozen table names)."""
-        self.section, self.codes, self.sets, self.made, self.slots = str(index), [], {}, {}, {}
+        self.section, self.codes, self.sets, self.made = str(index), [], [], {}
         self.object(code)
-        codes, sets = self.codes[::-1], list(self.sets)  # the module's own code object first
+        codes, sets = self.codes[::-1], self.sets  # the module's own code object first
         self.lines.append(f"static PyCodeObject *const codes{index}[] = {{{', '.join(codes)}}};")
         if sets:
             self.lines.append(f"static PyObject **const sets{index}[] = {{{', '.join(sets)}}};")

@@ -50,7 +50,7 @@ static PyObject *deepfrozen(PyCodeObject *const *codes, Py_ssize_t count, PyObje
                 return NULL;
         for (Py_ssize_t i = 0; i < set_count; i++) {
             if (!PyTuple_CheckExact(*sets[i]))
-                continue; /* a module before this one shared the tuple that holds it */
+                continue; /* made by an earlier call that failed after it */
             PyObject *set = PyFrozenSet_New(*sets[i]);
             if (!set)
                 return NULL;

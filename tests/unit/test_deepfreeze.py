@@ -6,9 +6,9 @@ code, object by object, with what the compiler made. No root needed; the program
 library, as the command does."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
+import sys
 import sysconfig
 import types
 from pathlib import Path
@@ -16,16 +16,10 @@ from pathlib import Path
 import pytest
 
 CSRC = Path(__file__).resolve().parents[2] / "csrc"
+sys.path.insert(0, str(CSRC))  # the build-time modules setup.py imports
 
-
-def build_module(name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, CSRC / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-deepfreeze, embedding = build_module("deepfreeze"), build_module("embedding")
+import deepfreeze  # noqa: E402
+import embedding  # noqa: E402
 
 SOURCE = '''
 BIG, NEGATIVE, SMALL = 2 ** 100, -(2 ** 40), (-5, 256, 257, -6, 0)
