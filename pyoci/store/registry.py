@@ -246,21 +246,18 @@ class BlobReader:
     def __init__(self, client: Client, d: str, size: int | None) -> None:
         self.client, self.digest, self.size = client, d, size
         self.pos, self.failures, self.resp = 0, 0, None
-        self.resumed = 0
 
     def _open(self) -> None:
         headers = {"Range": f"bytes={self.pos}-"} if self.pos else {}
         resp = self.client.request("GET", f"blobs/{self.digest}", headers, ok=(200, 206),
                                    what=f"layer blob {self.digest}")
-        if self.pos:
-            self.resumed += 1
-            if resp.status == 200:
-                skip = self.pos
-                while skip:
-                    got = resp.read(min(skip, 1 << 20))
-                    if not got:
-                        raise http.client.IncompleteRead(b"")
-                    skip -= len(got)
+        if self.pos and resp.status == 200:
+            skip = self.pos
+            while skip:
+                got = resp.read(min(skip, 1 << 20))
+                if not got:
+                    raise http.client.IncompleteRead(b"")
+                skip -= len(got)
         self.resp = resp
 
     def read(self, n: int = -1) -> bytes:
