@@ -37,6 +37,33 @@ MIB = 1024 * 1024
 MEM_LIMITS = [8 * MIB, 4 * MIB, 2 * MIB, 1 * MIB, 512 * KIB, 256 * KIB]
 
 
+def true_bundle(base: str) -> dict:
+    """scripts/busybox-bundle's bundle at base, running /bin/true without a terminal: its config."""
+    subprocess.run(["sh", BUSYBOX_BUNDLE, base, "/bin/true"], check=True, timeout=120,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    path = os.path.join(base, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    # runc 1.1 and crun 1.8 know runtime-spec 1.0.x; pyoci spec writes its own (newer) version, which
+    # crun refuses ("unknown version specified"). The config uses nothing newer than 1.0.2.
+    cfg["ociVersion"] = "1.0.2"
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/true"]
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+    return cfg
+
+
+def exits_within(pid: int, timeout: float) -> bool:
+    """Whether pid (a child of ours, not yet reaped) ends within timeout. Until it is reaped its pid is not
+    reused, so a pidfd of it taken now is of that process even if it has ended."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Spawning and timing one call
 # ---------------------------------------------------------------------------------------------------------
@@ -276,15 +303,7 @@ class Bench:
     # -- bundles ----------------------------------------------------------------------------------------------
     def make_bundles(self) -> None:
         base = os.path.join(self.tmp, "bundle")
-        subprocess.run(["sh", BUSYBOX_BUNDLE, base, "/bin/true"], check=True, timeout=120,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        with open(os.path.join(base, "config.json")) as f:
-            cfg = json.load(f)
-        # runc 1.1 and crun 1.8 know runtime-spec 1.0.x; pyoci spec writes its own (newer) version, which
-        # crun refuses ("unknown version specified"). The config uses nothing newer than 1.0.2.
-        cfg["ociVersion"] = "1.0.2"
-        cfg["process"]["terminal"] = False
-        cfg["process"]["args"] = ["/bin/true"]
+        cfg = true_bundle(base)
         cfg["root"]["path"] = os.path.join(base, "rootfs")  # shared by the variants below
         variants = {"true": cfg}
         sleep = copy.deepcopy(cfg)
@@ -352,15 +371,10 @@ class Bench:
 
     def reap(self, rt: Runtime, init: int) -> os.struct_rusage | None:
         """Waits (within the timeout) for a started container's init to end and reaps it (it is our child: the
-        bench is its subreaper): its rusage, or None once the problem is told. Until reaped, its pid is not
-        reused, so a pidfd of it taken now is of the container's init even if it has ended."""
-        pidfd = os.pidfd_open(init)
-        try:
-            if not select.select([pidfd], [], [], self.args.timeout)[0]:
-                self.problem(rt, "wait", text=f"the container still runs after {self.args.timeout}s")
-                return None
-        finally:
-            os.close(pidfd)
+        bench is its subreaper): its rusage, or None once the problem is told."""
+        if not exits_within(init, self.args.timeout):
+            self.problem(rt, "wait", text=f"the container still runs after {self.args.timeout}s")
+            return None
         try:
             return os.wait4(init, 0)[2]
         except ChildProcessError:

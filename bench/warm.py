@@ -25,46 +25,23 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from typing import TYPE_CHECKING, Callable
+
+from compare import PR_SET_CHILD_SUBREAPER, exits_within, true_bundle  # bench/ is the script's directory
 
 if TYPE_CHECKING:
     from pyoci.container import Runtime
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUSYBOX_BUNDLE = os.path.join(HERE, "..", "scripts", "busybox-bundle")
-PR_SET_CHILD_SUBREAPER = 36
 WARM_UP = 5
-
-
-def make_bundle(tmp: str) -> str:
-    """compare.py's bundle: busybox, /bin/true, no terminal."""
-    bundle = os.path.join(tmp, "bundle")
-    subprocess.run(["sh", BUSYBOX_BUNDLE, bundle, "/bin/true"], check=True, timeout=120,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    path = os.path.join(bundle, "config.json")
-    with open(path) as f:
-        cfg = json.load(f)
-    cfg["process"]["terminal"] = False
-    cfg["process"]["args"] = ["/bin/true"]
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    return bundle
+INIT_TIMEOUT = 10
 
 
 def reap(pid: int) -> None:
-    """The init, which is this process's child once its parent (the executor) has exited: we are its
-    subreaper, as an engine's shim is."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, 0)[0] == pid:
-                return
-        except ChildProcessError:
-            if not os.path.exists(f"/proc/{pid}"):
-                return
-        time.sleep(0.0005)
-    raise TimeoutError(f"the init {pid} did not exit")
+    """The init, which is this process's child once its parent (the executor) has exited, before `create`
+    returns: we are its subreaper, as an engine's shim is."""
+    if not exits_within(pid, INIT_TIMEOUT):
+        raise TimeoutError(f"the init {pid} still runs after {INIT_TIMEOUT} s")
+    os.waitpid(pid, 0)
 
 
 def reap_after(rt: Runtime, cid: str) -> None:
@@ -149,7 +126,9 @@ def main() -> int:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     tmp = tempfile.mkdtemp(prefix="pyoci-warm-")
     try:
-        results = measure(args.runs, make_bundle(tmp), os.path.join(tmp, "state"), args.pyoci)
+        bundle = os.path.join(tmp, "bundle")
+        true_bundle(bundle)
+        results = measure(args.runs, bundle, os.path.join(tmp, "state"), args.pyoci)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"pyoci through the library, warm, {args.runs} runs: CPU ms median (min), user/system share")
